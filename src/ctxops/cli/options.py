@@ -1,0 +1,70 @@
+"""Click options generated from config dataclasses, so a flag's default and help live only in the dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+from ctxops.engine.config import EngineConfig
+from ctxops.engine.sampling_params import SamplingParams
+
+_TYPES = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def dataclass_options(cls: type, include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Callable:
+    """Decorate a click command with one option per dataclass field (defaults and help from the field)."""
+    chosen = [
+        f for f in dataclasses.fields(cls)
+        if (include is None or f.name in include) and f.name not in set(exclude)
+    ]
+
+    def decorate(func: Callable) -> Callable:
+        for f in reversed(chosen):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            help_text = f.metadata.get("help", "")
+            if f.type == "bool":
+                option = click.option(
+                    f"{_flag(f.name)}/--no-{f.name.replace('_', '-')}", f.name, default=default,
+                    show_default=True, help=help_text,
+                )
+            elif f.type.startswith("list"):
+                option = click.option(_flag(f.name), f.name, multiple=True, help=help_text)
+            else:
+                kind: Any = str if "parse" in f.metadata else _TYPES.get(f.type, str)
+                option = click.option(
+                    _flag(f.name), f.name, type=kind, default=default, show_default=default is not None,
+                    help=help_text,
+                )
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def engine_options(func: Callable) -> Callable:
+    """Every engine setting but the model (commands take the model their own way)."""
+    return dataclass_options(EngineConfig, exclude=("model",))(func)
+
+
+def build(cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate ``cls`` from the click values that belong to it; ValueErrors become usage errors."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items() if k in names}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens", "min_tokens", "stop", "ignore_eos", "logprobs")
+
+
+def sampling_options(func: Callable) -> Callable:
+    return dataclass_options(SamplingParams, include=SAMPLING_FLAGS)(func)

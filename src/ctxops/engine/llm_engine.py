@@ -1,0 +1,246 @@
+"""The engine loop: requests in, one ``step()`` at a time, ``RequestOutput``s out.
+
+``step()`` is schedule -> run the model -> append sampled tokens, detokenize, apply stop rules -> report. The engine
+validates requests at the door (a prompt longer than ``max_model_len`` is refused at once, never queued) and owns
+the tokenizer, so the scheduler and model runner below it see token ids only. It knows nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ctxops.engine.block_manager import BlockManager
+from ctxops.engine.config import EngineConfig
+from ctxops.engine.kv_cache import CacheInfo, plan_cache
+from ctxops.engine.model_runner import ModelRunner
+from ctxops.engine.outputs import CompletionOutput, Logprob, RequestOutput
+from ctxops.engine.sampler import SampleResult
+from ctxops.engine.sampling_params import SamplingParams
+from ctxops.engine.scheduler import Scheduler
+from ctxops.engine.sequence import FinishReason, Sequence
+from ctxops.models.config import ModelConfig
+from ctxops.models.loader import eos_token_ids, resolve_model_path, torch_dtype
+from ctxops.models.tokenizer import Tokenizer
+
+Prompt = str | list[int] | dict[str, Any]
+
+
+class PromptTooLongError(ValueError):
+    """The prompt does not fit in ``max_model_len``; carries the numbers for an API error."""
+
+    def __init__(self, num_tokens: int, max_model_len: int) -> None:
+        self.num_tokens = num_tokens
+        self.max_model_len = max_model_len
+        super().__init__(
+            f"the prompt has {num_tokens} tokens, longer than the maximum model length of {max_model_len}; "
+            "shorten the prompt or start the engine with a larger max_model_len"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """A snapshot for metrics: queue sizes, KV usage, prefix-cache counters (tokens)."""
+
+    num_running: int
+    num_waiting: int
+    kv_cache_usage: float
+    prefix_cache_queries: int
+    prefix_cache_hits: int
+    num_preemptions: int
+
+
+class LLMEngine:
+    """Runs requests on the embedded model, one scheduling step per call to :meth:`step`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        path = resolve_model_path(config.model)
+        self.model_path = path
+        self.model_config = ModelConfig.from_path(path)
+        self.max_model_len = config.max_model_len or self.model_config.max_position_embeddings
+        self.model_config.check_engine_support(self.max_model_len)
+        self.tokenizer = Tokenizer(path)
+        self.eos_token_ids = eos_token_ids(path, self.model_config)
+        dtype = torch_dtype(config.dtype, self.model_config)
+        self.cache_info: CacheInfo = plan_cache(
+            self.model_config, dtype, config.kv_cache_memory, config.block_size, self.max_model_len
+        )
+        self.block_manager = BlockManager(self.cache_info.num_blocks, config.block_size, config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
+        self.runner = ModelRunner(self.model_config, path, dtype, self.cache_info, config.seed)
+        self.sequences: dict[str, Sequence] = {}
+
+    # ---- requests in ------------------------------------------------------------------------------------------
+    def tokenize_prompt(self, prompt: Prompt) -> tuple[str | None, list[int]]:
+        """A prompt is text, a list of token ids, or {"prompt": text} / {"prompt_token_ids": ids}."""
+        if isinstance(prompt, dict):
+            if "prompt_token_ids" in prompt:
+                prompt = list(prompt["prompt_token_ids"])
+            elif "prompt" in prompt:
+                prompt = prompt["prompt"]
+            else:
+                raise ValueError("a dict prompt needs 'prompt' (text) or 'prompt_token_ids'")
+        if isinstance(prompt, str):
+            return prompt, self.tokenizer.encode(prompt)
+        if isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            vocab = self.model_config.vocab_size
+            bad = [t for t in prompt if not 0 <= t < vocab]
+            if bad:
+                raise ValueError(f"prompt token ids must be in [0, {vocab}); got {bad[:5]}")
+            return None, list(prompt)
+        raise TypeError(f"a prompt must be a string or a list of token ids, got {type(prompt).__name__}")
+
+    def make_sequence(self, request_id: str, prompt: Prompt, params: SamplingParams) -> Sequence:
+        """Validate and tokenize a request without touching engine state (safe from any thread)."""
+        text, ids = self.tokenize_prompt(prompt)
+        if not ids:
+            raise ValueError("the prompt is empty; give at least one token")
+        if len(ids) > self.max_model_len:
+            raise PromptTooLongError(len(ids), self.max_model_len)
+        return Sequence(request_id, ids, params, prompt=text)
+
+    def add_sequence(self, seq: Sequence) -> None:
+        if seq.request_id in self.sequences:
+            raise ValueError(f"request id {seq.request_id!r} is already running")
+        self.sequences[seq.request_id] = seq
+        self.scheduler.add(seq)
+
+    def add_request(self, request_id: str, prompt: Prompt, params: SamplingParams | None = None) -> Sequence:
+        seq = self.make_sequence(request_id, prompt, params or SamplingParams())
+        self.add_sequence(seq)
+        return seq
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        """Stop a request and free its blocks; returns its final output, or None if it is unknown."""
+        seq = self.sequences.pop(request_id, None)
+        if seq is None:
+            return None
+        self.scheduler.finish(seq, FinishReason.ABORT)
+        self.runner.sampler.release(request_id)
+        return self.make_output(seq)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    # ---- one step ---------------------------------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        """Schedule, run the model once, and return the outputs of every request that advanced."""
+        out = self.scheduler.schedule()
+        if out.is_empty:
+            return []
+        banned = {
+            s.seq.request_id: self._banned_tokens(s.seq) for s in out.scheduled if s.seq.params.min_tokens
+        }
+        results = self.runner.run(out.scheduled, banned)
+        self.scheduler.advance(out.scheduled)
+        now = time.time()
+        outputs = []
+        for seq, result in results:
+            self._append(seq, result, now)
+            outputs.append(self.make_output(seq))
+            if seq.is_finished:
+                self.sequences.pop(seq.request_id, None)
+                self.runner.sampler.release(seq.request_id)
+        return outputs
+
+    def _banned_tokens(self, seq: Sequence) -> list[int]:
+        if seq.num_output_tokens >= seq.params.min_tokens:
+            return []
+        eos = [] if seq.params.ignore_eos else list(self.eos_token_ids)
+        return eos + list(seq.params.stop_token_ids)
+
+    def _append(self, seq: Sequence, result: SampleResult, now: float) -> None:
+        seq.append_token(result.token_id)
+        if seq.metrics.first_token_time is None:
+            seq.metrics.first_token_time = now
+        seq.metrics.last_token_time = now
+        if seq.logprobs is not None:
+            self._record_logprobs(seq, result)
+        delta = self._detokenize(seq)
+        reason, stop = self._check_stop(seq, result.token_id, delta)
+        if reason is not None:
+            seq.stop_reason = stop
+            self.scheduler.finish(seq, reason)
+
+    def _record_logprobs(self, seq: Sequence, result: SampleResult) -> None:
+        assert seq.logprobs is not None and result.logprob is not None
+        entry = {result.token_id: Logprob(result.logprob, result.rank or 1, self.tokenizer.decode([result.token_id]))}
+        for rank, (tid, lp) in enumerate(result.top_logprobs or [], start=1):
+            entry.setdefault(tid, Logprob(lp, rank, self.tokenizer.decode([tid])))
+        seq.logprobs.append(entry)
+        seq.cumulative_logprob += result.logprob
+
+    def _detokenize(self, seq: Sequence) -> str:
+        """Incremental detokenization over a small window, so long outputs stay linear in cost."""
+        skip = seq.params.skip_special_tokens
+        prefix = self.tokenizer.decode(seq.token_ids[seq.detok_prefix_offset : seq.detok_read_offset], skip)
+        full = self.tokenizer.decode(seq.token_ids[seq.detok_prefix_offset :], skip)
+        if len(full) > len(prefix) and not full.endswith("\ufffd"):
+            delta = full[len(prefix) :]
+            seq.detok_prefix_offset, seq.detok_read_offset = seq.detok_read_offset, seq.num_tokens
+            seq.text += delta
+            return delta
+        return ""
+
+    def _check_stop(self, seq: Sequence, token: int, delta: str) -> tuple[FinishReason | None, str | int | None]:
+        params = seq.params
+        if seq.num_output_tokens >= params.min_tokens:
+            if token in params.stop_token_ids:
+                return FinishReason.STOP, token
+            if not params.ignore_eos and token in self.eos_token_ids:
+                return FinishReason.STOP, None
+            if delta and params.stop:
+                hit = self._find_stop_string(seq, len(delta))
+                if hit is not None:
+                    return FinishReason.STOP, hit
+        if params.max_tokens is not None and seq.num_output_tokens >= params.max_tokens:
+            return FinishReason.LENGTH, None
+        if seq.num_tokens >= self.max_model_len:
+            return FinishReason.LENGTH, None
+        return None, None
+
+    def _find_stop_string(self, seq: Sequence, delta_len: int) -> str | None:
+        longest = max(len(s) for s in seq.params.stop)
+        search_from = max(len(seq.text) - delta_len - longest + 1, 0)
+        for stop in seq.params.stop:
+            index = seq.text.find(stop, search_from)
+            if index != -1:
+                end = index + len(stop) if seq.params.include_stop_str_in_output else index
+                seq.text = seq.text[:end]
+                return stop
+        return None
+
+    # ---- outputs ----------------------------------------------------------------------------------------------
+    def make_output(self, seq: Sequence) -> RequestOutput:
+        finished = seq.is_finished
+        text = seq.text if finished else seq.text.rstrip("\ufffd")
+        completion = CompletionOutput(
+            index=0,
+            text=text,
+            token_ids=list(seq.output_token_ids),
+            cumulative_logprob=seq.cumulative_logprob if seq.logprobs is not None else None,
+            logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
+            finish_reason=seq.finish_reason.value if seq.finish_reason else None,
+            stop_reason=seq.stop_reason,
+        )
+        return RequestOutput(
+            request_id=seq.request_id,
+            prompt=seq.prompt,
+            prompt_token_ids=list(seq.prompt_token_ids),
+            outputs=[completion],
+            finished=finished,
+            num_cached_tokens=seq.num_cached_tokens,
+            metrics=seq.metrics,
+        )
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            num_running=self.scheduler.num_running,
+            num_waiting=self.scheduler.num_waiting,
+            kv_cache_usage=self.block_manager.usage,
+            prefix_cache_queries=self.block_manager.prefix_queries,
+            prefix_cache_hits=self.block_manager.prefix_hits,
+            num_preemptions=self.scheduler.num_preemptions,
+        )

@@ -1,0 +1,133 @@
+"""Runs one scheduled step on the model: builds the flattened batch, runs the transformer over block tables,
+samples the sequences that reached their end.
+
+The model runner owns every tensor of the engine: the weights and the KV pool. It turns the scheduler's
+``(sequence, num_new_tokens)`` list into ids, positions, slots and attention metadata; it does not decide what runs
+and it does not know text.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ctxops.engine.kv_cache import CacheInfo, allocate_cache
+from ctxops.engine.sampler import SampleResult, Sampler
+from ctxops.engine.scheduler import ScheduledSequence
+from ctxops.models.attention import AttentionMetadata, PrefillSegment
+from ctxops.models.config import ModelConfig, RopeType
+from ctxops.models.llama import LlamaForCausalLM
+from ctxops.models.loader import load_weights
+
+
+class ModelRunner:
+    """Owns the model and the KV pool; executes steps."""
+
+    def __init__(self, model_config: ModelConfig, path, dtype: torch.dtype, cache: CacheInfo, seed: int) -> None:
+        self.config = model_config
+        self.dtype = dtype
+        self.block_size = cache.block_size
+        torch.manual_seed(seed)
+        with torch.device("meta"):
+            model = LlamaForCausalLM(model_config)
+        model = model.to_empty(device="cpu").to(dtype)
+        model.rotary = type(model.rotary)(model_config)  # buffers computed for real, not left on meta
+        if model_config.tie_word_embeddings:  # to_empty gives each module its own tensor: tie again
+            model.lm_head.weight = model.model.embed_tokens.weight
+        load_weights(model, path, dtype)
+        self.model = model.eval()
+        self.kv_caches = allocate_cache(model_config, cache, dtype)
+        self.sampler = Sampler(seed)
+        self.is_dynamic_rope = model_config.rope.type == RopeType.DYNAMIC
+
+    # ---- batch building ---------------------------------------------------------------------------------------
+    def _slots(self, block_table: list[int], start: int, end: int) -> list[int]:
+        bs = self.block_size
+        return [block_table[p // bs] * bs + p % bs for p in range(start, end)]
+
+    def prepare_decode(self, decodes: list[ScheduledSequence], ids, positions, slots, rope_lens):
+        """One token per sequence; returns padded block tables and the length mask."""
+        if not decodes:
+            return None, None
+        max_blocks = max(len(s.seq.block_table) for s in decodes)
+        tables = torch.zeros(len(decodes), max_blocks, dtype=torch.long)
+        context_lens = []
+        for row, s in enumerate(decodes):
+            seq, pos = s.seq, s.seq.num_computed_tokens
+            ids.append(seq.token_ids[pos])
+            positions.append(pos)
+            slots.extend(self._slots(seq.block_table, pos, pos + 1))
+            rope_lens.append(pos + 1)
+            tables[row, : len(seq.block_table)] = torch.tensor(seq.block_table)
+            context_lens.append(pos + 1)
+        keys = torch.arange(max_blocks * self.block_size)
+        mask = (keys[None, :] < torch.tensor(context_lens)[:, None])[:, None, None, :]  # (N, 1, 1, L)
+        return tables, mask
+
+    def prepare_prefill(self, prefills: list[ScheduledSequence], ids, positions, slots, rope_lens):
+        segments = []
+        for s in prefills:
+            seq, start, end = s.seq, s.seq.num_computed_tokens, s.seq.num_computed_tokens + s.num_new_tokens
+            row = len(ids)
+            ids.extend(seq.token_ids[start:end])
+            positions.extend(range(start, end))
+            slots.extend(self._slots(seq.block_table, start, end))
+            rope_lens.extend([end] * (end - start))
+            mask = None
+            if start > 0:
+                query_pos = torch.arange(start, end)[:, None]
+                mask = torch.arange(end)[None, :] <= query_pos  # (q_len, context_len)
+            table = torch.tensor(seq.block_table[: -(-end // self.block_size)], dtype=torch.long)
+            segments.append(PrefillSegment(row, end - start, end, table, mask))
+        return segments
+
+    def prepare(self, scheduled: list[ScheduledSequence]):
+        """Order the batch decodes first, then prefill chunks; build ids, positions and metadata."""
+        decodes = [s for s in scheduled if s.num_new_tokens == 1]
+        prefills = [s for s in scheduled if s.num_new_tokens > 1]
+        ids: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        rope_lens: list[int] = []
+        tables, mask = self.prepare_decode(decodes, ids, positions, slots, rope_lens)
+        segments = self.prepare_prefill(prefills, ids, positions, slots, rope_lens)
+        meta = AttentionMetadata(
+            slot_mapping=torch.tensor(slots, dtype=torch.long),
+            num_decodes=len(decodes),
+            decode_block_tables=tables,
+            decode_mask=mask,
+            prefills=segments,
+            rope_seq_lens=torch.tensor(rope_lens) if self.is_dynamic_rope else None,
+        )
+        ordered = decodes + prefills
+        # the last row of each sequence that reaches its end produces the next token
+        sample_rows, row = [], 0
+        for s in ordered:
+            row += s.num_new_tokens
+            if s.samples:
+                sample_rows.append((row - 1, s))
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(positions, dtype=torch.long), meta, sample_rows
+
+    # ---- execution --------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run_model(self, ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata, rows: list[int]):
+        hidden = self.model(ids, positions, self.kv_caches, meta)
+        return self.model.compute_logits(hidden[rows])  # (len(rows), vocab) fp32
+
+    def run(self, scheduled: list[ScheduledSequence], banned: dict[str, list[int]]) -> list[tuple]:
+        """Run one step; return (sequence, SampleResult) for every sequence that produced a token."""
+        if not scheduled:
+            return []
+        ids, positions, meta, sample_rows = self.prepare(scheduled)
+        if not sample_rows:
+            with torch.inference_mode():
+                self.model(ids, positions, self.kv_caches, meta)
+            return []
+        logits = self.run_model(ids, positions, meta, [r for r, _ in sample_rows])
+        seqs = [s.seq for _, s in sample_rows]
+        results: list[SampleResult] = self.sampler.sample(
+            logits,
+            [seq.request_id for seq in seqs],
+            [seq.params for seq in seqs],
+            [banned.get(seq.request_id, []) for seq in seqs],
+        )
+        return list(zip(seqs, results, strict=True))

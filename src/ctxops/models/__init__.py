@@ -1,0 +1,1 @@
+"""What a model is: config, RoPE, the Llama-family transformer, weights and tokenizer."""
