@@ -16,9 +16,17 @@ from ctxops.models.config import ModelConfigError
 
 @click.command()
 @click.argument("prompts", nargs=-1)
-@click.option("--model", "-m", default=EngineConfig.model, show_default=True, help=EngineConfig.__dataclass_fields__["model"].metadata["help"])
+@click.option(
+    "--model",
+    "-m",
+    default=EngineConfig.model,
+    show_default=True,
+    help=EngineConfig.__dataclass_fields__["model"].metadata["help"],
+)
 @click.option("--chat", is_flag=True, help="wrap each prompt as a user message in the model's chat template")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object per prompt (text, tokens, timings)")
+@click.option(
+    "--json", "as_json", is_flag=True, help="print one JSON object per prompt (text, tokens, timings)"
+)
 @engine_options
 @sampling_options
 def generate(prompts: tuple[str, ...], model: str, chat: bool, as_json: bool, **options) -> None:
@@ -37,7 +45,9 @@ def generate(prompts: tuple[str, ...], model: str, chat: bool, as_json: bool, **
         raise click.ClickException(str(exc)) from exc
     try:
         if chat:
-            outputs = llm.chat([[{"role": "user", "content": p}] for p in prompt_list], params, use_tqdm=False)
+            outputs = llm.chat(
+                [[{"role": "user", "content": p}] for p in prompt_list], params, use_tqdm=False
+            )
         else:
             outputs = llm.generate(prompt_list, params, use_tqdm=False)
     except ValueError as exc:

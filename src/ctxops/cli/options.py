@@ -18,10 +18,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def dataclass_options(cls: type, include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Callable:
+def dataclass_options(
+    cls: type, include: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> Callable:
     """Decorate a click command with one option per dataclass field (defaults and help from the field)."""
     chosen = [
-        f for f in dataclasses.fields(cls)
+        f
+        for f in dataclasses.fields(cls)
         if (include is None or f.name in include) and f.name not in set(exclude)
     ]
 
@@ -31,15 +34,22 @@ def dataclass_options(cls: type, include: Iterable[str] | None = None, exclude: 
             help_text = f.metadata.get("help", "")
             if f.type == "bool":
                 option = click.option(
-                    f"{_flag(f.name)}/--no-{f.name.replace('_', '-')}", f.name, default=default,
-                    show_default=True, help=help_text,
+                    f"{_flag(f.name)}/--no-{f.name.replace('_', '-')}",
+                    f.name,
+                    default=default,
+                    show_default=True,
+                    help=help_text,
                 )
             elif f.type.startswith("list"):
                 option = click.option(_flag(f.name), f.name, multiple=True, help=help_text)
             else:
                 kind: Any = str if "parse" in f.metadata else _TYPES.get(f.type, str)
                 option = click.option(
-                    _flag(f.name), f.name, type=kind, default=default, show_default=default is not None,
+                    _flag(f.name),
+                    f.name,
+                    type=kind,
+                    default=default,
+                    show_default=default is not None,
                     help=help_text,
                 )
             func = option(func)
@@ -63,8 +73,18 @@ def build(cls: type, values: dict[str, Any]) -> Any:
         raise click.BadParameter(str(exc)) from exc
 
 
-SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens", "min_tokens", "stop", "ignore_eos", "logprobs")
+SAMPLING_FLAGS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "min_tokens",
+    "stop",
+    "ignore_eos",
+    "logprobs",
+)
 
 
 def sampling_options(func: Callable) -> Callable:
+    """The sampling flags ``generate`` exposes, from ``SamplingParams``."""
     return dataclass_options(SamplingParams, include=SAMPLING_FLAGS)(func)

@@ -47,7 +47,9 @@ class BlockManager:
         self.block_size = block_size
         self.enable_prefix_caching = enable_prefix_caching
         self.blocks = [Block(i) for i in range(num_blocks)]
-        self.free_queue: OrderedDict[int, None] = OrderedDict((i, None) for i in range(num_blocks))  # LRU first
+        self.free_queue: OrderedDict[int, None] = OrderedDict(
+            (i, None) for i in range(num_blocks)
+        )  # LRU first
         self.hash_to_block: dict[int, int] = {}
         # Prefix-cache counters, in tokens (as vLLM's prefix_cache_queries / prefix_cache_hits).
         self.prefix_queries = 0
@@ -161,6 +163,8 @@ class BlockManager:
                 expected[block_id] += 1
         for block in self.blocks:
             assert block.ref_count == expected[block.block_id], f"block {block.block_id} ref count drifted"
-            assert (block.ref_count == 0) == (block.block_id in self.free_queue), f"block {block.block_id} misfiled"
+            assert (block.ref_count == 0) == (block.block_id in self.free_queue), (
+                f"block {block.block_id} misfiled"
+            )
         for h, block_id in self.hash_to_block.items():
             assert self.blocks[block_id].hash == h

@@ -11,8 +11,21 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "tb": 10**12}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "tb": 10**12,
+}
 
 
 def parse_bytes(value: int | str) -> int:
@@ -21,7 +34,9 @@ def parse_bytes(value: int | str) -> int:
         return value
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"cannot read {value!r} as a size; write e.g. 2GiB, 512MiB, 1GB or a number of bytes")
+        raise ValueError(
+            f"cannot read {value!r} as a size; write e.g. 2GiB, 512MiB, 1GB or a number of bytes"
+        )
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 

@@ -39,10 +39,15 @@ class CacheInfo:
         return self.num_tokens / self.max_model_len
 
     def to_dict(self) -> dict[str, int | str | float]:
-        return {**asdict(self), "num_tokens": self.num_tokens, "max_concurrency": round(self.max_concurrency, 2)}
+        return {
+            **asdict(self),
+            "num_tokens": self.num_tokens,
+            "max_concurrency": round(self.max_concurrency, 2),
+        }
 
 
 def bytes_per_token(config: ModelConfig, dtype: torch.dtype) -> int:
+    """K and V bytes one token occupies across all layers."""
     element = torch.empty((), dtype=dtype).element_size()
     return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * element
 
@@ -60,7 +65,7 @@ def plan_cache(
         raise ValueError(
             f"the model's max_model_len ({max_model_len}) is larger than the {capacity} tokens the KV cache can "
             f"hold with kv_cache_memory={kv_cache_memory} bytes ({per_token} bytes per token). Raise "
-            f"kv_cache_memory to at least {needed} bytes ({needed / 2**30:.2f} GiB) or lower max_model_len to "
+            f"kv_cache_memory to at least {needed} bytes ({needed / 2**20:.1f} MiB) or lower max_model_len to "
             f"{capacity} or less."
         )
     return CacheInfo(
@@ -74,10 +79,17 @@ def plan_cache(
     )
 
 
-def allocate_cache(config: ModelConfig, info: CacheInfo, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def allocate_cache(
+    config: ModelConfig, info: CacheInfo, dtype: torch.dtype
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The pool as one tensor, returned as one (k, v) view pair per layer."""
     pool = torch.zeros(
-        2, config.num_hidden_layers, info.num_blocks, info.block_size, config.num_key_value_heads, config.head_dim,
+        2,
+        config.num_hidden_layers,
+        info.num_blocks,
+        info.block_size,
+        config.num_key_value_heads,
+        config.head_dim,
         dtype=dtype,
     )  # (2, num_layers, num_blocks, block_size, num_kv_heads, head_dim)
     assert pool.numel() * pool.element_size() == info.total_bytes

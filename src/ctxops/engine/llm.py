@@ -9,6 +9,7 @@ the request (freeing its KV blocks) when the consumer stops iterating. Both are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,9 @@ def _params_for(params: SamplingParams | Sequence[SamplingParams] | None, count:
         return [params] * count
     params = list(params)
     if len(params) != count:
-        raise ValueError(f"got {len(params)} sampling params for {count} prompts; pass one, or one per prompt")
+        raise ValueError(
+            f"got {len(params)} sampling params for {count} prompts; pass one, or one per prompt"
+        )
     return params
 
 
@@ -68,20 +71,32 @@ class LLM:
         """Run every prompt to completion; outputs come back in the order of ``prompts``."""
         prompt_list = _as_prompt_list(prompts)
         params = _params_for(sampling_params, len(prompt_list))
-        seqs = [self.engine.make_sequence(str(next(self._ids)), p, sp) for p, sp in zip(prompt_list, params)]
+        seqs = [
+            self.engine.make_sequence(str(next(self._ids)), p, sp)
+            for p, sp in zip(prompt_list, params, strict=True)
+        ]
         for seq in seqs:
             self.engine.add_sequence(seq)
         finished: dict[str, RequestOutput] = {}
-        with Progress(
-            TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            disable=not use_tqdm, transient=True,
-        ) as progress:
-            task = progress.add_task("requests", total=len(seqs))
-            while self.engine.has_unfinished_requests():
-                for out in self.engine.step():
-                    if out.finished:
-                        finished[out.request_id] = out
-                        progress.advance(task)
+        try:
+            with Progress(
+                TextColumn("generating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                disable=not use_tqdm,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("requests", total=len(seqs))
+                while self.engine.has_unfinished_requests():
+                    for out in self.engine.step():
+                        if out.finished:
+                            finished[out.request_id] = out
+                            progress.advance(task)
+        except BaseException:  # an interrupted batch must not leave its requests holding blocks
+            for seq in seqs:
+                self.engine.abort_request(seq.request_id)
+            raise
         return [finished[seq.request_id] for seq in seqs]
 
     def chat(
@@ -98,7 +113,9 @@ class LLM:
 
     def render_chat(self, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
         """Chat messages -> prompt token ids (the template supplies BOS, so none is added again)."""
-        text = self.engine.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt)
+        text = self.engine.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=add_generation_prompt
+        )
         return self.engine.tokenizer.encode(text, add_special_tokens=False)
 
 
@@ -112,7 +129,9 @@ class AsyncLLM:
     def __init__(self, config: EngineConfig | None = None, **kwargs: Any) -> None:
         self.engine = LLMEngine(config or EngineConfig(**kwargs))
         self._queues: dict[str, asyncio.Queue[RequestOutput | BaseException]] = {}
-        self._pending: list[tuple[str, Any]] = []  # ("add", Sequence) | ("abort", request_id), applied between steps
+        self._pending: list[
+            tuple[str, Any]
+        ] = []  # ("add", Sequence) | ("abort", request_id), applied between steps
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxops-engine")
@@ -212,8 +231,6 @@ class AsyncLLM:
     async def shutdown(self) -> None:
         if self._loop_task is not None:
             self._loop_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
-            except (asyncio.CancelledError, Exception):
-                pass
         self._executor.shutdown(wait=True)

@@ -67,7 +67,9 @@ class LLMEngine:
         self.cache_info: CacheInfo = plan_cache(
             self.model_config, dtype, config.kv_cache_memory, config.block_size, self.max_model_len
         )
-        self.block_manager = BlockManager(self.cache_info.num_blocks, config.block_size, config.enable_prefix_caching)
+        self.block_manager = BlockManager(
+            self.cache_info.num_blocks, config.block_size, config.enable_prefix_caching
+        )
         self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
         self.runner = ModelRunner(self.model_config, path, dtype, self.cache_info, config.seed)
         self.sequences: dict[str, Sequence] = {}
@@ -166,7 +168,11 @@ class LLMEngine:
 
     def _record_logprobs(self, seq: Sequence, result: SampleResult) -> None:
         assert seq.logprobs is not None and result.logprob is not None
-        entry = {result.token_id: Logprob(result.logprob, result.rank or 1, self.tokenizer.decode([result.token_id]))}
+        entry = {
+            result.token_id: Logprob(
+                result.logprob, result.rank or 1, self.tokenizer.decode([result.token_id])
+            )
+        }
         for rank, (tid, lp) in enumerate(result.top_logprobs or [], start=1):
             entry.setdefault(tid, Logprob(lp, rank, self.tokenizer.decode([tid])))
         seq.logprobs.append(entry)
@@ -184,7 +190,9 @@ class LLMEngine:
             return delta
         return ""
 
-    def _check_stop(self, seq: Sequence, token: int, delta: str) -> tuple[FinishReason | None, str | int | None]:
+    def _check_stop(
+        self, seq: Sequence, token: int, delta: str
+    ) -> tuple[FinishReason | None, str | int | None]:
         params = seq.params
         if seq.num_output_tokens >= params.min_tokens:
             if token in params.stop_token_ids:

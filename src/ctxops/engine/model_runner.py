@@ -1,5 +1,7 @@
-"""Runs one scheduled step on the model: builds the flattened batch, runs the transformer over block tables,
-samples the sequences that reached their end.
+"""Runs one scheduled step on the model.
+
+It builds the flattened batch, runs the transformer over block tables, and samples the sequences that reached
+their end.
 
 The model runner owns every tensor of the engine: the weights and the KV pool. It turns the scheduler's
 ``(sequence, num_new_tokens)`` list into ids, positions, slots and attention metadata; it does not decide what runs
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ctxops.engine.kv_cache import CacheInfo, allocate_cache
-from ctxops.engine.sampler import SampleResult, Sampler
+from ctxops.engine.sampler import Sampler, SampleResult
 from ctxops.engine.scheduler import ScheduledSequence
 from ctxops.models.attention import AttentionMetadata, PrefillSegment
 from ctxops.models.config import ModelConfig, RopeType
@@ -22,7 +24,9 @@ from ctxops.models.loader import load_weights
 class ModelRunner:
     """Owns the model and the KV pool; executes steps."""
 
-    def __init__(self, model_config: ModelConfig, path, dtype: torch.dtype, cache: CacheInfo, seed: int) -> None:
+    def __init__(
+        self, model_config: ModelConfig, path, dtype: torch.dtype, cache: CacheInfo, seed: int
+    ) -> None:
         self.config = model_config
         self.dtype = dtype
         self.block_size = cache.block_size
@@ -105,22 +109,26 @@ class ModelRunner:
             row += s.num_new_tokens
             if s.samples:
                 sample_rows.append((row - 1, s))
-        return torch.tensor(ids, dtype=torch.long), torch.tensor(positions, dtype=torch.long), meta, sample_rows
+        return (
+            torch.tensor(ids, dtype=torch.long),
+            torch.tensor(positions, dtype=torch.long),
+            meta,
+            sample_rows,
+        )
 
     # ---- execution --------------------------------------------------------------------------------------------
-    @torch.inference_mode()
     def run_model(self, ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata, rows: list[int]):
         hidden = self.model(ids, positions, self.kv_caches, meta)
         return self.model.compute_logits(hidden[rows])  # (len(rows), vocab) fp32
 
+    @torch.inference_mode()
     def run(self, scheduled: list[ScheduledSequence], banned: dict[str, list[int]]) -> list[tuple]:
         """Run one step; return (sequence, SampleResult) for every sequence that produced a token."""
         if not scheduled:
             return []
         ids, positions, meta, sample_rows = self.prepare(scheduled)
-        if not sample_rows:
-            with torch.inference_mode():
-                self.model(ids, positions, self.kv_caches, meta)
+        if not sample_rows:  # only mid-prompt chunks this step: fill the cache, sample nothing
+            self.model(ids, positions, self.kv_caches, meta)
             return []
         logits = self.run_model(ids, positions, meta, [r for r, _ in sample_rows])
         seqs = [s.seq for _, s in sample_rows]

@@ -40,7 +40,9 @@ class SamplingParams:
         if self.top_k == -1:
             object.__setattr__(self, "top_k", 0)
         if self.n != 1:
-            raise ValueError(f"n must be 1 (several completions per request are not supported yet), got {self.n}")
+            raise ValueError(
+                f"n must be 1 (several completions per request are not supported yet), got {self.n}"
+            )
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -25,7 +25,9 @@ class PrefillSegment:
     num_query_tokens: int  # tokens computed now
     context_len: int  # tokens attended to: already cached + computed now
     block_table: torch.Tensor  # (num_blocks_of_seq,) long
-    mask: torch.Tensor | None  # (num_query_tokens, context_len) bool, None when the chunk starts at position 0
+    mask: (
+        torch.Tensor | None
+    )  # (num_query_tokens, context_len) bool, None when the chunk starts at position 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,9 @@ class AttentionMetadata:
     rope_seq_lens: torch.Tensor | None = None  # (T,) sequence length per token, for dynamic NTK RoPE
 
 
-def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor):
+def write_kv(
+    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor
+):
     """Store (T, num_kv_heads, head_dim) keys and values into their cache slots."""
     num_kv_heads, head_dim = k_cache.shape[-2:]
     k_cache.view(-1, num_kv_heads, head_dim).index_copy_(0, slots, k.to(k_cache.dtype))
@@ -58,7 +62,9 @@ def gather_blocks(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tens
     return gathered.transpose(1, 2)
 
 
-def _decode(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata, scale: float):
+def _decode(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata, scale: float
+):
     assert meta.decode_block_tables is not None
     keys = gather_blocks(k_cache, meta.decode_block_tables)
     values = gather_blocks(v_cache, meta.decode_block_tables)
@@ -83,7 +89,9 @@ def _prefill(
     if seg.mask is None:  # nothing cached before this chunk: attend over the fresh keys, causally
         keys = k[rows].transpose(0, 1).unsqueeze(0)
         values = v[rows].transpose(0, 1).unsqueeze(0)
-        out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, scale=scale, enable_gqa=True)
+        out = F.scaled_dot_product_attention(
+            query, keys, values, is_causal=True, scale=scale, enable_gqa=True
+        )
     else:
         table = seg.block_table.unsqueeze(0)
         keys = gather_blocks(k_cache, table)[:, :, : seg.context_len]

@@ -48,8 +48,11 @@ ENGINE_ROPE_TYPES = (RopeType.DEFAULT, RopeType.LINEAR, RopeType.DYNAMIC, RopeTy
 
 @dataclass(frozen=True, slots=True)
 class RopeConfig:
-    """Rotary embedding parameters, normalised from either the old (``rope_theta`` + ``rope_scaling``) or the
-    transformers-5 (``rope_parameters``) layout."""
+    """Rotary embedding parameters.
+
+    Normalised from either the old (``rope_theta`` + ``rope_scaling``) or the transformers-5 (``rope_parameters``)
+    layout.
+    """
 
     theta: float = 10000.0
     type: RopeType = RopeType.DEFAULT
@@ -96,6 +99,7 @@ class ModelConfig:
     sliding_window_layers: tuple[int, ...] = ()
     # MLA (DeepSeek-V2/V3): the KV cache holds a compressed latent plus a shared rope key per token.
     kv_lora_rank: int | None = None
+    q_lora_rank: int | None = None  # None = queries projected directly from the hidden state
     qk_rope_head_dim: int | None = None
     qk_nope_head_dim: int | None = None
     v_head_dim: int | None = None
@@ -168,13 +172,19 @@ class ModelConfig:
                 "`ctxops serve --upstream` instead."
             )
         if self.is_mla or self.is_moe:
-            raise UnsupportedModelError(f"{self.architecture} with MLA or MoE layers is not supported by the engine")
+            raise UnsupportedModelError(
+                f"{self.architecture} with MLA or MoE layers is not supported by the engine"
+            )
         if self.rope.type not in ENGINE_ROPE_TYPES:
             names = ", ".join(t.value for t in ENGINE_ROPE_TYPES)
-            raise UnsupportedModelError(f"rope_type {self.rope.type.value!r} is not supported; supported: {names}")
+            raise UnsupportedModelError(
+                f"rope_type {self.rope.type.value!r} is not supported; supported: {names}"
+            )
         if self.hidden_act != "silu":
             raise UnsupportedModelError(f"hidden_act {self.hidden_act!r} is not supported; supported: silu")
-        if self.sliding_window_layers and (max_model_len is None or max_model_len > (self.sliding_window or 0)):
+        if self.sliding_window_layers and (
+            max_model_len is None or max_model_len > (self.sliding_window or 0)
+        ):
             raise UnsupportedModelError(
                 f"config.json enables sliding-window attention (window {self.sliding_window} on "
                 f"{len(self.sliding_window_layers)} layers), which the engine does not implement; supported is full "
@@ -202,7 +212,9 @@ def _architecture(raw: dict[str, Any], source: str) -> str:
     model_type = raw.get("model_type")
     if model_type in ENGINE_ARCHITECTURES:
         return ENGINE_ARCHITECTURES[model_type]
-    raise ModelConfigError(f"{source}: missing 'architectures' (e.g. [\"LlamaForCausalLM\"]) and 'model_type'")
+    raise ModelConfigError(
+        f"{source}: missing 'architectures' (e.g. [\"LlamaForCausalLM\"]) and 'model_type'"
+    )
 
 
 def _rope(raw: dict[str, Any], max_position_embeddings: int, source: str) -> RopeConfig:
@@ -239,7 +251,9 @@ def _rope(raw: dict[str, Any], max_position_embeddings: int, source: str) -> Rop
         mscale=params.get("mscale"),
         mscale_all_dim=params.get("mscale_all_dim"),
         truncate=bool(params.get("truncate", True)),
-        partial_rotary_factor=float(params.get("partial_rotary_factor", raw.get("partial_rotary_factor", 1.0))),
+        partial_rotary_factor=float(
+            params.get("partial_rotary_factor", raw.get("partial_rotary_factor", 1.0))
+        ),
     )
 
 
@@ -251,10 +265,18 @@ def _sliding_layers(raw: dict[str, Any], num_layers: int) -> tuple[int | None, t
         return (window if layers else None), layers
     if window is None or raw.get("use_sliding_window") is False:
         return None, ()
-    if raw.get("model_type") in ("qwen2", "qwen3"):
+    if window >= raw.get("max_position_embeddings", window + 1):
+        return None, ()  # a window no sequence can exceed never engages (Phi-3-mini-128k: 262144)
+    model_type = raw.get("model_type")
+    if model_type in ("qwen2", "qwen3"):
         # Qwen applies the window to layers at or above max_window_layers.
         first = int(raw.get("max_window_layers", num_layers))
         layers = tuple(range(first, num_layers))
+    elif model_type == "gemma2":
+        layers = tuple(range(0, num_layers, 2))  # even layers local, odd layers global
+    elif model_type in ("gemma3", "gemma3_text"):
+        pattern = int(raw.get("sliding_window_pattern", 6))  # every pattern-th layer is global
+        layers = tuple(i for i in range(num_layers) if (i + 1) % pattern)
     else:
         layers = tuple(range(num_layers))
     return (window if layers else None), layers
@@ -305,6 +327,7 @@ def _parse(raw: dict[str, Any], source: str) -> ModelConfig:
         sliding_window=window,
         sliding_window_layers=window_layers,
         kv_lora_rank=raw.get("kv_lora_rank"),
+        q_lora_rank=raw.get("q_lora_rank"),
         qk_rope_head_dim=raw.get("qk_rope_head_dim"),
         qk_nope_head_dim=raw.get("qk_nope_head_dim"),
         v_head_dim=raw.get("v_head_dim"),

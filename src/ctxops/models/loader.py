@@ -72,7 +72,9 @@ def load_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype) -> None
                 if name.endswith(_IGNORED_SUFFIXES):
                     continue
                 if name not in params:
-                    raise ModelConfigError(f"{file}: unexpected tensor {name!r}; does config.json match the weights?")
+                    raise ModelConfigError(
+                        f"{file}: unexpected tensor {name!r}; does config.json match the weights?"
+                    )
                 tensor = f.get_tensor(name)
                 target = params[name]
                 if tuple(tensor.shape) != tuple(target.shape):
@@ -83,7 +85,9 @@ def load_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype) -> None
                 with torch.no_grad():
                     target.copy_(tensor.to(dtype))
                 loaded.add(name)
-    tied = {"lm_head.weight"} if getattr(model, "config", None) and model.config.tie_word_embeddings else set()
+    tied = (
+        {"lm_head.weight"} if getattr(model, "config", None) and model.config.tie_word_embeddings else set()
+    )
     missing = sorted(set(params) - loaded - tied)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -111,8 +115,15 @@ def torch_dtype(name: str, config: ModelConfig) -> torch.dtype:
     """Map ``auto`` / ``float32`` / ``bfloat16`` / ``float16`` to a torch dtype (``auto`` = checkpoint's, fp32 if none)."""
     if name == "auto":
         name = config.torch_dtype or "float32"
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "half": torch.float16,
+    }
     if name not in table:
         raise ValueError(f"dtype must be one of auto, float32, bfloat16, float16; got {name!r}")
     return table[name]

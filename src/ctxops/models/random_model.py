@@ -38,7 +38,9 @@ def train_tokenizer(directory: str | Path, vocab_size: int = 512) -> Tokenizer:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator([_CORPUS] * 20, trainer=trainer)
     bos = SPECIAL_TOKENS[0]
@@ -94,7 +96,7 @@ def write_random_model(
     (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": eos}))
     torch.manual_seed(seed)
     model = LlamaForCausalLM(ModelConfig.from_dict(raw))
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.dim() > 1:
             torch.nn.init.normal_(param, std=0.02)
     state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("rotary")}

@@ -99,7 +99,9 @@ class RotaryEmbedding(torch.nn.Module):
         theta = self.rope.theta * ((factor * lens / max_pos) - (factor - 1)) ** (self.dim / (self.dim - 2))
         return base_inv_freq(theta.float(), self.dim)
 
-    def cos_sin(self, positions: torch.Tensor, seq_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    def cos_sin(
+        self, positions: torch.Tensor, seq_lens: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """Cos/sin tables for (T,) positions, each (T, dim) in fp32."""
         if self.rope.type == RopeType.DYNAMIC:
             assert seq_lens is not None, "dynamic NTK needs each token's sequence length"
@@ -111,6 +113,7 @@ class RotaryEmbedding(torch.nn.Module):
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1) over the last dim, the pairing HF checkpoints use."""
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 

@@ -35,7 +35,9 @@ def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -
 
 
 def _compile_template(source: str, file: Path) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -52,7 +54,9 @@ class Tokenizer:
         path = Path(path)
         file = path / "tokenizer.json"
         if not file.is_file():
-            raise ModelConfigError(f"{file}: not found; the model directory needs a tokenizer.json (fast tokenizer)")
+            raise ModelConfigError(
+                f"{file}: not found; the model directory needs a tokenizer.json (fast tokenizer)"
+            )
         try:
             self._tok = HFTokenizer.from_file(str(file))
         except Exception as exc:  # the tokenizers library raises a bare Exception on bad files
