@@ -15,10 +15,25 @@ import torch
 from ctxops.engine.kv_cache import CacheInfo, allocate_cache
 from ctxops.engine.sampler import Sampler, SampleResult
 from ctxops.engine.scheduler import ScheduledSequence
-from ctxops.models.attention import AttentionMetadata, PrefillSegment
+from ctxops.models.attention import AttentionMetadata, BlockSpan, DecodeBatch, PrefillSegment
 from ctxops.models.config import ModelConfig, RopeType
 from ctxops.models.llama import LlamaForCausalLM
 from ctxops.models.loader import load_weights
+
+
+# Decodes sharing at least this many leading blocks read them once for all (cascade attention).
+MIN_CASCADE_BLOCKS = 4
+
+
+def _common_prefix_len(tables: list[list[int]]) -> int:
+    """How many leading block ids every table has in common."""
+    shortest = min(len(t) for t in tables)
+    first = tables[0]
+    for i in range(shortest):
+        block = first[i]
+        if any(t[i] != block for t in tables):
+            return i
+    return shortest
 
 
 class ModelRunner:
@@ -38,6 +53,7 @@ class ModelRunner:
         if model_config.tie_word_embeddings:  # to_empty gives each module its own tensor: tie again
             model.lm_head.weight = model.model.embed_tokens.weight
         load_weights(model, path, dtype)
+        model.fuse_projections()
         self.model = model.eval()
         self.kv_caches = allocate_cache(model_config, cache, dtype)
         self.sampler = Sampler(seed)
@@ -48,24 +64,38 @@ class ModelRunner:
         bs = self.block_size
         return [block_table[p // bs] * bs + p % bs for p in range(start, end)]
 
-    def prepare_decode(self, decodes: list[ScheduledSequence], ids, positions, slots, rope_lens):
-        """One token per sequence; returns padded block tables and the length mask."""
+    def prepare_decode(
+        self, decodes: list[ScheduledSequence], ids, positions, slots, rope_lens
+    ) -> DecodeBatch | None:
+        """One token per sequence; finds the cached prefix every sequence shares, for cascade attention."""
         if not decodes:
-            return None, None
-        max_blocks = max(len(s.seq.block_table) for s in decodes)
-        tables = torch.zeros(len(decodes), max_blocks, dtype=torch.long)
+            return None
+        tables = [s.seq.block_table for s in decodes]
         context_lens = []
-        for row, s in enumerate(decodes):
+        for s in decodes:
             seq, pos = s.seq, s.seq.num_computed_tokens
             ids.append(seq.token_ids[pos])
             positions.append(pos)
             slots.extend(self._slots(seq.block_table, pos, pos + 1))
             rope_lens.append(pos + 1)
-            tables[row, : len(seq.block_table)] = torch.tensor(seq.block_table)
             context_lens.append(pos + 1)
-        keys = torch.arange(max_blocks * self.block_size)
-        mask = (keys[None, :] < torch.tensor(context_lens)[:, None])[:, None, None, :]  # (N, 1, 1, L)
-        return tables, mask
+        num_shared = _common_prefix_len(tables) if len(tables) > 1 else 0
+        if num_shared < MIN_CASCADE_BLOCKS:
+            num_shared = 0
+        own = [t[num_shared:] for t in tables]
+        own_lens = [n - num_shared * self.block_size for n in context_lens]
+        max_own = max(len(t) for t in own)
+        padded = torch.tensor([t + [0] * (max_own - len(t)) for t in own], dtype=torch.long)
+        keys = torch.arange(max_own * self.block_size)
+        mask = (keys[None, :] < torch.tensor(own_lens)[:, None])[:, None, None, :]  # (N, 1, 1, L)
+        return DecodeBatch(
+            num_seqs=len(decodes),
+            shared=BlockSpan.of(tables[0][:num_shared]) if num_shared else None,
+            own=[BlockSpan.of(t) for t in own] if len(decodes) == 1 else [],
+            own_lens=own_lens,
+            own_tables=padded,
+            own_mask=mask,
+        )
 
     def prepare_prefill(self, prefills: list[ScheduledSequence], ids, positions, slots, rope_lens):
         segments = []
@@ -80,8 +110,8 @@ class ModelRunner:
             if start > 0:
                 query_pos = torch.arange(start, end)[:, None]
                 mask = torch.arange(end)[None, :] <= query_pos  # (q_len, context_len)
-            table = torch.tensor(seq.block_table[: -(-end // self.block_size)], dtype=torch.long)
-            segments.append(PrefillSegment(row, end - start, end, table, mask))
+            blocks = BlockSpan.of(seq.block_table[: -(-end // self.block_size)])
+            segments.append(PrefillSegment(row, end - start, end, blocks, mask))
         return segments
 
     def prepare(self, scheduled: list[ScheduledSequence]):
@@ -92,13 +122,11 @@ class ModelRunner:
         positions: list[int] = []
         slots: list[int] = []
         rope_lens: list[int] = []
-        tables, mask = self.prepare_decode(decodes, ids, positions, slots, rope_lens)
+        decode = self.prepare_decode(decodes, ids, positions, slots, rope_lens)
         segments = self.prepare_prefill(prefills, ids, positions, slots, rope_lens)
         meta = AttentionMetadata(
             slot_mapping=torch.tensor(slots, dtype=torch.long),
-            num_decodes=len(decodes),
-            decode_block_tables=tables,
-            decode_mask=mask,
+            decode=decode,
             prefills=segments,
             rope_seq_lens=torch.tensor(rope_lens) if self.is_dynamic_rope else None,
         )

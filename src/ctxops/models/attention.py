@@ -2,8 +2,10 @@
 
 Each layer's cache is a pair of tensors shaped (num_blocks, block_size, num_kv_heads, head_dim). A step's new keys
 and values are written into their slots (``slot_mapping``), then every query attends over its sequence's blocks
-(``block_table``). Decodes (one query per sequence) run as one padded, masked batch; prefill chunks run one
-sequence at a time, directly on the fresh keys when nothing precedes them, else on keys gathered from the cache.
+(``block_table``). A sequence whose blocks form one contiguous run is read as a view, without copying. Decodes (one
+query per sequence) run as one padded, masked batch; when they all start with the same cached blocks (one document,
+many questions) that prefix is read once for all of them and the softmax is merged (cascade attention). Prefill
+chunks run one sequence at a time, on the fresh keys when nothing precedes them, else on keys from the cache.
 
 This module knows tensors, slots and block tables. It does not know sequences, sampling or the scheduler: the model
 runner builds :class:`AttentionMetadata` and passes it down explicitly (no global context).
@@ -18,31 +20,69 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True, slots=True)
+class BlockSpan:
+    """Some blocks of the pool in order: one contiguous run is read as a view (no copy), else gathered."""
+
+    start: int  # first block of the run (unused when ``index`` is set)
+    count: int  # number of blocks
+    index: torch.Tensor | None = None  # (count,) long block ids, when they are not one contiguous run
+
+    @staticmethod
+    def of(block_ids: list[int]) -> BlockSpan:
+        if block_ids and block_ids[-1] - block_ids[0] == len(block_ids) - 1 and _is_run(block_ids):
+            return BlockSpan(block_ids[0], len(block_ids))
+        return BlockSpan(0, len(block_ids), torch.tensor(block_ids, dtype=torch.long))
+
+
+def _is_run(block_ids: list[int]) -> bool:
+    first = block_ids[0]
+    return all(b == first + i for i, b in enumerate(block_ids))
+
+
+@dataclass(frozen=True, slots=True)
 class PrefillSegment:
     """One sequence's prefill chunk inside the flattened batch."""
 
     start: int  # first row of this chunk in the (T, ...) batch
     num_query_tokens: int  # tokens computed now
     context_len: int  # tokens attended to: already cached + computed now
-    block_table: torch.Tensor  # (num_blocks_of_seq,) long
+    blocks: BlockSpan  # the sequence's blocks covering context_len
     mask: (
         torch.Tensor | None
     )  # (num_query_tokens, context_len) bool, None when the chunk starts at position 0
 
 
 @dataclass(frozen=True, slots=True)
+class DecodeBatch:
+    """The decode rows: one query per sequence, optionally sharing a cached prefix (cascade attention).
+
+    The shared prefix (full blocks every sequence starts with, e.g. one document asked many questions) is read
+    once for all queries; each sequence's own remaining blocks are gathered into a padded, masked batch.
+    """
+
+    num_seqs: int
+    shared: BlockSpan | None  # blocks common to every sequence, or None
+    own: list[BlockSpan]  # per sequence, its blocks after the shared prefix
+    own_lens: list[int]  # per sequence, tokens in its own blocks (>= 1: the new token is always its own)
+    own_tables: torch.Tensor  # (num_seqs, max_own_blocks) long, padded with block 0
+    own_mask: torch.Tensor  # (num_seqs, 1, 1, max_own_blocks * block_size) bool
+
+
+@dataclass(frozen=True, slots=True)
 class AttentionMetadata:
     """Where a step's tokens go in the cache and what each of them attends to.
 
-    Rows ``[0, num_decodes)`` of the batch are decode tokens, one per sequence; prefill chunks follow.
+    Rows ``[0, decode.num_seqs)`` of the batch are decode tokens, one per sequence; prefill chunks follow.
     """
 
     slot_mapping: torch.Tensor  # (T,) long: block_id * block_size + offset for every new token
-    num_decodes: int = 0
-    decode_block_tables: torch.Tensor | None = None  # (num_decodes, max_blocks) long, padded with block 0
-    decode_mask: torch.Tensor | None = None  # (num_decodes, 1, 1, max_blocks * block_size) bool
+    decode: DecodeBatch | None = None
     prefills: list[PrefillSegment] = field(default_factory=list)
     rope_seq_lens: torch.Tensor | None = None  # (T,) sequence length per token, for dynamic NTK RoPE
+
+    @property
+    def num_decodes(self) -> int:
+        return self.decode.num_seqs if self.decode else 0
 
 
 def write_kv(
@@ -54,25 +94,74 @@ def write_kv(
     v_cache.view(-1, num_kv_heads, head_dim).index_copy_(0, slots, v.to(v_cache.dtype))
 
 
+def read_span(cache: torch.Tensor, span: BlockSpan) -> torch.Tensor:
+    """The span's slots as (count * block_size, num_kv_heads, head_dim): a view for a run, else a gathered copy."""
+    num_blocks, block_size, num_kv_heads, head_dim = cache.shape
+    if span.index is None:
+        return cache[span.start : span.start + span.count].view(-1, num_kv_heads, head_dim)
+    flat = cache.view(num_blocks, block_size * num_kv_heads * head_dim)
+    return flat.index_select(0, span.index).view(-1, num_kv_heads, head_dim)
+
+
 def gather_blocks(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tensor:
     """(B, max_blocks) block ids -> (B, num_kv_heads, max_blocks * block_size, head_dim) keys or values."""
     batch, max_blocks = block_tables.shape
-    _, block_size, num_kv_heads, head_dim = cache.shape
-    gathered = cache[block_tables].view(batch, max_blocks * block_size, num_kv_heads, head_dim)
-    return gathered.transpose(1, 2)
+    num_blocks, block_size, num_kv_heads, head_dim = cache.shape
+    flat = cache.view(num_blocks, block_size * num_kv_heads * head_dim)
+    gathered = flat.index_select(0, block_tables.view(-1))
+    return gathered.view(batch, max_blocks * block_size, num_kv_heads, head_dim).transpose(1, 2)
 
 
-def _decode(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata, scale: float
-):
-    assert meta.decode_block_tables is not None
-    keys = gather_blocks(k_cache, meta.decode_block_tables)
-    values = gather_blocks(v_cache, meta.decode_block_tables)
-    query = q[: meta.num_decodes].unsqueeze(2)  # (N, num_heads, 1, head_dim)
-    out = F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=meta.decode_mask, scale=scale, enable_gqa=True
-    )
+def _decode_plain(q: torch.Tensor, k_cache, v_cache, batch: DecodeBatch, scale: float) -> torch.Tensor:
+    """No shared prefix: one SDPA call; a lone sequence reads its blocks as a view, a batch is gathered."""
+    query = q.unsqueeze(2)  # (N, num_heads, 1, head_dim)
+    if batch.num_seqs == 1:
+        length = batch.own_lens[0]
+        keys = read_span(k_cache, batch.own[0])[:length].transpose(0, 1).unsqueeze(0)
+        values = read_span(v_cache, batch.own[0])[:length].transpose(0, 1).unsqueeze(0)
+        mask = None
+    else:
+        keys = gather_blocks(k_cache, batch.own_tables)
+        values = gather_blocks(v_cache, batch.own_tables)
+        mask = batch.own_mask
+    out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scale, enable_gqa=True)
     return out.squeeze(2)  # (N, num_heads, head_dim)
+
+
+def _decode_cascade(q: torch.Tensor, k_cache, v_cache, batch: DecodeBatch, scale: float) -> torch.Tensor:
+    """Shared prefix read once for all N queries, own blocks per sequence, softmax merged across both."""
+    assert batch.shared is not None
+    n, num_heads, head_dim = q.shape
+    num_kv_heads = k_cache.shape[2]
+    group = num_heads // num_kv_heads
+    # shared part: (kv_heads, N * group, head_dim) @ (kv_heads, head_dim, P) -> (kv_heads, N * group, P)
+    q_shared = (
+        q.view(n, num_kv_heads, group, head_dim)
+        .permute(1, 0, 2, 3)
+        .reshape(num_kv_heads, n * group, head_dim)
+    )
+    k_shared = read_span(k_cache, batch.shared).transpose(0, 1)  # (kv_heads, P, head_dim)
+    v_shared = read_span(v_cache, batch.shared).transpose(0, 1)
+    s_shared = torch.matmul(q_shared, k_shared.transpose(1, 2)).float().mul_(scale)
+    # own part: (N, kv_heads, group, head_dim) @ (N, kv_heads, head_dim, R) -> (N, kv_heads, group, R)
+    k_own = gather_blocks(k_cache, batch.own_tables)
+    v_own = gather_blocks(v_cache, batch.own_tables)
+    q_own = q.view(n, num_kv_heads, group, head_dim)
+    s_own = torch.matmul(q_own, k_own.transpose(2, 3)).float().mul_(scale)
+    s_own.masked_fill_(~batch.own_mask, float("-inf"))
+    # merge the two softmaxes with a shared running max, laid out as (N, kv_heads, group)
+    m_shared = s_shared.amax(-1).view(num_kv_heads, n, group).permute(1, 0, 2)
+    m = torch.maximum(m_shared, s_own.amax(-1))
+    p_shared = (s_shared - m.permute(1, 0, 2).reshape(num_kv_heads, n * group, 1)).exp_()
+    p_own = (s_own - m.unsqueeze(-1)).exp_()
+    denom = p_shared.sum(-1).view(num_kv_heads, n, group).permute(1, 0, 2) + p_own.sum(-1)
+    dtype = v_shared.dtype
+    o_shared = (
+        torch.matmul(p_shared.to(dtype), v_shared).view(num_kv_heads, n, group, head_dim).permute(1, 0, 2, 3)
+    )
+    o_own = torch.matmul(p_own.to(dtype), v_own)  # (N, kv_heads, group, head_dim)
+    out = (o_shared.float() + o_own.float()) / denom.unsqueeze(-1)
+    return out.reshape(n, num_heads, head_dim).to(q.dtype)
 
 
 def _prefill(
@@ -93,9 +182,8 @@ def _prefill(
             query, keys, values, is_causal=True, scale=scale, enable_gqa=True
         )
     else:
-        table = seg.block_table.unsqueeze(0)
-        keys = gather_blocks(k_cache, table)[:, :, : seg.context_len]
-        values = gather_blocks(v_cache, table)[:, :, : seg.context_len]
+        keys = read_span(k_cache, seg.blocks)[: seg.context_len].transpose(0, 1).unsqueeze(0)
+        values = read_span(v_cache, seg.blocks)[: seg.context_len].transpose(0, 1).unsqueeze(0)
         out = F.scaled_dot_product_attention(
             query, keys, values, attn_mask=seg.mask, scale=scale, enable_gqa=True
         )
@@ -112,12 +200,14 @@ def paged_attention(
     scale: float,
 ) -> torch.Tensor:
     """Write k/v to the cache and attend. q: (T, num_heads, head_dim); k, v: (T, num_kv_heads, head_dim)."""
-    write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
     if k_cache.dtype != q.dtype:
         raise TypeError(f"KV cache dtype {k_cache.dtype} differs from the model's {q.dtype}")
+    write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
     out = torch.empty_like(q)
-    if meta.num_decodes:
-        out[: meta.num_decodes] = _decode(q, k_cache, v_cache, meta, scale)
+    if meta.decode is not None:
+        n = meta.decode.num_seqs
+        decode = _decode_cascade if meta.decode.shared is not None else _decode_plain
+        out[:n] = decode(q[:n], k_cache, v_cache, meta.decode, scale)
     for seg in meta.prefills:
         out[seg.start : seg.start + seg.num_query_tokens] = _prefill(q, k, v, k_cache, v_cache, seg, scale)
     return out

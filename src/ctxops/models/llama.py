@@ -52,23 +52,40 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
             self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
 
+    def fuse(self) -> None:
+        """Replace q/k/v by one (q+k+v) projection after loading: one matmul instead of three."""
+        self.qkv_proj = _fuse_linears([self.q_proj, self.k_proj, self.v_proj])
+        del self.q_proj, self.k_proj, self.v_proj
+
     def forward(
         self,
         x: torch.Tensor,  # (T, hidden)
-        cos_sin: tuple[torch.Tensor, torch.Tensor],  # each (T, rot_dim)
+        cos_sin: tuple[torch.Tensor, torch.Tensor],  # each (T, rot_dim), in the model dtype
         kv_cache: tuple[torch.Tensor, torch.Tensor],  # each (num_blocks, block_size, num_kv_heads, head_dim)
         meta: AttentionMetadata,
     ) -> torch.Tensor:
         num_tokens = x.shape[0]
-        q = self.q_proj(x).view(num_tokens, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(num_tokens, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(num_tokens, self.num_kv_heads, self.head_dim)
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        q, k, v = self.qkv_proj(x).split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(num_tokens, self.num_heads, self.head_dim)
+        k = k.view(num_tokens, self.num_kv_heads, self.head_dim)
+        v = v.view(num_tokens, self.num_kv_heads, self.head_dim)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         cos, sin = cos_sin
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         out = paged_attention(q, k, v, kv_cache[0], kv_cache[1], meta, self.scale)
-        return self.o_proj(out.reshape(num_tokens, self.num_heads * self.head_dim))
+        return self.o_proj(out.view(num_tokens, self.num_heads * self.head_dim))
+
+
+def _fuse_linears(linears: list[nn.Linear]) -> nn.Linear:
+    """Stack linears that read the same input into one; outputs come out concatenated in order."""
+    weight = torch.cat([lin.weight.data for lin in linears])
+    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=linears[0].bias is not None, dtype=weight.dtype)
+    fused.weight.data = weight
+    if fused.bias is not None:
+        fused.bias.data = torch.cat([lin.bias.data for lin in linears])
+    return fused
 
 
 class MLP(nn.Module):
@@ -81,8 +98,14 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(hidden, inter, bias=config.mlp_bias)
         self.down_proj = nn.Linear(inter, hidden, bias=config.mlp_bias)
 
+    def fuse(self) -> None:
+        """Replace gate/up by one projection after loading."""
+        self.gate_up_proj = _fuse_linears([self.gate_proj, self.up_proj])
+        del self.gate_proj, self.up_proj
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(nn.functional.silu(gate).mul_(up))
 
 
 class DecoderLayer(nn.Module):
@@ -130,11 +153,18 @@ class LlamaForCausalLM(nn.Module):
         meta: AttentionMetadata,
     ) -> torch.Tensor:
         """Hidden states after the final norm, (T, hidden)."""
-        cos_sin = self.rotary.cos_sin(positions, meta.rope_seq_lens)
         x = self.model.embed_tokens(input_ids)
+        cos, sin = self.rotary.cos_sin(positions, meta.rope_seq_lens)
+        cos_sin = (cos.to(x.dtype), sin.to(x.dtype))
         for layer, kv_cache in zip(self.model.layers, kv_caches, strict=True):
             x = layer(x, cos_sin, kv_cache, meta)
         return self.model.norm(x)
+
+    def fuse_projections(self) -> None:
+        """Fuse q/k/v and gate/up weights; call once after the checkpoint is loaded."""
+        for layer in self.model.layers:
+            layer.self_attn.fuse()
+            layer.mlp.fuse()
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, hidden) -> (N, vocab) logits in fp32."""

@@ -119,9 +119,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (T, heads, head_dim) by (T, rot_dim) tables; dims past rot_dim (partial rotary) pass through."""
+    """Rotate (T, heads, head_dim) by (T, rot_dim) tables in x's dtype; dims past rot_dim pass through."""
     rot = cos.shape[-1]
-    cos, sin = cos[:, None, :].to(x.dtype), sin[:, None, :].to(x.dtype)
+    cos, sin = cos[:, None, :], sin[:, None, :]
     if rot == x.shape[-1]:
         return x * cos + rotate_half(x) * sin
     x_rot, x_pass = x[..., :rot], x[..., rot:]
