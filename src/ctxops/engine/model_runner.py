@@ -20,7 +20,6 @@ from ctxops.models.config import ModelConfig, RopeType
 from ctxops.models.llama import LlamaForCausalLM
 from ctxops.models.loader import load_weights
 
-
 # Decodes sharing at least this many leading blocks read them once for all (cascade attention).
 MIN_CASCADE_BLOCKS = 4
 
