@@ -24,6 +24,7 @@ BASE = dict(
 ARCHITECTURES = {
     # name: (config class, model class, overrides)
     "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
+    "llama2-mha": ("LlamaConfig", "LlamaForCausalLM", {"num_key_value_heads": 4}),
     "llama-bias-headdim": ("LlamaConfig", "LlamaForCausalLM", {"attention_bias": True, "head_dim": 32}),
     "llama3.2-tied": (
         "LlamaConfig",

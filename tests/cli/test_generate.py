@@ -75,3 +75,10 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "ctxops", "--version"], capture_output=True, text=True, check=True
     )
     assert "ctxops" in out.stdout
+
+
+def test_default_model_is_builtin(tmp_path):
+    result = CliRunner().invoke(cli, ["generate", "hello"])
+    # builtin is the default; until it ships, the error names it instead of a descriptor repr
+    assert "member" not in result.output
+    assert result.exit_code == 0 or "builtin" in result.output

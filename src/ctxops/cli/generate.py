@@ -19,9 +19,9 @@ from ctxops.models.config import ModelConfigError
 @click.option(
     "--model",
     "-m",
-    default=EngineConfig.model,
+    default=EngineConfig.default("model"),
     show_default=True,
-    help=EngineConfig.__dataclass_fields__["model"].metadata["help"],
+    help=EngineConfig.help("model"),
 )
 @click.option("--chat", is_flag=True, help="wrap each prompt as a user message in the model's chat template")
 @click.option(

@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
     lazy_subcommands={
         "generate": "ctxops.cli.generate:generate",
         "plan": "ctxops.cli.plan:plan",
+        "serve": "ctxops.cli.serve:serve",
     },
 )
 @click.version_option(__version__, prog_name="ctxops")

@@ -8,7 +8,7 @@ default is never restated. Facts derived at startup (the KV pool's block count, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 _UNITS = {
@@ -78,6 +78,10 @@ class EngineConfig:
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16; got {self.dtype!r}")
 
     @classmethod
-    def option_fields(cls) -> list[Any]:
-        """The fields a CLI exposes as flags, with their help text and parsers in ``metadata``."""
-        return [f for f in fields(cls)]
+    def default(cls, name: str) -> Any:
+        """A field's default (class attributes of a slotted dataclass are descriptors, not defaults)."""
+        return cls.__dataclass_fields__[name].default
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return cls.__dataclass_fields__[name].metadata.get("help", "")

@@ -50,7 +50,7 @@ def _params_for(params: SamplingParams | Sequence[SamplingParams] | None, count:
 class LLM:
     """Offline generation: ``LLM("path/to/model").generate(["..."], SamplingParams(max_tokens=32))``."""
 
-    def __init__(self, model: str = EngineConfig.model, **kwargs: Any) -> None:
+    def __init__(self, model: str = EngineConfig.default("model"), **kwargs: Any) -> None:
         self.engine = LLMEngine(EngineConfig(model=model, **kwargs))
         self._ids = itertools.count()
 

@@ -1,0 +1,160 @@
+"""Load test for `ctxops serve`: concurrent streaming clients vs in-process `LLM.generate` on the same workload.
+
+Reports request throughput, output tokens/s, TTFT and TPOT p50/p95 (TPOT as vLLM's benchmark defines it:
+(E2E - TTFT) / (output tokens - 1), per request), and the server's output throughput as a ratio of the offline
+engine's on the same prompts, run at the same concurrency (batches of --concurrency).
+
+    python bench/serve_load.py --concurrency 16 --num-requests 64 --max-tokens 64 [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_prompts(n: int, words: int) -> list[str]:
+    return [f"request {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(words)) for i in range(n)]
+
+
+def start_server(model: str, kv: str, port: int, workdir: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "ctxops", "serve", model, "--port", str(port), "--served-model-name", "bench",
+           "--kv-cache-memory", kv, "--request-log", str(workdir / "bench-requests.db")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=(workdir / "server.out").open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit((workdir / "server.out").read_text())
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+async def one_request(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> dict:
+    body = {"model": "bench", "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "ignore_eos": True,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    start = time.perf_counter()
+    ttft = None
+    output_tokens = 0
+    async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            chunk = json.loads(line[5:])
+            if chunk["choices"] and ttft is None:
+                ttft = time.perf_counter() - start
+            if chunk.get("usage"):
+                output_tokens = chunk["usage"]["completion_tokens"]
+    e2e = time.perf_counter() - start
+    tpot = (e2e - ttft) / (output_tokens - 1) if output_tokens > 1 and ttft is not None else None
+    return {"ttft": ttft, "e2e": e2e, "tpot": tpot, "output_tokens": output_tokens}
+
+
+async def run_clients(
+    port: int, prompts: list[str], max_tokens: int, concurrency: int
+) -> tuple[list[dict], float]:
+    url = f"http://127.0.0.1:{port}/v1/completions"
+    limit = asyncio.Semaphore(concurrency)
+
+    async def bounded(client: httpx.AsyncClient, prompt: str) -> dict:
+        async with limit:
+            return await one_request(client, url, prompt, max_tokens)
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await one_request(client, url, "warm up", 4)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(bounded(client, p) for p in prompts))
+        return results, time.perf_counter() - start
+
+
+def run_offline(
+    model: str, kv: str, prompts: list[str], max_tokens: int, concurrency: int
+) -> tuple[int, float]:
+    from ctxops import LLM, SamplingParams
+
+    llm = LLM(model, kv_cache_memory=kv)
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
+    llm.generate(["warm up"], SamplingParams(max_tokens=4), use_tqdm=False)
+    start = time.perf_counter()
+    tokens = 0
+    for i in range(0, len(prompts), concurrency):
+        outs = llm.generate(prompts[i : i + concurrency], params, use_tqdm=False)
+        tokens += sum(len(o.outputs[0].token_ids) for o in outs)
+    return tokens, time.perf_counter() - start
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", help="model directory (default: a random tiny Llama written to a temp dir)"
+    )
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--num-requests", type=int, default=64)
+    parser.add_argument("--prompt-words", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--kv-cache-memory", default="256MiB")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ctxops-bench-"))
+    model = args.model
+    if model is None:
+        from ctxops.models.random_model import write_random_model
+
+        model = str(write_random_model(workdir / "model"))
+    prompts = make_prompts(args.num_requests, args.prompt_words)
+
+    port = free_port()
+    server = start_server(model, args.kv_cache_memory, port, workdir)
+    try:
+        results, wall = asyncio.run(run_clients(port, prompts, args.max_tokens, args.concurrency))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    offline_tokens, offline_wall = run_offline(
+        model, args.kv_cache_memory, prompts, args.max_tokens, args.concurrency
+    )
+
+    out_tokens = sum(r["output_tokens"] for r in results)
+    ttfts = [r["ttft"] for r in results if r["ttft"] is not None]
+    tpots = [r["tpot"] for r in results if r["tpot"] is not None]
+    report = {
+        "concurrency": args.concurrency, "num_requests": len(prompts), "max_tokens": args.max_tokens,
+        "request_throughput_rps": len(results) / wall, "output_tokens_per_s": out_tokens / wall,
+        "ttft_p50_ms": 1e3 * pct(ttfts, 50), "ttft_p95_ms": 1e3 * pct(ttfts, 95),
+        "tpot_p50_ms": 1e3 * pct(tpots, 50), "tpot_p95_ms": 1e3 * pct(tpots, 95),
+        "offline_output_tokens_per_s": offline_tokens / offline_wall,
+        "server_vs_offline_ratio": (out_tokens / wall) / (offline_tokens / offline_wall),
+        "cpu_count": os.cpu_count(),
+    }  # fmt: skip
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""``ctxops serve``: an OpenAI-compatible server for a local model, or a gateway in front of upstream servers."""
+
+from __future__ import annotations
+
+import click
+
+from ctxops.cli.options import build, dataclass_options, engine_options
+from ctxops.engine.config import EngineConfig
+from ctxops.models.config import ModelConfig, ModelConfigError
+from ctxops.serve.config import ServerConfig, UpstreamSpec, read_keys_file
+
+SERVER_FLAGS = (
+    "host", "port", "served_model_name", "max_queue", "max_body_size", "drain_timeout", "request_log",
+    "log_prompts", "upstream_timeout",
+)  # fmt: skip
+# with slots=True the class attribute is a descriptor, so read the default from the field
+_DEFAULT_MODEL = EngineConfig.default("model")
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option(
+    "--api-key", "api_keys", multiple=True, envvar="CTXOPS_API_KEY",
+    help="require this key (repeatable; or set CTXOPS_API_KEY, space-separated)",
+)  # fmt: skip
+@click.option("--api-key-file", type=click.Path(dir_okay=False), help="file of keys to accept, one per line")
+@click.option(
+    "--upstream", "upstreams", multiple=True, metavar="URL[,weight=W][,model=NAME]",
+    help="gateway mode: forward to this OpenAI-compatible server (repeatable)",
+)  # fmt: skip
+@dataclass_options(ServerConfig, include=SERVER_FLAGS)
+@engine_options
+def serve(
+    model: str | None,
+    api_keys: tuple[str, ...],
+    api_key_file: str | None,
+    upstreams: tuple[str, ...],
+    **options,
+) -> None:
+    """Serve MODEL (a local Hugging Face directory or `builtin`) over OpenAI's HTTP API.
+
+    Example: ctxops serve ./my-model --port 8000 --api-key sk-local
+
+    With --upstream, serve as a gateway instead: requests are forwarded (by weight, sticky per user or key) to the
+    given servers, with this server's auth, limits, metrics and request log.
+    """
+    from ctxops.serve.server import run
+
+    keys = list(api_keys) + (_read_keys(api_key_file) if api_key_file else [])
+    try:
+        specs = tuple(UpstreamSpec.parse(u) for u in upstreams)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--upstream") from exc
+    if specs and not options.get("served_model_name") and model:
+        options["served_model_name"] = model  # in gateway mode MODEL is just the name clients use
+    config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs})
+    backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
+    raise SystemExit(run(config, backend))
+
+
+def _read_keys(path: str) -> list[str]:
+    try:
+        return read_keys_file(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--api-key-file") from exc
+
+
+def _embedded(model: str, config: ServerConfig, options: dict):
+    from ctxops.models.loader import resolve_model_path
+    from ctxops.serve.backends.embedded import EmbeddedBackend
+
+    engine_config = build(EngineConfig, {**options, "model": model})
+    try:  # fail before binding the port on the common mistakes (no such directory, unsupported model)
+        ModelConfig.from_path(resolve_model_path(model)).check_engine_support(engine_config.max_model_len)
+    except (ModelConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return EmbeddedBackend(engine_config, config.served_model_name)
+
+
+def _gateway(config: ServerConfig):
+    from ctxops.serve.backends.upstream import UpstreamBackend, discover_model
+
+    name = config.served_model_name
+    if name is None:
+        try:
+            name = discover_model(config.upstreams[0].url)
+        except Exception as exc:
+            raise click.UsageError(
+                f"cannot ask {config.upstreams[0].url} for its model name ({exc}); give --served-model-name"
+            ) from exc
+    return UpstreamBackend(config.upstreams, name, config.upstream_timeout)

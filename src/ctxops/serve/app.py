@@ -1,0 +1,299 @@
+"""The HTTP API in front of one :class:`~ctxops.serve.backends.Backend`.
+
+Routes: OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models``; vLLM's ``/tokenize`` and
+``/detokenize``; ``/health`` and ``/metrics``.
+
+Every generation request takes the same path: lifecycle (503) -> API key (401) -> body size (413) -> schema (400)
+-> model name (404) -> in-flight cap (429) -> backend. Errors before the first token come back as OpenAI error
+objects with the right status; a stream that fails later ends with an ``error`` event. Every generation request,
+answered or refused, becomes one request-log row and one metrics observation. The app knows requests, not blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
+
+from ctxops.serve.auth import KeyStore
+from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.config import ServerConfig
+from ctxops.serve.errors import APIError, internal_error, model_not_found
+from ctxops.serve.limits import Admission, ServerState, read_body
+from ctxops.serve.metrics import ServerMetrics
+from ctxops.serve.request_log import RequestLog, RequestRecord
+from ctxops.serve.responses import Chunk, Endpoint, aggregate, is_usage_chunk, sse
+from ctxops.serve.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    TokenizeRequest,
+    parse_body,
+)
+
+logger = logging.getLogger("ctxops.serve")
+_DISCONNECT_POLL_S = 0.5  # seconds between checks that a non-streaming client is still connected
+
+
+class EventStream(StreamingResponse):
+    """An SSE response whose body generator is always closed, even when the client disconnects mid-send."""
+
+    media_type = "text/event-stream"
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):  # closing aborts the request and frees its KV blocks
+                await self.body_iterator.aclose()  # type: ignore[union-attr]
+
+
+class Server:
+    """One server: config, backend, admission, auth, metrics and request log, wired into a FastAPI app."""
+
+    def __init__(
+        self, config: ServerConfig, backend: Backend, on_fatal: Callable[[BaseException], None] | None = None
+    ):
+        self.config = config
+        self.backend = backend
+        self.on_fatal = on_fatal  # called if the backend cannot start (the runner exits the process)
+        self.admission = Admission(config.max_queue)
+        self.keys = KeyStore(config.api_keys)
+        self.metrics = ServerMetrics(backend.model_name, backend.stats, lambda: self.admission.num_in_flight)
+        if hasattr(backend, "on_attempt"):  # gateway: count attempts per upstream
+            backend.on_attempt = self.metrics.upstream_attempt
+        self.log = RequestLog(config.request_log, config.log_prompts) if config.request_log else None
+        self.startup_error: BaseException | None = None
+        self.app = self._build_app()
+
+    # ---- app and lifecycle ------------------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(
+            title="ctxops", lifespan=self._lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        )
+        app.add_api_route("/v1/chat/completions", self.chat_completions, methods=["POST"])
+        app.add_api_route("/v1/completions", self.completions, methods=["POST"])
+        app.add_api_route("/v1/models", self.models, methods=["GET"])
+        app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
+        app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
+        app.add_api_route("/health", self.health, methods=["GET"])
+        app.add_api_route("/metrics", self.prometheus, methods=["GET"])
+        app.add_exception_handler(StarletteHTTPException, self._http_error)  # type: ignore[arg-type]
+        app.state.server = self
+        return app
+
+    @asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        starting = asyncio.create_task(self._start_backend())
+        try:
+            yield
+        finally:
+            starting.cancel()
+            await self.backend.stop()
+            if self.log is not None:
+                self.log.close()
+
+    async def _start_backend(self) -> None:
+        try:
+            await self.backend.start()
+        except Exception as exc:
+            logger.error("the backend failed to start: %s", exc)
+            self.startup_error = exc
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            return
+        self.admission.ready(self.backend.capacity)
+        logger.info("ready: serving %r", self.backend.model_name)
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Refuse new requests (503) and wait up to ``timeout_s`` for in-flight ones; True if all finished."""
+        return await self.admission.drain(timeout_s)
+
+    # ---- generation -------------------------------------------------------------------------------------------
+    async def chat_completions(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        return await self._generate(request, Endpoint.CHAT)
+
+    async def completions(self, request: Request) -> Response:
+        """``POST /v1/completions``."""
+        return await self._generate(request, Endpoint.COMPLETIONS)
+
+    async def _admit(self, request: Request, endpoint: Endpoint, record: RequestRecord) -> GenerationRequest:
+        self.admission.check_open()
+        record.key_id = self.keys.check(request.headers.get("authorization"))
+        body = await read_body(request, self.config.max_body_size)
+        schema = ChatCompletionRequest if endpoint is Endpoint.CHAT else CompletionRequest
+        parsed: GenerationRequest = parse_body(schema, body)
+        record.model, record.user, record.stream = parsed.model, parsed.user, parsed.stream
+        self._check_model(parsed.model)
+        self.admission.acquire()
+        return parsed
+
+    async def _generate(self, request: Request, endpoint: Endpoint) -> Response:
+        prefix = "chatcmpl" if endpoint is Endpoint.CHAT else "cmpl"
+        record = RequestRecord(request_id=f"{prefix}-{uuid.uuid4().hex}", endpoint=endpoint.value)
+        try:
+            parsed = await self._admit(request, endpoint, record)
+        except APIError as exc:
+            return self._refuse(record, exc, acquired=False)
+        chunks = self.backend.stream(endpoint, parsed, record)
+        try:
+            first = await anext(chunks)  # request-level errors surface here, before any byte is sent
+        except Exception as exc:
+            await chunks.aclose()
+            return self._refuse(record, self._as_api_error(exc), acquired=True)
+        headers = {
+            "x-request-id": record.request_id,
+            **({"x-ctxops-upstream": record.upstream} if record.upstream else {}),
+        }
+        if parsed.stream:
+            return EventStream(self._events(first, chunks, parsed.include_usage, record), headers=headers)
+        return await self._complete(request, endpoint, first, chunks, record, headers)
+
+    async def _complete(
+        self,
+        request: Request,
+        endpoint: Endpoint,
+        first: Chunk,
+        chunks: AsyncIterator[Chunk],
+        record: RequestRecord,
+        headers: dict,
+    ) -> Response:
+        items = [first]
+        collect = asyncio.ensure_future(_drain_into(chunks, items))
+        hung_up = False
+        try:
+            while not collect.done():  # a client that hangs up stops its request (and frees its KV blocks)
+                await asyncio.wait({collect}, timeout=_DISCONNECT_POLL_S)
+                if not collect.done() and await request.is_disconnected():
+                    hung_up = True
+                    collect.cancel()
+            await collect
+        except asyncio.CancelledError:
+            if not hung_up:
+                collect.cancel()
+                raise
+            record.finish_reason = "abort"
+        except Exception as exc:
+            return self._refuse(record, self._as_api_error(exc), acquired=True)
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            if record.finish_reason is None and record.status < 400:
+                record.finish_reason = "abort"
+        self._finish(record)
+        return JSONResponse(aggregate(endpoint, items), headers=headers)
+
+    async def _events(
+        self, first: Chunk, chunks: AsyncIterator[Chunk], include_usage: bool, record: RequestRecord
+    ) -> AsyncIterator[bytes]:
+        """SSE frames: the chunks (usage chunk only if asked), then ``[DONE]``; always finishes the record."""
+        try:
+            item: Chunk | None = first
+            while item is not None:
+                if not is_usage_chunk(item):
+                    yield sse({**item, "usage": None} if include_usage else item)
+                elif include_usage:
+                    yield sse(item)
+                item = await anext(chunks, None)
+            yield sse("[DONE]")
+        except Exception as exc:  # headers are sent: report in the stream, as OpenAI does
+            error = self._as_api_error(exc)
+            record.status, record.error_code = error.status, error.code
+            yield sse(error.body())
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            if record.finish_reason is None:
+                record.finish_reason = "abort"  # the client went away, or the stream failed
+            self._finish(record)
+
+    # ---- bookkeeping ------------------------------------------------------------------------------------------
+    def _as_api_error(self, exc: BaseException) -> APIError:
+        if isinstance(exc, APIError):
+            return exc
+        logger.exception("request failed", exc_info=exc)
+        return internal_error(f"the request failed inside the server: {type(exc).__name__}: {exc}")
+
+    def _refuse(self, record: RequestRecord, exc: APIError, acquired: bool) -> Response:
+        record.status, record.error_code = exc.status, exc.code
+        self._finish(record, acquired)
+        return exc.response()
+
+    def _finish(self, record: RequestRecord, acquired: bool = True) -> None:
+        """Close the books on one generation request: latency, metrics, log row, in-flight slot."""
+        record.e2e_s = record.elapsed()
+        if acquired:
+            self.admission.release()
+        self.metrics.observe(record)
+        if self.log is not None:
+            self.log.append(record)
+
+    def _check_model(self, model: str | None) -> None:
+        if model is not None and model != self.backend.model_name:
+            raise model_not_found(model, [self.backend.model_name])
+
+    # ---- other endpoints --------------------------------------------------------------------------------------
+    async def models(self, request: Request) -> Response:
+        """``GET /v1/models``."""
+        try:
+            self.keys.check(request.headers.get("authorization"))
+        except APIError as exc:
+            return exc.response()
+        return JSONResponse({"object": "list", "data": [self.backend.model_card()]})
+
+    async def tokenize(self, request: Request) -> Response:
+        """``POST /tokenize`` (vLLM's shape)."""
+        return await self._tokenizer_call(request, TokenizeRequest, self.backend.tokenize)
+
+    async def detokenize(self, request: Request) -> Response:
+        """``POST /detokenize`` (vLLM's shape)."""
+        return await self._tokenizer_call(request, DetokenizeRequest, self.backend.detokenize)
+
+    async def _tokenizer_call(self, request: Request, schema: type, call: Callable) -> Response:
+        record = RequestRecord(request_id=f"tok-{uuid.uuid4().hex}", endpoint=request.url.path.strip("/"))
+        try:
+            self.admission.check_open()
+            record.key_id = self.keys.check(request.headers.get("authorization"))
+            parsed: Any = parse_body(schema, await read_body(request, self.config.max_body_size))
+            self._check_model(parsed.model)
+            return JSONResponse(await call(parsed, record))
+        except Exception as exc:
+            return self._as_api_error(exc).response()
+
+    async def health(self) -> Response:
+        """``GET /health``: 200 when ready; 503 while starting or draining (load balancers route away)."""
+        state = self.admission.state
+        if self.startup_error is not None:
+            return JSONResponse({"status": "failed", "error": str(self.startup_error)}, status_code=503)
+        return JSONResponse({"status": state.value}, status_code=200 if state is ServerState.READY else 503)
+
+    async def prometheus(self) -> Response:
+        """``GET /metrics`` in Prometheus' text format."""
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def _http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return APIError(
+            exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code
+        ).response()
+
+
+async def _drain_into(chunks: AsyncIterator[Chunk], items: list[Chunk]) -> None:
+    async for item in chunks:
+        items.append(item)
+
+
+def create_app(
+    config: ServerConfig, backend: Backend, on_fatal: Callable[[BaseException], None] | None = None
+) -> FastAPI:
+    """The FastAPI app serving ``backend`` under ``config`` (its :class:`Server` is ``app.state.server``)."""
+    return Server(config, backend, on_fatal).app
