@@ -33,8 +33,11 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     lazy_subcommands={
+        "compare": "ctxops.cli.compare:compare",
+        "eval": "ctxops.cli.eval:eval_command",
         "generate": "ctxops.cli.generate:generate",
         "plan": "ctxops.cli.plan:plan",
+        "report": "ctxops.cli.report:report",
         "serve": "ctxops.cli.serve:serve",
     },
 )

@@ -119,6 +119,30 @@ class LLM:
         return self.engine.tokenizer.encode(text, add_special_tokens=False)
 
 
+class _Stream:
+    """The newest cumulative output of one request. A slow consumer skips intermediate outputs, never loses
+    tokens: each output holds everything generated so far (vLLM coalesces streamed outputs the same way)."""
+
+    __slots__ = ("latest", "event")
+
+    def __init__(self) -> None:
+        self.latest: RequestOutput | BaseException | None = None
+        self.event = asyncio.Event()
+
+    def put(self, item: RequestOutput | BaseException) -> None:
+        if isinstance(self.latest, BaseException):
+            return  # an error is final
+        self.latest = item
+        self.event.set()
+
+    async def get(self) -> RequestOutput | BaseException:
+        await self.event.wait()
+        self.event.clear()
+        item, self.latest = self.latest, None
+        assert item is not None
+        return item
+
+
 class EngineDeadError(RuntimeError):
     """The engine loop failed; the async engine accepts no more requests."""
 
@@ -128,7 +152,7 @@ class AsyncLLM:
 
     def __init__(self, config: EngineConfig | None = None, **kwargs: Any) -> None:
         self.engine = LLMEngine(config or EngineConfig(**kwargs))
-        self._queues: dict[str, asyncio.Queue[RequestOutput | BaseException]] = {}
+        self._queues: dict[str, _Stream] = {}
         self._pending: list[
             tuple[str, Any]
         ] = []  # ("add", Sequence) | ("abort", request_id), applied between steps
@@ -163,7 +187,7 @@ class AsyncLLM:
         if request_id in self._queues:
             raise ValueError(f"request id {request_id!r} is already running")
         seq = self.engine.make_sequence(request_id, prompt, sampling_params or SamplingParams())
-        queue: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
+        queue = _Stream()
         self._queues[request_id] = queue
         self._submit(("add", seq))
         finished = False
@@ -200,7 +224,7 @@ class AsyncLLM:
                 out = self.engine.abort_request(arg)
                 queue = self._queues.get(arg)
                 if out is not None and queue is not None:
-                    queue.put_nowait(out)
+                    queue.put(out)
 
     async def _run_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -217,12 +241,12 @@ class AsyncLLM:
                 for out in outputs:
                     queue = self._queues.get(out.request_id)
                     if queue is not None:
-                        queue.put_nowait(out)
+                        queue.put(out)
                 await asyncio.sleep(0)  # let consumers and new requests in between steps
         except Exception as exc:  # an engine bug must surface to every waiting client, not hang them
             self.errored = exc
             for queue in self._queues.values():
-                queue.put_nowait(EngineDeadError(f"engine step failed: {exc!r}"))
+                queue.put(EngineDeadError(f"engine step failed: {exc!r}"))
             raise
 
     def stats(self):

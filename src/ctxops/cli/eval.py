@@ -1,0 +1,148 @@
+"""``ctxops eval``: measure how much of its context a model really uses, in-process or over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from ctxops.cli.options import build, dataclass_options
+from ctxops.engine.config import EngineConfig
+
+_DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt,cwe,fwe"
+
+
+@click.command(name="eval")
+@click.option(
+    "--model", "-m", default=None, help="`builtin` or a local model directory (the in-process target)"
+)
+@click.option(
+    "--endpoint", default=None, help="an OpenAI-compatible server URL, e.g. http://localhost:8000/v1"
+)
+@click.option("--model-name", default=None, help="the model name the endpoint serves (with --endpoint)")
+@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
+              help="endpoint route; chat cannot send RULER's answer prefix")  # fmt: skip
+@click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="bearer key for the endpoint")
+@click.option(
+    "--tokenizer",
+    default=None,
+    help="count lengths with this local tokenizer when the server has no /tokenize",
+)
+@click.option(
+    "--tasks",
+    default=_DEFAULT_TASKS,
+    show_default=True,
+    help="comma-separated task names, or `ruler` / `niah`",
+)
+@click.option(
+    "--lengths",
+    default="4k,8k,16k,32k",
+    show_default=True,
+    help="total tokens per sample (prompt + generation); k = 1024",
+)
+@click.option(
+    "--samples", default=20, show_default=True, help="samples per task and length, spread over the depths"
+)
+@click.option(
+    "--depths", default=5, show_default=True, help="evenly spaced needle depths, 0% and 100% included"
+)
+@click.option(
+    "--seed", "eval_seed", default=42, show_default=True, help="first sample seed (sample i uses seed + i)"
+)
+@click.option(
+    "--haystack",
+    "haystack",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="your own prose files (repeatable)",
+)
+@click.option(
+    "--qa-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSONL of {documents, question, answers} for task qa",
+)
+@click.option("--concurrency", default=8, show_default=True, help="requests in flight at once")
+@click.option("--timeout", default=600.0, show_default=True, help="seconds per endpoint request")
+@click.option(
+    "--retries",
+    default=4,
+    show_default=True,
+    help="endpoint retries on 429/5xx/timeouts (exponential backoff)",
+)
+@click.option("--prompt-style", type=click.Choice(["chat", "raw"]), default="chat", show_default=True,
+              help="in-process: wrap prompts in the model's chat template (if it has one) or not")  # fmt: skip
+@click.option(
+    "--threshold", default=85.6, show_default=True, help="score that counts as effective (RULER's 85.6)"
+)
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="run directory; rerun to resume"
+)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@dataclass_options(EngineConfig, exclude=("model", "seed"))
+def eval_command(**options) -> None:
+    """Run long-context tasks against a model and write samples.jsonl, run.json, summary.json and report.html.
+
+    In-process: ctxops eval --model ./my-model --kv-cache-memory 4GiB --lengths 4k,8k --out runs/base
+
+    Endpoint: ctxops eval --endpoint http://localhost:8000/v1 --model-name my-model --out runs/served
+
+    Rerunning with the same --out resumes: finished samples are kept, never redone.
+    """
+    from ctxops.evals.config import EvalConfig, parse_lengths, parse_tasks
+    from ctxops.evals.report import write_reports
+    from ctxops.evals.rundir import RunDir, RunDirError
+    from ctxops.evals.runner import run_eval
+    from ctxops.evals.targets import TargetError
+    from ctxops.evals.tasks import TaskError
+
+    try:
+        config = EvalConfig(
+            tasks=parse_tasks(options["tasks"]), lengths=parse_lengths(options["lengths"]),
+            samples=options["samples"], depths=options["depths"], seed=options["eval_seed"],
+            concurrency=options["concurrency"], haystack=tuple(options["haystack"]), qa_file=options["qa_file"],
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    target = _target(options)
+    run_dir = RunDir(options["out"])
+    try:
+        outcome = asyncio.run(run_eval(config, target, run_dir, show_progress=not options["no_progress"]))
+    except (TargetError, TaskError, RunDirError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in getattr(target, "warnings", []):
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(
+        f"{outcome.done} samples run, {outcome.skipped} already done, {outcome.failed} failed", err=True
+    )
+    for error in outcome.errors[:5]:
+        click.secho(f"  failed {error}", fg="red", err=True)
+    write_reports(run_dir, threshold=options["threshold"])
+    if outcome.failed:
+        raise click.ClickException(f"{outcome.failed} samples failed; rerun the same command to retry them")
+
+
+def _target(options: dict):
+    from ctxops.evals.prompt import PromptStyle
+    from ctxops.evals.targets import Api, EndpointConfig, EndpointTarget
+
+    if options["endpoint"]:
+        if options["model"]:
+            raise click.UsageError("give either --model (in-process) or --endpoint, not both")
+        try:
+            config = EndpointConfig(
+                url=options["endpoint"], model_name=options["model_name"] or "", api=Api(options["api"]),
+                api_key=options["api_key"], timeout_s=options["timeout"], max_retries=options["retries"],
+                tokenizer=options["tokenizer"],
+            )  # fmt: skip
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        return EndpointTarget(config)
+    from ctxops.evals.targets.local import LocalTarget
+    from ctxops.models.config import ModelConfigError
+
+    engine = build(EngineConfig, {**options, "model": options["model"] or "builtin"})
+    try:
+        return LocalTarget(engine, PromptStyle(options["prompt_style"]))
+    except (ModelConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,127 @@
+"""Haystacks: the filler text a task hides its needles in, as a stream of sentences.
+
+Three sources: ``noise`` (five short sentences repeated, RULER's noise haystack), ``prose`` (our generated essay
+prose, see :mod:`ctxops.evals.prose`) and the user's own files (``--haystack FILE...``, split into sentences and read
+from a seed-chosen starting point, wrapping around). A haystack knows sentences, not tokens: a task decides how many
+to take by measuring the prompt with the target's tokenizer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from ctxops.evals.prose import prose_sentences
+
+NOISE_SENTENCES = (
+    "The grass is green.",
+    "The sky is blue.",
+    "The sun is yellow.",
+    "Here we go.",
+    "There and back again.",
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+class HaystackKind(StrEnum):
+    """Which filler a task uses: repeated noise sentences, or prose (generated or the user's files)."""
+
+    NOISE = "noise"
+    PROSE = "prose"
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text at sentence ends (``.``, ``!`` or ``?`` followed by whitespace); blank pieces are dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+@dataclass(frozen=True)
+class Haystack:
+    """Where prose comes from: the built-in generator, or sentences read from the user's files."""
+
+    files: tuple[str, ...] = ()
+    user_sentences: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.files and not self.user_sentences:
+            sentences: list[str] = []
+            for name in self.files:
+                path = Path(name)
+                if not path.is_file():
+                    raise ValueError(
+                        f"haystack file {name!r} does not exist; pass readable text files to --haystack"
+                    )
+                sentences += split_sentences(path.read_text(encoding="utf-8", errors="replace"))
+            if len(sentences) < 10:
+                raise ValueError(
+                    f"the haystack files {list(self.files)} hold only {len(sentences)} sentences; "
+                    "give at least 10 sentences of prose"
+                )
+            object.__setattr__(self, "user_sentences", tuple(sentences))
+
+    @property
+    def source(self) -> str:
+        """A short description for provenance: ``generated prose`` or the file names."""
+        return ", ".join(self.files) if self.files else "generated prose"
+
+    def stream(self, kind: HaystackKind, rng: random.Random) -> SentenceStream:
+        """A prefix-stable stream of sentences of ``kind`` (``take(n)`` is always a prefix of ``take(n+1)``)."""
+        return SentenceStream(self, kind, rng)
+
+
+class SentenceStream:
+    """Sentences drawn lazily and cached, so a length search can ask for any count again at no cost."""
+
+    def __init__(self, haystack: Haystack, kind: HaystackKind, rng: random.Random) -> None:
+        self._haystack = haystack
+        self._kind = kind
+        self._rng = rng
+        self._cache: list[str] = []
+        sentences = haystack.user_sentences
+        self._start = rng.randrange(len(sentences)) if sentences else 0
+
+    def take(self, count: int) -> list[str]:
+        """The first ``count`` sentences."""
+        while len(self._cache) < count:
+            self._extend(max(count - len(self._cache), 64))
+        return self._cache[:count]
+
+    def _extend(self, count: int) -> None:
+        have = len(self._cache)
+        if self._kind is HaystackKind.NOISE:
+            self._cache += [NOISE_SENTENCES[(have + i) % len(NOISE_SENTENCES)] for i in range(count)]
+        elif self._haystack.user_sentences:
+            pool = self._haystack.user_sentences
+            self._cache += [pool[(self._start + have + i) % len(pool)] for i in range(count)]
+        else:
+            self._cache += prose_sentences(self._rng, count)
+
+
+def join_sentences(sentences: Sequence[str]) -> str:
+    """Sentences -> text: a space between sentences, a blank line after a paragraph's last one."""
+    parts: list[str] = []
+    for sentence in sentences:
+        if sentence.endswith("\n"):
+            parts.append(sentence.rstrip("\n") + "\n\n")
+        else:
+            parts.append(sentence + " ")
+    return "".join(parts).rstrip()
+
+
+def insert_at_depths(sentences: Sequence[str], needles: Sequence[tuple[float, str]]) -> list[str]:
+    """Insert each (depth, needle) at the sentence boundary nearest ``depth`` (0 = first, 1 = last).
+
+    Needles at the same boundary keep their given order.
+    """
+    out = list(sentences)
+    placed = sorted(
+        ((round(depth * len(sentences)), order, text) for order, (depth, text) in enumerate(needles)),
+        key=lambda item: (item[0], item[1]),
+    )
+    for shift, (index, _, text) in enumerate(placed):
+        out.insert(index + shift, text)
+    return out

@@ -1,0 +1,214 @@
+"""The runner: build, send, score and record every planned sample.
+
+It builds each sample, sends it to the target with bounded concurrency, scores it, and appends the record to ``samples.jsonl`` the moment it finishes.
+
+Samples already in the run directory are skipped, so rerunning the same command resumes an interrupted run and
+never repeats or duplicates a sample. A sample the target fails on (after the target's own retries) is not
+recorded; the run ends ``partial`` and a rerun tries it again. Building a sample (tokenizer work, maybe HTTP
+``/tokenize`` calls) runs in worker threads so requests keep flowing. The runner knows tasks and targets through
+their interfaces, not engines or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ctxops.evals import provenance
+from ctxops.evals.config import EvalConfig
+from ctxops.evals.haystack import Haystack
+from ctxops.evals.rundir import RUN_FILE, RunDir
+from ctxops.evals.sample import Sample, SampleSpec
+from ctxops.evals.scoring import score
+from ctxops.evals.targets.base import Completion, Target, TargetError
+from ctxops.evals.tasks import QARecord, build_sample, read_qa_file
+
+
+@dataclass
+class RunOutcome:
+    """What one invocation did."""
+
+    planned: int
+    skipped: int  # already in samples.jsonl
+    done: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every planned sample is recorded."""
+        return self.skipped + self.done == self.planned
+
+
+def make_record(sample: Sample, completion: Completion) -> dict[str, Any]:
+    """The samples.jsonl line for one finished sample."""
+    value = score(sample.metric, completion.text, sample.answers)
+    spec = sample.spec
+    return {
+        "task": spec.task,
+        "length": spec.length,
+        "depth": spec.depth,
+        "seed": spec.seed,
+        "prompt_hash": sample.prompt_hash,
+        "metric": sample.metric.value,
+        "score": value,
+        "correct": value == 1.0,
+        "output": completion.text,
+        "answers": list(sample.answers),
+        "input_tokens": sample.input_tokens,
+        "prompt_tokens": completion.prompt_tokens,
+        "cached_tokens": completion.cached_tokens,
+        "output_tokens": completion.output_tokens,
+        "max_tokens": sample.max_tokens,
+        "ttft_s": completion.ttft_s,
+        "tpot_s": completion.tpot_s,
+        "e2e_s": completion.e2e_s,
+        "finish_reason": completion.finish_reason,
+        "attempts": completion.attempts,
+        "needle_depths": sample.metadata.get("needle_depths"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+class Runner:
+    """Runs one :class:`EvalConfig` against one :class:`Target` into one :class:`RunDir`."""
+
+    def __init__(
+        self, config: EvalConfig, target: Target, run_dir: RunDir, console: Console | None = None
+    ) -> None:
+        self.config = config
+        self.target = target
+        self.run_dir = run_dir
+        self.console = console or Console(stderr=True)
+        self.haystack = Haystack(config.haystack)
+        self.qa_records: Sequence[QARecord] = read_qa_file(config.qa_file) if config.qa_file else ()
+        self._correct = 0
+        self._scored = 0
+
+    def build(self, spec: SampleSpec) -> Sample:
+        """Build one planned sample with the target's token counter."""
+        return build_sample(
+            spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
+            haystack=self.haystack, qa_records=self.qa_records,
+        )  # fmt: skip
+
+    def _write_run(self, status: str | None = None) -> dict[str, Any]:
+        old = self.run_dir.read_run()
+        record = (
+            provenance.merge_run_record(old, self.config, self.target, self.run_dir.path)
+            if old
+            else provenance.new_run_record(self.config, self.target)
+        )
+        if old and status is not None:
+            record = {**old, "updated": record["updated"], "status": status}
+        elif status is not None:
+            record["status"] = status
+        self.run_dir.write_json(RUN_FILE, record)
+        return record
+
+    async def run(self, show_progress: bool = True) -> RunOutcome:
+        """Run every planned sample not yet recorded; returns what happened."""
+        self._write_run()
+        self.run_dir.repair()
+        finished = self.run_dir.finished_keys()
+        plan = self.config.plan()
+        todo = [s for s in plan if s.key not in finished]
+        outcome = RunOutcome(planned=len(plan), skipped=len(plan) - len(todo))
+        if todo:
+            await self._check_buildable(todo)
+        queue: asyncio.Queue[SampleSpec] = asyncio.Queue()
+        for spec in todo:
+            queue.put_nowait(spec)
+        with self._progress(show_progress) as progress:
+            bar = progress.add_task("eval", total=len(todo), accuracy="")
+            workers = [
+                asyncio.create_task(self._worker(queue, outcome, progress, bar))
+                for _ in range(min(self.config.concurrency, max(len(todo), 1)))
+            ]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                self._write_run("complete" if outcome.complete else "partial")
+        return outcome
+
+    async def _check_buildable(self, todo: list[SampleSpec]) -> None:
+        """Build the first sample of each (task, length) up front, so a bad length fails before any request."""
+        firsts = {(s.task, s.length): s for s in reversed(todo)}
+        for spec in firsts.values():
+            await asyncio.to_thread(self.build, spec)
+
+    async def _worker(
+        self, queue: asyncio.Queue[SampleSpec], outcome: RunOutcome, progress: Progress, bar
+    ) -> None:
+        while not queue.empty():
+            spec = queue.get_nowait()
+            try:
+                sample = await asyncio.to_thread(self.build, spec)
+                completion = await self.target.generate(sample)
+            except TargetError as exc:
+                outcome.failed += 1
+                outcome.errors.append(f"{spec.key}: {exc}")
+                progress.advance(bar)
+                continue
+            record = make_record(sample, completion)
+            self.run_dir.append(record)
+            outcome.done += 1
+            self._scored += 1
+            self._correct += record["score"]
+            progress.update(bar, advance=1, accuracy=f"score {100 * self._correct / self._scored:5.1f}")
+
+    def _progress(self, show: bool) -> Progress:
+        return Progress(
+            TextColumn("[bold]eval[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[accuracy]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not show,
+        )
+
+
+async def run_eval(
+    config: EvalConfig,
+    target: Target,
+    run_dir: RunDir,
+    *,
+    show_progress: bool = True,
+    console: Console | None = None,
+) -> RunOutcome:
+    """Start ``target``, run ``config`` into ``run_dir``, close the target. See :class:`Runner`."""
+    await target.start()
+    try:
+        check_lengths(target, config.lengths)
+        return await Runner(config, target, run_dir, console).run(show_progress)
+    finally:
+        await target.close()
+
+
+def check_lengths(target: Target, lengths: Sequence[int]) -> None:
+    """Refuse lengths the target cannot hold, before any work is done."""
+    limit = target.max_model_len
+    too_long = [n for n in lengths if limit is not None and n > limit]
+    if too_long:
+        raise TargetError(
+            f"lengths {too_long} exceed the target's max_model_len of {limit} tokens; drop them from --lengths "
+            "or raise the server's / engine's --max-model-len (the model must support it)"
+        )

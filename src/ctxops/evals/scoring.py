@@ -1,0 +1,42 @@
+"""RULER's scoring rules on model outputs: substring matches against the gold answers.
+
+Outputs are cleaned first (control characters dropped, whitespace stripped), and matching is case-insensitive.
+``string_match_all`` scores the fraction of gold answers found (niah, vt, cwe, fwe); ``string_match_part`` scores
+1 if any gold answer is found (QA, where answers are aliases). A sample is *correct* when its score is 1. This
+module knows strings, not tasks or models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ctxops.evals.sample import Metric
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters (tabs and newlines are kept) and strip surrounding whitespace."""
+    return _CONTROL.sub("", text).strip()
+
+
+def string_match_all(output: str, answers: Sequence[str]) -> float:
+    """Fraction of ``answers`` that occur in ``output`` (case-insensitive substrings), from 0 to 1."""
+    text = clean(output).lower()
+    return sum(a.lower() in text for a in answers) / len(answers)
+
+
+def string_match_part(output: str, answers: Sequence[str]) -> float:
+    """1.0 if any of ``answers`` occurs in ``output`` (case-insensitive), else 0.0."""
+    text = clean(output).lower()
+    return float(any(a.lower() in text for a in answers))
+
+
+def score(metric: Metric, output: str, answers: Sequence[str]) -> float:
+    """Score one output under ``metric`` (0 to 1; reports multiply by 100 as RULER does)."""
+    if not answers:
+        raise ValueError("cannot score against an empty list of answers")
+    if metric is Metric.ALL:
+        return string_match_all(output, answers)
+    return string_match_part(output, answers)

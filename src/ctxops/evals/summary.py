@@ -1,0 +1,98 @@
+"""Turn a run's records into ``summary.json``.
+
+It holds per task × length scores with Wilson intervals, the depth × length
+grid, latency percentiles per length, and effective context length under both definitions.
+
+Scores are RULER's (mean per-sample score × 100). The per-length "all tasks" score pools every sample at that
+length, which equals RULER's mean over tasks when each task has the same number of samples. This module knows
+records and statistics, not rendering.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from ctxops.evals import stats
+from ctxops.evals.rundir import record_key
+
+ALL = "all tasks"
+
+
+def cell(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score, Wilson interval (both × 100), counts and empty outputs of one group of records."""
+    n = len(records)
+    mean = sum(r["score"] for r in records) / n if n else 0.0
+    low, high = stats.wilson(mean, n)
+    return {
+        "n": n,
+        "score": 100 * mean,
+        "ci_low": 100 * low,
+        "ci_high": 100 * high,
+        "correct": sum(bool(r["correct"]) for r in records),
+        "nulls": sum(not (r.get("output") or "").strip() for r in records),
+    }
+
+
+def latency(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """TTFT, TPOT and end-to-end percentiles (seconds) and mean token counts."""
+    prompt = [r["prompt_tokens"] or r["input_tokens"] for r in records]
+    output = [r["output_tokens"] for r in records if r.get("output_tokens") is not None]
+    return {
+        "ttft_s": stats.percentiles([r.get("ttft_s") for r in records]),
+        "tpot_s": stats.percentiles([r.get("tpot_s") for r in records]),
+        "e2e_s": stats.percentiles([r.get("e2e_s") for r in records]),
+        "mean_prompt_tokens": sum(prompt) / len(prompt) if prompt else None,
+        "mean_output_tokens": sum(output) / len(output) if output else None,
+        "cached_tokens": sum(r.get("cached_tokens") or 0 for r in records),
+    }
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first record of each key (a hand-merged file may repeat one)."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        seen.setdefault(record_key(record), record)
+    return list(seen.values())
+
+
+def summarize(
+    records: Iterable[dict[str, Any]], run: dict[str, Any], threshold: float = stats.RULER_THRESHOLD
+) -> dict:
+    """The summary.json content for ``records`` of the run described by ``run`` (its run.json)."""
+    records = dedupe(records)
+    by_cell: dict[tuple[str, int], list] = defaultdict(list)
+    by_length: dict[int, list] = defaultdict(list)
+    by_depth: dict[tuple[float, int], list] = defaultdict(list)
+    for r in records:
+        by_cell[(r["task"], r["length"])].append(r)
+        by_length[r["length"]].append(r)
+        if r.get("depth") is not None:
+            by_depth[(round(r["depth"], 6), r["length"])].append(r)
+    lengths = sorted(by_length)
+    tasks = list(dict.fromkeys([*run.get("tasks", []), *sorted({r["task"] for r in records})]))
+    tasks = [t for t in tasks if any((t, n) in by_cell for n in lengths)]
+    overall = {n: cell(by_length[n]) for n in lengths}
+    return {
+        "run": {
+            k: run.get(k)
+            for k in ("ctxops_version", "created", "updated", "status", "target", "tasks", "lengths")
+        },
+        "num_samples": len(records),
+        "threshold": threshold,
+        "lengths": lengths,
+        "tasks": tasks,
+        "cells": {t: {str(n): cell(by_cell[(t, n)]) for n in lengths if (t, n) in by_cell} for t in tasks},
+        "overall": {str(n): overall[n] for n in lengths},
+        "depth_grid": [{"depth": d, "length": n, **cell(rs)} for (d, n), rs in sorted(by_depth.items())],
+        "latency": {str(n): latency(by_length[n]) for n in lengths},
+        "effective_length": {
+            "lower_bound": stats.effective_length({n: c["ci_low"] for n, c in overall.items()}, threshold),
+            "point_estimate": stats.effective_length({n: c["score"] for n, c in overall.items()}, threshold),
+            "definitions": {
+                "lower_bound": f"longest length up to which every length's 95% Wilson lower bound is >= {threshold}",
+                "point_estimate": f"RULER's: longest length up to which every length's score is >= {threshold}",
+            },
+        },
+    }

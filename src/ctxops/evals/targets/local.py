@@ -1,0 +1,127 @@
+"""The in-process target: the embedded engine (``AsyncLLM``) with any engine settings, e.g. a KV cache format.
+
+Prompts are rendered with the model's own chat template (or raw) and sent as token ids, so the length counted while
+building a sample is exactly what the engine sees. Timings come from the streamed outputs, measured from the moment
+the request is handed to the engine. This module knows the engine's Python API, not tasks or HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ctxops.engine.config import EngineConfig
+from ctxops.evals.prompt import PromptStyle, TokenizerCounter
+from ctxops.evals.sample import Sample
+from ctxops.evals.targets.base import Completion, Target, TargetError
+
+_HASHED_WHOLE = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
+_EDGE = 1 << 20  # bytes hashed from each end of a weight file
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """sha256 (first 16 hex digits) of a model directory: config and tokenizer files whole, weights by size+edges.
+
+    Hashing every weight byte of a large model takes minutes; size plus the first and last MiB of each file tells
+    two checkpoints apart in practice.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    for name in _HASHED_WHOLE:
+        file = path / name
+        if file.is_file():
+            digest.update(name.encode() + file.read_bytes())
+    for file in sorted(path.glob("*.safetensors")):
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(_EDGE))
+            handle.seek(max(size - _EDGE, 0))
+            digest.update(handle.read(_EDGE))
+    return digest.hexdigest()[:16]
+
+
+class LocalTarget(Target):
+    """Evaluate a local model directory (or ``builtin``) on this machine's engine."""
+
+    def __init__(self, config: EngineConfig, style: PromptStyle = PromptStyle.CHAT) -> None:
+        from ctxops.engine.llm import AsyncLLM
+        from ctxops.models.loader import resolve_model_path
+
+        self.config = config
+        self.path = resolve_model_path(config.model)
+        self.llm = AsyncLLM(config)
+        tokenizer = self.llm.tokenizer
+        if style is PromptStyle.CHAT and not tokenizer.has_chat_template:
+            style = PromptStyle.RAW  # a base model: no template to apply
+        self.style = style
+        self._counter = TokenizerCounter(tokenizer, style)
+        self._ids = itertools.count()
+        self._fingerprint = model_fingerprint(self.path)
+
+    @property
+    def count_tokens(self) -> TokenizerCounter:
+        return self._counter
+
+    @property
+    def max_model_len(self) -> int | None:
+        return self.llm.engine.max_model_len
+
+    async def generate(self, sample: Sample) -> Completion:
+        from ctxops.engine.sampling_params import SamplingParams
+
+        ids = self._counter.encode(sample.prompt, sample.answer_prefix)
+        params = SamplingParams(temperature=0.0, max_tokens=sample.max_tokens)
+        start = time.perf_counter()
+        ttft = None
+        last = None
+        try:
+            async for out in self.llm.generate(ids, params, f"eval-{next(self._ids)}"):
+                if ttft is None and out.outputs[0].token_ids:
+                    ttft = time.perf_counter() - start
+                last = out
+        except ValueError as exc:  # too long for max_model_len, empty prompt
+            raise TargetError(str(exc)) from exc
+        e2e = time.perf_counter() - start
+        if last is None:
+            raise TargetError("the engine returned no output")
+        completion = last.outputs[0]
+        return Completion(
+            text=completion.text,
+            prompt_tokens=len(last.prompt_token_ids),
+            output_tokens=len(completion.token_ids),
+            cached_tokens=last.num_cached_tokens,
+            ttft_s=ttft,
+            e2e_s=e2e,
+            finish_reason=completion.finish_reason,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        engine = {k: v for k, v in asdict(self.config).items() if k != "model"}
+        return {
+            "kind": "local",
+            "model": self.config.model,
+            "model_path": str(self.path),
+            "model_hash": self._fingerprint,
+            "prompt_style": self.style.value,
+            "tokenizer": "the model's own",
+            "engine": engine,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        out = self.describe()
+        out.pop("model_path")
+        return out
+
+    async def close(self) -> None:
+        await self.llm.shutdown()

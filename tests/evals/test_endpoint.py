@@ -1,0 +1,77 @@
+"""The endpoint target against a live `ctxops serve` on loopback (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from ctxops.cli.main import cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctxops", "serve", str(tiny_model_dir), "--port", str(port),
+         "--served-model-name", "tiny", "--kv-cache-memory", "64MiB", "--host", "127.0.0.1"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ctxops serve exited early: {Path(log.name).read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        process.terminate()
+        pytest.fail("ctxops serve did not come up in 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_endpoint_run_against_ctxops_serve(server, tmp_path, api):
+    out = tmp_path / "run"
+    args = ["eval", "--endpoint", f"{server}/v1", "--model-name", "tiny", "--api", api, "--tasks",
+            "niah_single_1,vt", "--lengths", "1k", "--samples", "2", "--depths", "2", "--out", str(out),
+            "--no-progress", "--concurrency", "2"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "ESTIMATED" not in result.output  # ctxops serve has /tokenize
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for r in records:
+        assert r["prompt_tokens"] == r["input_tokens"]  # /tokenize counted exactly what the server saw
+        assert r["prompt_tokens"] + r["max_tokens"] <= 1024
+        assert r["ttft_s"] is not None and r["e2e_s"] >= r["ttft_s"] and r["output_tokens"] >= 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["target"]["served_model_name"] == "tiny" and run["target"]["tokenizer"] == "server /tokenize"
+    assert (out / "report.html").is_file()
+
+
+def test_endpoint_unknown_model_name(server, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["eval", "--endpoint", server, "--model-name", "nope", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code != 0 and "does not serve 'nope'" in result.output
