@@ -120,8 +120,11 @@ class LLM:
 
 
 class _Stream:
-    """The newest cumulative output of one request. A slow consumer skips intermediate outputs, never loses
-    tokens: each output holds everything generated so far (vLLM coalesces streamed outputs the same way)."""
+    """The newest cumulative output of one request.
+
+    A slow consumer skips intermediate outputs but never loses tokens: each output holds everything generated so
+    far (vLLM coalesces streamed outputs the same way).
+    """
 
     __slots__ = ("latest", "event")
 
