@@ -150,13 +150,7 @@ class ModelConfig:
         file = path / "config.json" if path.is_dir() else path
         if not file.is_file():
             raise ModelConfigError(f"{file}: not found; a model directory must contain config.json")
-        try:
-            raw = json.loads(file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelConfigError(f"{file}: not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ModelConfigError(f"{file}: expected a JSON object")
-        return _parse(raw, str(file))
+        return _parse(read_json_object(file), str(file))
 
     def check_engine_support(self, max_model_len: int | None = None) -> None:
         """Raise :class:`UnsupportedModelError` unless the embedded engine can run this model exactly.
@@ -191,6 +185,17 @@ class ModelConfig:
                 f"attention only. Set max_model_len <= {self.sliding_window} (the window then never engages) or "
                 "disable the window in config.json (use_sliding_window: false / sliding_window: null)."
             )
+
+
+def read_json_object(file: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object; errors name the file."""
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelConfigError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ModelConfigError(f"{file}: expected a JSON object")
+    return data
 
 
 # ---- the parser -------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ctxops.models.config import ModelConfig, ModelConfigError
+from ctxops.models.config import ModelConfig, ModelConfigError, read_json_object
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 # Checkpoint tensors the engine recomputes rather than loads.
@@ -98,10 +98,7 @@ def eos_token_ids(path: Path, config: ModelConfig) -> tuple[int, ...]:
     """End-of-sequence ids: ``generation_config.json`` first (it lists all of them), else config.json."""
     file = path / "generation_config.json"
     if file.is_file():
-        try:
-            value = json.loads(file.read_text()).get("eos_token_id")
-        except json.JSONDecodeError as exc:
-            raise ModelConfigError(f"{file}: not valid JSON ({exc})") from exc
+        value = read_json_object(file).get("eos_token_id")
         if isinstance(value, int):
             return (value,)
         if isinstance(value, list) and all(isinstance(v, int) for v in value):

@@ -16,7 +16,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer as HFTokenizer
 
-from ctxops.models.config import ModelConfigError
+from ctxops.models.config import ModelConfigError, read_json_object
 
 
 def _token_text(value: Any) -> str | None:
@@ -72,15 +72,7 @@ class Tokenizer:
 
     @staticmethod
     def _read_config(file: Path) -> dict[str, Any]:
-        if not file.is_file():
-            return {}
-        try:
-            data = json.loads(file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelConfigError(f"{file}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ModelConfigError(f"{file}: expected a JSON object")
-        return data
+        return read_json_object(file) if file.is_file() else {}
 
     def _find_template(self, path: Path) -> tuple[str | None, Path]:
         jinja_file = path / "chat_template.jinja"
