@@ -67,6 +67,8 @@ def test_endpoint_run_against_ctxops_serve(server, tmp_path, api):
         assert r["ttft_s"] is not None and r["e2e_s"] >= r["ttft_s"] and r["output_tokens"] >= 1
     run = json.loads((out / "run.json").read_text())
     assert run["target"]["served_model_name"] == "tiny" and run["target"]["tokenizer"] == "server /tokenize"
+    # the chat API carries RULER's answer prefix as an open assistant turn, like the in-process target
+    assert run["target"]["answer_prefix"] == ("sent (continue_final_message)" if api == "chat" else "sent")
     assert (out / "report.html").is_file()
 
 

@@ -132,3 +132,19 @@ def test_tokenizer_matches_transformers(tiny_model_dir):
     assert ours.encode(text) == hf(text)["input_ids"]
     assert ours.decode(ours.encode(text)) == text
     assert torch.tensor(ours.encode(text)).max() < ours.vocab_size
+
+
+def test_continue_final_message_leaves_the_assistant_turn_open(tiny_model_dir):
+    tok = Tokenizer(tiny_model_dir)
+    user = [{"role": "user", "content": "What is the number?"}]
+    opened = tok.apply_chat_template(user, add_generation_prompt=True)
+    continued = tok.apply_chat_template(
+        [*user, {"role": "assistant", "content": " The number is"}],
+        add_generation_prompt=False,
+        continue_final_message=True,
+    )
+    assert continued == opened + " The number is"
+    with pytest.raises(ValueError, match="cannot both be true"):
+        tok.apply_chat_template(user, add_generation_prompt=True, continue_final_message=True)
+    with pytest.raises(ValueError, match="last message to be an assistant"):
+        tok.apply_chat_template(user, add_generation_prompt=False, continue_final_message=True)

@@ -110,9 +110,42 @@ class Tokenizer:
         return self._template is not None
 
     def apply_chat_template(
-        self, messages: list[dict[str, Any]], add_generation_prompt: bool = True, **kwargs: Any
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        **kwargs: Any,
     ) -> str:
-        """Render messages to the prompt text the model was trained on."""
+        """Render messages to the prompt text the model was trained on.
+
+        With ``continue_final_message`` (vLLM's option) the last message, an assistant turn, is left open so the
+        model continues it: the text ends with that message's content, before its end-of-turn tokens. This is how
+        an answer prefix ("The special magic number is") is sent through a chat API.
+        """
+        if continue_final_message:
+            return self._continue_final(messages, add_generation_prompt, kwargs)
+        return self._render(messages, add_generation_prompt, kwargs)
+
+    def _continue_final(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool, kwargs: dict
+    ) -> str:
+        if add_generation_prompt:
+            raise ValueError("continue_final_message and add_generation_prompt cannot both be true")
+        if not messages or messages[-1].get("role") != "assistant":
+            raise ValueError("continue_final_message needs the last message to be an assistant message")
+        content = str(messages[-1].get("content") or "")
+        text = self._render(messages, False, kwargs)
+        end = text.rfind(content) if content else -1
+        if end == -1 and content.strip():  # the template may have trimmed the content
+            content = content.strip()
+            end = text.rfind(content)
+        if end == -1:
+            raise ValueError(
+                "the chat template does not reproduce the final message's content; cannot continue it"
+            )
+        return text[: end + len(content)]
+
+    def _render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, kwargs: dict) -> str:
         if self._template is None:
             raise ValueError(
                 f"{self.path}: the model has no chat template (tokenizer_config.json 'chat_template' or "

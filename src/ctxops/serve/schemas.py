@@ -141,6 +141,8 @@ class ChatCompletionRequest(_SamplingBody):
     response_format: dict[str, Any] | None = None
     add_generation_prompt: bool = True
     """vLLM extra: end the rendered prompt with the assistant header."""
+    continue_final_message: bool = False
+    """vLLM extra: leave the final assistant message open so the model continues it (an answer prefix)."""
 
     @field_validator("tools")
     @classmethod
@@ -230,6 +232,7 @@ class TokenizeRequest(_Body):
     add_special_tokens: bool | None = None
     """Default: True for a prompt, False for messages (the chat template carries its own)."""
     add_generation_prompt: bool = True
+    continue_final_message: bool = False
     return_token_strs: bool = False
 
 

@@ -69,16 +69,26 @@ class EndpointConfig:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
+def chat_fields(prompt: str, answer_prefix: str, with_prefix: bool) -> dict[str, Any]:
+    """Chat request fields; with the prefix, the assistant turn is left open for the model to continue."""
+    messages = [{"role": "user", "content": prompt}]
+    if not (with_prefix and answer_prefix):
+        return {"messages": messages}
+    messages.append({"role": "assistant", "content": answer_prefix})
+    return {"messages": messages, "add_generation_prompt": False, "continue_final_message": True}
+
+
 class ServerCounter:
     """Counts with the server's ``/tokenize`` (synchronous: samples are built in worker threads)."""
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, chat_prefix: bool = False) -> None:
         self.config = config
+        self.chat_prefix = chat_prefix  # send the answer prefix as an open assistant turn (vLLM's option)
         self.client = httpx.Client(base_url=config.root, headers=config.headers, timeout=60.0)
 
     def body(self, prompt: str, answer_prefix: str) -> dict[str, Any]:
         if self.config.api is Api.CHAT:
-            return {"model": self.config.model_name, "messages": [{"role": "user", "content": prompt}]}
+            return {"model": self.config.model_name, **chat_fields(prompt, answer_prefix, self.chat_prefix)}
         return {"model": self.config.model_name, "prompt": render_raw(prompt, answer_prefix)}
 
     def __call__(self, prompt: str, answer_prefix: str) -> int:
@@ -99,6 +109,7 @@ class EndpointTarget(Target):
             timeout=httpx.Timeout(config.timeout_s, connect=10.0),
         )
         self._counter: TokenCounter = EstimateCounter()
+        self.chat_prefix = False  # whether chat requests carry the answer prefix (set by start())
         self.counting = "estimate"
         self._max_model_len: int | None = None
         self.warnings: list[str] = []
@@ -137,7 +148,14 @@ class EndpointTarget(Target):
         await asyncio.to_thread(self._pick_counter)
 
     def _pick_counter(self) -> None:
-        server = ServerCounter(self.config)
+        server = ServerCounter(self.config, chat_prefix=self.config.api is Api.CHAT)
+        if server.chat_prefix:  # does the server continue an open assistant turn (vLLM, ctxops)?
+            try:
+                probe = server.client.post("/tokenize", json=server.body("hello", "The answer is"))
+                server.chat_prefix = probe.status_code == 200
+            except httpx.HTTPError:
+                server.chat_prefix = False
+            self.chat_prefix = server.chat_prefix
         try:
             response = server.client.post("/tokenize", json=server.body("hello", ""))
             if response.status_code == 200 and {"count", "tokens"} & set(response.json()):
@@ -172,7 +190,10 @@ class EndpointTarget(Target):
             "stream_options": {"include_usage": True},
         }
         if self.config.api is Api.CHAT:
-            return "/v1/chat/completions", {**body, "messages": sample.messages}
+            return "/v1/chat/completions", {
+                **body,
+                **chat_fields(sample.prompt, sample.answer_prefix, self.chat_prefix),
+            }
         return "/v1/completions", {**body, "prompt": render_raw(sample.prompt, sample.answer_prefix)}
 
     async def generate(self, sample: Sample) -> Completion:
@@ -226,7 +247,13 @@ class EndpointTarget(Target):
             "url": self.config.url,
             "served_model_name": self.config.model_name,
             "api": self.config.api.value,
-            "answer_prefix": "omitted (chat API)" if self.config.api is Api.CHAT else "sent",
+            "answer_prefix": (
+                "sent (continue_final_message)"
+                if self.chat_prefix
+                else "omitted (chat API)"
+                if self.config.api is Api.CHAT
+                else "sent"
+            ),
             "tokenizer": self.counting,
         }
 

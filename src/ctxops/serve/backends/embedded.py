@@ -112,7 +112,9 @@ class EmbeddedBackend(Backend):
         }  # fmt: skip
 
     # ---- prompts ------------------------------------------------------------------------------------------------
-    def _render_chat(self, messages: list[ChatMessage], add_generation_prompt: bool) -> str:
+    def _render_chat(
+        self, messages: list[ChatMessage], add_generation_prompt: bool, continue_final_message: bool = False
+    ) -> str:
         assert self.llm is not None
         tokenizer = self.llm.tokenizer
         if not tokenizer.has_chat_template:
@@ -123,7 +125,11 @@ class EmbeddedBackend(Backend):
             {"role": m.role, "content": m.text(), **({"name": m.name} if m.name else {})} for m in messages
         ]
         try:
-            return tokenizer.apply_chat_template(plain, add_generation_prompt=add_generation_prompt)
+            return tokenizer.apply_chat_template(
+                plain,
+                add_generation_prompt=add_generation_prompt,
+                continue_final_message=continue_final_message,
+            )
         except ValueError as exc:
             raise bad_request(str(exc), param="messages") from exc
 
@@ -132,7 +138,9 @@ class EmbeddedBackend(Backend):
         assert self.llm is not None
         tokenizer = self.llm.tokenizer
         if isinstance(request, ChatCompletionRequest):
-            text = self._render_chat(request.messages, request.add_generation_prompt)
+            text = self._render_chat(
+                request.messages, request.add_generation_prompt, request.continue_final_message
+            )
             return tokenizer.encode(text, add_special_tokens=False), text
         if isinstance(request.prompt, str):
             return tokenizer.encode(
@@ -210,7 +218,9 @@ class EmbeddedBackend(Backend):
         if (request.prompt is None) == (request.messages is None):
             raise bad_request("give exactly one of 'prompt' (text) or 'messages' (chat)", param="prompt")
         if request.messages is not None:
-            text = self._render_chat(request.messages, request.add_generation_prompt)
+            text = self._render_chat(
+                request.messages, request.add_generation_prompt, request.continue_final_message
+            )
             special = bool(request.add_special_tokens)
         else:
             text = request.prompt or ""
