@@ -113,3 +113,19 @@ def test_thousand_requests_finish_and_leak_no_block():
     bm.check_invariants([])
     assert bm.prefix_hits > 0
     assert all(s.num_output_tokens == max_tokens[s.request_id] for s in finished)
+
+
+def test_requests_sharing_a_prefix_that_is_being_computed_wait_one_step_and_reuse_it():
+    bm, sched = _make(budget=1000)
+    document = list(range(100, 148))  # 12 blocks
+    first = Sequence("q1", document + [1, 2, 3], SamplingParams())
+    second = Sequence("q2", document + [4, 5], SamplingParams())
+    other = Sequence("other", list(range(500, 530)), SamplingParams())
+    for seq in (first, second, other):
+        sched.add(seq)
+    out = sched.schedule()
+    assert [s.seq.request_id for s in out.scheduled] == ["q1", "other"]  # q2 waits for the document's blocks
+    sched.advance(out.scheduled)
+    out = sched.schedule()
+    assert [s.seq.request_id for s in out.scheduled][-1] == "q2"
+    assert second.num_cached_tokens == 48 and out.scheduled[-1].num_new_tokens == 2

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ctxops.engine.block_manager import BlockManager
+from ctxops.engine.block_manager import BlockManager, block_hash
 from ctxops.engine.sequence import FinishReason, Sequence, SequenceStatus
 
 
@@ -103,8 +103,16 @@ class Scheduler:
         return budget
 
     def _schedule_waiting(self, out: SchedulerOutput, budget: int) -> None:
+        # First blocks being computed this step: a request that starts with one of them waits a step and reuses it
+        # (two questions about one document arriving together compute the document once).
+        computing = {self._first_block_key(s.seq) for s in out.scheduled if s.num_new_tokens > 1} - {None}
+        deferred: list[Sequence] = []
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
+            key = self._first_block_key(seq) if not seq.block_table else None
+            if key is not None and key in computing and key not in self.block_manager.hash_to_block:
+                deferred.append(self.waiting.popleft())
+                continue
             if not seq.block_table:
                 hit = self.block_manager.match_prefix(seq)
                 if not seq.was_admitted:
@@ -114,6 +122,8 @@ class Scheduler:
                 self.block_manager.free(seq)
                 break
             self.waiting.popleft()
+            if key is not None and seq.num_computed_tokens == 0:
+                computing.add(key)
             seq.status = SequenceStatus.RUNNING
             if not seq.was_admitted:
                 seq.was_admitted = True
@@ -121,6 +131,14 @@ class Scheduler:
             self.running.append(seq)
             out.scheduled.append(ScheduledSequence(seq, num_new))
             budget -= num_new
+        self.waiting.extendleft(reversed(deferred))
+
+    def _first_block_key(self, seq: Sequence) -> int | None:
+        """The prefix-cache hash of the sequence's first block, if it has one that could be shared."""
+        size = self.block_manager.block_size
+        if not self.block_manager.enable_prefix_caching or seq.num_tokens - 1 < size:
+            return None
+        return block_hash(None, seq.token_ids[:size])
 
     def _preempt(self, victim: Sequence, out: SchedulerOutput) -> int:
         """Free the victim's blocks and requeue it first; return the budget it had taken this step."""
