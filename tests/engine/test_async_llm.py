@@ -40,7 +40,9 @@ def test_concurrent_streams_match_offline_generate(tiny_model_dir):
     results = asyncio.run(main())
     for (lengths, last), tokens in zip(results, expected, strict=True):
         assert last.finished and last.outputs[0].token_ids == tokens
-        assert lengths == sorted(lengths) and lengths[-1] == 12 and len(lengths) > 1  # streamed, maybe coalesced
+        assert (
+            lengths == sorted(lengths) and lengths[-1] == 12 and len(lengths) > 1
+        )  # streamed, maybe coalesced
 
 
 def test_closing_the_stream_aborts_and_frees_blocks(tiny_model_dir):

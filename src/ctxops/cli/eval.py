@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import click
 
@@ -79,6 +80,12 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="run directory; rerun to resume"
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option(
+    "--sweep",
+    multiple=True,
+    help="in-process: run several engine settings into one report, e.g. kv_cache_dtype=auto,int8,int4 "
+    "(repeatable: the product of the axes)",
+)
 @dataclass_options(EngineConfig, exclude=("model", "seed"))
 def eval_command(**options) -> None:
     """Run long-context tasks against a model and write samples.jsonl, run.json, summary.json and report.html.
@@ -104,6 +111,9 @@ def eval_command(**options) -> None:
         )  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if options["sweep"]:
+        _sweep(config, options)
+        return
     target = _target(options)
     run_dir = RunDir(options["out"])
     try:
@@ -120,6 +130,59 @@ def eval_command(**options) -> None:
     write_reports(run_dir, threshold=options["threshold"])
     if outcome.failed:
         raise click.ClickException(f"{outcome.failed} samples failed; rerun the same command to retry them")
+
+
+def _sweep(config, options: dict) -> None:
+    """One run per configuration under --out, then sweep.json and sweep.html beside them."""
+    from pathlib import Path
+
+    from ctxops.evals.report import write_reports
+    from ctxops.evals.rundir import RunDir, RunDirError
+    from ctxops.evals.runner import run_eval
+    from ctxops.evals.sweep import (
+        SWEEP_HTML,
+        SWEEP_JSON,
+        SweepError,
+        configurations,
+        parse_sweep,
+        render,
+        run_name,
+        summarize_sweep,
+    )
+    from ctxops.evals.targets import TargetError
+    from ctxops.evals.tasks import TaskError
+
+    if options["endpoint"]:
+        raise click.UsageError("--sweep runs the in-process engine; drop --endpoint")
+    try:
+        axes = parse_sweep(options["sweep"], EngineConfig)
+    except SweepError as exc:
+        raise click.UsageError(str(exc)) from exc
+    entries, failed = [], 0
+    for overrides in configurations(axes):
+        name = run_name(overrides)
+        click.secho(f"== {name}", bold=True, err=True)
+        target = _target({**options, **overrides})
+        run_dir = RunDir(Path(options["out"]) / name)
+        try:
+            outcome = asyncio.run(run_eval(config, target, run_dir, show_progress=not options["no_progress"]))
+        except (TargetError, TaskError, RunDirError) as exc:
+            raise click.ClickException(f"{name}: {exc}") from exc
+        failed += outcome.failed
+        summary = write_reports(run_dir, threshold=options["threshold"])
+        entries.append((overrides, summary, run_dir.read_run()))
+    sweep = summarize_sweep(entries)
+    out = Path(options["out"])
+    (out / SWEEP_JSON).write_text(json.dumps(sweep, indent=2, default=str), encoding="utf-8")
+    (out / SWEEP_HTML).write_text(render(sweep), encoding="utf-8")
+    for row in sweep["configurations"]:
+        click.echo(
+            f"{row['name']:<48} {row['kv_bytes_per_token']:>8} B/token {row['kv_pool_tokens']:>9} tokens "
+            f"score {row['score']:5.1f} ({row['score_vs_first']:+.1f})"
+        )
+    click.echo(f"wrote {out / SWEEP_JSON} and {out / SWEEP_HTML}", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} samples failed; rerun the same command to retry them")
 
 
 def _target(options: dict):

@@ -6,6 +6,11 @@ in order. A block that is full of computed tokens gets a hash chained from its p
 of recomputing it. Freed blocks keep their hash and stay reusable until the space is needed: blocks are recycled
 least-recently-freed first, with never-hashed blocks recycled before cached ones.
 
+With a quantized KV format the block manager also hands out full-precision *window* blocks, one per sequence
+(where the block being filled is kept until it is full and quantized); they are taken with a sequence's first
+blocks and returned when it is freed. A sequence pruned by a press (``seq.compress``) never matches nor publishes
+prefix-cache blocks, and :meth:`BlockManager.replace_blocks` swaps its blocks for fewer, fresh ones.
+
 The block manager knows token ids and block ids, never tensors.
 """
 
@@ -41,9 +46,13 @@ def block_hash(parent: int | None, token_ids: list[int] | tuple[int, ...]) -> in
 class BlockManager:
     """Hands out blocks to sequences and shares full blocks between sequences with equal prefixes."""
 
-    def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True) -> None:
+    def __init__(
+        self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True, num_windows: int = 0
+    ) -> None:
         if num_blocks <= 0:
             raise ValueError(f"num_blocks must be positive, got {num_blocks}")
+        self.free_windows: list[int] = list(range(num_windows - 1, -1, -1))  # pop() hands out 0 first
+        self.uses_windows = num_windows > 0
         self.block_size = block_size
         self.enable_prefix_caching = enable_prefix_caching
         self.blocks = [Block(i) for i in range(num_blocks)]
@@ -81,7 +90,7 @@ class BlockManager:
         """
         assert not seq.block_table and seq.num_computed_tokens == 0
         self.prefix_queries += seq.num_tokens
-        if not self.enable_prefix_caching:
+        if not self.enable_prefix_caching or seq.compress:
             return 0
         parent: int | None = None
         for start in range(0, seq.num_tokens - 1 - self.block_size + 1, self.block_size):
@@ -101,7 +110,7 @@ class BlockManager:
 
     def cache_full_blocks(self, seq: Sequence) -> None:
         """Register the sequence's newly completed blocks (full of computed tokens) in the prefix cache."""
-        if not self.enable_prefix_caching:
+        if not self.enable_prefix_caching or seq.compress:
             return
         num_full = seq.num_computed_tokens // self.block_size
         for index in range(len(seq.block_hashes), num_full):
@@ -117,9 +126,13 @@ class BlockManager:
     # ---- allocation -----------------------------------------------------------------------------------------
     def allocate_slots(self, seq: Sequence, num_new_tokens: int) -> bool:
         """Give ``seq`` blocks for ``num_new_tokens`` more tokens; False (and no change) if the pool is short."""
-        needed = self.blocks_needed(seq.num_computed_tokens + num_new_tokens) - len(seq.block_table)
+        needed = self.blocks_needed(seq.num_kv_tokens + num_new_tokens) - len(seq.block_table)
         if needed > self.num_free_blocks:
             return False
+        if self.uses_windows and seq.window is None:
+            if not self.free_windows:
+                return False
+            seq.window = self.free_windows.pop()
         for _ in range(max(needed, 0)):
             block_id, _ = self.free_queue.popitem(last=False)
             self._evict(block_id)
@@ -140,6 +153,34 @@ class BlockManager:
         seq.block_table = []
         seq.block_hashes = []
         seq.num_computed_tokens = 0
+        seq.kv_offset = 0
+        seq.pressed = False  # a recomputed prefill is pressed again
+        if seq.window is not None:
+            self.free_windows.append(seq.window)
+            seq.window = None
+
+    def replace_blocks(self, seq: Sequence, num_kv_tokens: int) -> list[int]:
+        """Swap a pruned sequence's blocks for fresh ones holding ``num_kv_tokens``; return the old table.
+
+        The old blocks are released first (shared ones stay with their other holders, cached ones stay findable),
+        so the new, never-published blocks always fit. The caller must have copied what it keeps out of them.
+        """
+        old = list(seq.block_table)
+        for block_id in reversed(old):
+            block = self.blocks[block_id]
+            block.ref_count -= 1
+            if block.ref_count == 0:
+                self.free_queue[block_id] = None
+                if block.hash is None:
+                    self.free_queue.move_to_end(block_id, last=False)
+        seq.block_table = []
+        seq.block_hashes = []
+        for _ in range(self.blocks_needed(num_kv_tokens)):
+            block_id, _ = self.free_queue.popitem(last=False)
+            self._evict(block_id)
+            self.blocks[block_id].ref_count = 1
+            seq.block_table.append(block_id)
+        return old
 
     def _take(self, block_id: int) -> None:
         block = self.blocks[block_id]

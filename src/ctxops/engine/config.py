@@ -57,6 +57,21 @@ class EngineConfig:
     max_num_seqs: int = _opt(128, "most sequences running at once")
     max_num_batched_tokens: int = _opt(8192, "token budget per step (prefill chunks + decodes)")
     seed: int = _opt(0, "seed for requests that give none (a run is reproducible)")
+    kv_cache_dtype: str = _opt(
+        "auto",
+        "KV cache format: auto (the model dtype), int8 or int4 (keys per channel per block, values per token; "
+        "the block being filled stays full precision)",
+    )
+    kv_press: str | None = _opt(
+        None, "prune each prompt's KV at the end of its prefill: streaming_llm, snapkv or h2o (default: none)"
+    )
+    kv_compression_ratio: float = _opt(
+        0.5, "with --kv-press: the fraction of prompt tokens dropped, in (0, 1)"
+    )
+    kv_press_min_tokens: int = _opt(0, "with --kv-press: prompts shorter than this are not compressed")
+    quantization: str | None = _opt(
+        None, "weight-only quantization of the decoder's linear layers: int8 (per output channel)"
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.kv_cache_memory, str):
@@ -74,6 +89,21 @@ class EngineConfig:
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least block_size "
                 f"({self.block_size})"
             )
+        if self.kv_cache_dtype == "fp8":
+            raise ValueError(
+                "kv_cache_dtype fp8 is not implemented by the embedded engine (CPU torch has no fp8 matmul and an "
+                "fp8 cast saves no more than int8); use kv_cache_dtype int8, which stores the same 1 byte per value"
+            )
+        if self.kv_cache_dtype not in ("auto", "int8", "int4"):
+            raise ValueError(f"kv_cache_dtype must be auto, int8 or int4; got {self.kv_cache_dtype!r}")
+        if self.kv_press is not None and self.kv_press not in ("streaming_llm", "snapkv", "h2o"):
+            raise ValueError(f"kv_press must be streaming_llm, snapkv or h2o; got {self.kv_press!r}")
+        if not 0.0 < self.kv_compression_ratio < 1.0:
+            raise ValueError(f"kv_compression_ratio must be in (0, 1), got {self.kv_compression_ratio}")
+        if self.kv_press_min_tokens < 0:
+            raise ValueError(f"kv_press_min_tokens must be >= 0, got {self.kv_press_min_tokens}")
+        if self.quantization is not None and self.quantization != "int8":
+            raise ValueError(f"quantization must be int8 (or unset); got {self.quantization!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16"):
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16; got {self.dtype!r}")
 

@@ -1,6 +1,7 @@
 """The engine loop: requests in, one ``step()`` at a time, ``RequestOutput``s out.
 
-``step()`` is schedule -> run the model -> append sampled tokens, detokenize, apply stop rules -> report. The engine
+``step()`` is schedule -> run the model -> prune the KV of prompts whose prefill just ended (with ``kv_press``,
+see :mod:`ctxops.engine.kv_press`) -> append sampled tokens, detokenize, apply stop rules -> report. The engine
 validates requests at the door (a prompt longer than ``max_model_len`` is refused at once, never queued) and owns
 the tokenizer, so the scheduler and model runner below it see token ids only. It knows nothing about HTTP.
 """
@@ -65,13 +66,31 @@ class LLMEngine:
         self.eos_token_ids = eos_token_ids(path, self.model_config)
         dtype = torch_dtype(config.dtype, self.model_config)
         self.cache_info: CacheInfo = plan_cache(
-            self.model_config, dtype, config.kv_cache_memory, config.block_size, self.max_model_len
+            self.model_config,
+            dtype,
+            config.kv_cache_memory,
+            config.block_size,
+            self.max_model_len,
+            config.kv_cache_dtype,
+            config.max_num_seqs,
         )
         self.block_manager = BlockManager(
-            self.cache_info.num_blocks, config.block_size, config.enable_prefix_caching
+            self.cache_info.num_blocks,
+            config.block_size,
+            config.enable_prefix_caching,
+            self.cache_info.num_windows,
         )
         self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
-        self.runner = ModelRunner(self.model_config, path, dtype, self.cache_info, config.seed)
+        self.runner = ModelRunner(
+            self.model_config,
+            path,
+            dtype,
+            self.cache_info,
+            config.seed,
+            config.quantization,
+            config.kv_press,
+            config.kv_compression_ratio,
+        )
         self.sequences: dict[str, Sequence] = {}
 
     # ---- requests in ------------------------------------------------------------------------------------------
@@ -101,7 +120,9 @@ class LLMEngine:
             raise ValueError("the prompt is empty; give at least one token")
         if len(ids) > self.max_model_len:
             raise PromptTooLongError(len(ids), self.max_model_len)
-        return Sequence(request_id, ids, params, prompt=text)
+        seq = Sequence(request_id, ids, params, prompt=text)
+        seq.compress = self.config.kv_press is not None and len(ids) >= self.config.kv_press_min_tokens
+        return seq
 
     def add_sequence(self, seq: Sequence) -> None:
         if seq.request_id in self.sequences:
@@ -120,7 +141,7 @@ class LLMEngine:
         if seq is None:
             return None
         self.scheduler.finish(seq, FinishReason.ABORT)
-        self.runner.sampler.release(request_id)
+        self.runner.release(request_id)
         return self.make_output(seq)
 
     def has_unfinished_requests(self) -> bool:
@@ -135,8 +156,11 @@ class LLMEngine:
         banned = {
             s.seq.request_id: self._banned_tokens(s.seq) for s in out.scheduled if s.seq.params.min_tokens
         }
+        pressing = [s.seq for s in out.scheduled if s.samples and s.seq.press_pending]  # prefills ending now
         results = self.runner.run(out.scheduled, banned)
         self.scheduler.advance(out.scheduled)
+        for seq in pressing:
+            self.runner.apply_press(seq, self.block_manager)
         now = time.time()
         outputs = []
         for seq, result in results:
@@ -144,7 +168,7 @@ class LLMEngine:
             outputs.append(self.make_output(seq))
             if seq.is_finished:
                 self.sequences.pop(seq.request_id, None)
-                self.runner.sampler.release(seq.request_id)
+                self.runner.release(seq.request_id)
         return outputs
 
     def _banned_tokens(self, seq: Sequence) -> list[int]:

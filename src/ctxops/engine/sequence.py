@@ -49,6 +49,14 @@ class Sequence:
         self.num_cached_tokens = 0  # prompt tokens served from the prefix cache at first admission
         self.block_table: list[int] = []
         self.block_hashes: list[int] = []  # hash chain of this sequence's full, cached blocks
+        self.window: int | None = (
+            None  # full-precision window block (quantized KV formats), from the block manager
+        )
+        # KV compression (a press): the prompt's KV is pruned once its prefill ends. Such a sequence neither
+        # reuses nor publishes prefix-cache blocks, since its blocks stop matching its tokens.
+        self.compress = False  # a press will prune this sequence's prompt KV at the end of its prefill
+        self.kv_offset = 0  # positions dropped by the press: cache index = position - kv_offset
+        self.pressed = False  # the press ran on the current prefill (reset when the blocks are freed)
         self.status = SequenceStatus.WAITING
         self.finish_reason: FinishReason | None = None
         self.stop_reason: str | int | None = None
@@ -85,6 +93,20 @@ class Sequence:
     @property
     def num_output_tokens(self) -> int:
         return len(self.token_ids) - self.num_prompt_tokens
+
+    @property
+    def num_kv_tokens(self) -> int:
+        """Tokens whose K/V sit in this sequence's blocks (fewer than computed once a press pruned the prompt)."""
+        return self.num_computed_tokens - self.kv_offset
+
+    @property
+    def is_compressed(self) -> bool:
+        return self.kv_offset > 0
+
+    @property
+    def press_pending(self) -> bool:
+        """A press will run at the end of this sequence's prefill (its prefill chunks are scored)."""
+        return self.compress and not self.pressed
 
     @property
     def num_uncomputed_tokens(self) -> int:

@@ -7,6 +7,11 @@ query per sequence) run as one padded, masked batch; when they all start with th
 many questions) that prefix is read once for all of them and the softmax is merged (cascade attention). Prefill
 chunks run one sequence at a time, on the fresh keys when nothing precedes them, else on keys from the cache.
 
+Quantized caches (:class:`~ctxops.models.kv_quant.QuantizedKVCache`, int8/int4) take another path: a step's tokens
+that complete a block are quantized into it, together with the full-precision window holding the block's earlier
+tokens; the rest go to the window. Attention then reads ``dequantize(full blocks) ++ window tail`` in the model's
+dtype (no cascade: each decode dequantizes its own blocks). :class:`QuantStep` says where everything goes.
+
 This module knows tensors, slots and block tables. It does not know sequences, sampling or the scheduler: the model
 runner builds :class:`AttentionMetadata` and passes it down explicitly (no global context).
 """
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from ctxops.models.kv_quant import QuantizedKVCache, unpack_int4
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,36 @@ class DecodeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SeqRead:
+    """Where one sequence's keys live in a quantized cache: full blocks, then ``tail`` tokens of its window."""
+
+    full_blocks: torch.Tensor  # (num_full,) long block ids, in order
+    window: int  # its window block
+    tail: int  # tokens in the window (0 .. block_size - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class QuantStep:
+    """A step's writes into, and decode reads from, a quantized cache (one plan serves every layer).
+
+    Window slots are ``window * block_size + offset``; ``full_src`` indexes the concatenation
+    ``(window slots of all windows) ++ (the step's T fresh rows)``, so a completed block is gathered from the
+    tokens its window held plus the fresh ones, then quantized.
+    """
+
+    full_blocks: torch.Tensor  # (F,) long: blocks completed this step
+    full_src: torch.Tensor  # (F * block_size,) long: their tokens, indexes into windows ++ fresh rows
+    tail_slots: torch.Tensor  # (W,) long: window slots for fresh tokens of blocks still being filled
+    tail_rows: torch.Tensor  # (W,) long: their rows in the batch
+    decode_tables: torch.Tensor  # (N, max_full) long: each decode's full blocks, padded with block 0
+    decode_windows: torch.Tensor  # (N,) long: each decode's window
+    decode_mask: (
+        torch.Tensor
+    )  # (N, 1, 1, (max_full + 1) * block_size) bool: own full tokens, then window tail
+    prefill_reads: list[SeqRead] = field(default_factory=list)  # one per prefill segment
+
+
+@dataclass(frozen=True, slots=True)
 class AttentionMetadata:
     """Where a step's tokens go in the cache and what each of them attends to.
 
@@ -79,6 +116,10 @@ class AttentionMetadata:
     decode: DecodeBatch | None = None
     prefills: list[PrefillSegment] = field(default_factory=list)
     rope_seq_lens: torch.Tensor | None = None  # (T,) sequence length per token, for dynamic NTK RoPE
+    quant: QuantStep | None = None  # set when the cache is quantized
+    # per prefill segment, None or an object whose ``observe(layer, q, keys, first_position, scale)`` records the
+    # chunk's attention (a KV press scoring the prompt)
+    scorers: list | None = None
 
     @property
     def num_decodes(self) -> int:
@@ -198,8 +239,14 @@ def paged_attention(
     v_cache: torch.Tensor,
     meta: AttentionMetadata,
     scale: float,
+    layer: int = 0,
 ) -> torch.Tensor:
-    """Write k/v to the cache and attend. q: (T, num_heads, head_dim); k, v: (T, num_kv_heads, head_dim)."""
+    """Write k/v to the cache and attend. q: (T, num_heads, head_dim); k, v: (T, num_kv_heads, head_dim).
+
+    ``layer`` only tells a scorer (``meta.scorers``) which layer it observes.
+    """
+    if isinstance(k_cache, QuantizedKVCache):
+        return quantized_attention(q, k, v, k_cache, meta, scale, layer)
     if k_cache.dtype != q.dtype:
         raise TypeError(f"KV cache dtype {k_cache.dtype} differs from the model's {q.dtype}")
     write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
@@ -208,8 +255,138 @@ def paged_attention(
         n = meta.decode.num_seqs
         decode = _decode_cascade if meta.decode.shared is not None else _decode_plain
         out[:n] = decode(q[:n], k_cache, v_cache, meta.decode, scale)
-    for seg in meta.prefills:
+    for i, seg in enumerate(meta.prefills):
         out[seg.start : seg.start + seg.num_query_tokens] = _prefill(q, k, v, k_cache, v_cache, seg, scale)
+        if meta.scorers and meta.scorers[i] is not None:
+            keys = read_span(k_cache, seg.blocks)[: seg.context_len]
+            _observe(meta.scorers[i], layer, q, keys, seg, scale)
+    return out
+
+
+def _observe(
+    scorer, layer: int, q: torch.Tensor, keys: torch.Tensor, seg: PrefillSegment, scale: float
+) -> None:
+    rows = slice(seg.start, seg.start + seg.num_query_tokens)
+    scorer.observe(layer, q[rows], keys, seg.context_len - seg.num_query_tokens, scale)
+
+
+# ---- quantized caches ------------------------------------------------------------------------------------------
+def write_quantized(cache: QuantizedKVCache, k: torch.Tensor, v: torch.Tensor, plan: QuantStep) -> None:
+    """Quantize the blocks this step completes, then put the remaining fresh tokens into their windows."""
+    k_win, v_win = cache.window_flat()
+    heads, dim = k.shape[1:]
+    bs = cache.fmt.block_size
+    if plan.full_blocks.numel():  # gather before the window writes below: a window may be refilled this step
+        k_full = torch.cat([k_win, k.to(cache.dtype)]).index_select(0, plan.full_src)
+        v_full = torch.cat([v_win, v.to(cache.dtype)]).index_select(0, plan.full_src)
+        cache.store_blocks(plan.full_blocks, k_full.view(-1, bs, heads, dim), v_full.view(-1, bs, heads, dim))
+    if plan.tail_slots.numel():
+        k_win.index_copy_(0, plan.tail_slots, k.index_select(0, plan.tail_rows).to(cache.dtype))
+        v_win.index_copy_(0, plan.tail_slots, v.index_select(0, plan.tail_rows).to(cache.dtype))
+
+
+def read_quantized(cache: QuantizedKVCache, read: SeqRead) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sequence's keys and values, (num_full * block_size + tail, kv_heads, head_dim), in order."""
+    heads, dim = cache.fmt.num_kv_heads, cache.fmt.head_dim
+    k, v = cache.load_blocks(read.full_blocks)
+    k_tail = cache.k_window[read.window, : read.tail]
+    v_tail = cache.v_window[read.window, : read.tail]
+    return torch.cat([k.view(-1, heads, dim), k_tail]), torch.cat([v.view(-1, heads, dim), v_tail])
+
+
+def _decode_quantized(
+    q: torch.Tensor, cache: QuantizedKVCache, plan: QuantStep, scale: float
+) -> torch.Tensor:
+    """Decode attention straight from the codes, in fp32: scales are folded into the query and the probabilities.
+
+    Keys: ``q . (codes * s + m) = (q * s) . codes + q . m`` per block, since a key scale belongs to a (block,
+    channel). Values: ``sum_t p_t (codes_t * s_t + m_t) = sum_t (p_t * s_t) codes_t + sum_t p_t m_t`` per token
+    and channel group. So the codes are only converted to float, never rescaled in full (about 2x faster than
+    dequantizing the blocks first on this CPU). Each decode then adds its full-precision window.
+    """
+    fmt = cache.fmt
+    n, max_full = plan.decode_tables.shape
+    heads, dim, bs = fmt.num_kv_heads, fmt.head_dim, fmt.block_size
+    groups, width = dim // fmt.value_group, fmt.value_group
+    qf = q.float().view(n, heads, -1, dim)  # (N, kv_heads, group, head_dim)
+    flat = plan.decode_tables.reshape(-1)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return t.index_select(0, flat).view(n, max_full, *t.shape[1:])
+
+    def codes_as_float(t: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
+        """Gathered codes, unpacked, permuted to ``order`` and made fp32 in one copy."""
+        codes = t.index_select(0, flat)
+        codes = unpack_int4(codes) if fmt.bits == 4 else codes
+        codes = codes.view(n, max_full, bs, heads, groups, width).permute(order)
+        return torch.empty(codes.shape).copy_(codes)
+
+    k_win = cache.k_window.index_select(0, plan.decode_windows).float()  # (N, block_size, kv_heads, head_dim)
+    v_win = cache.v_window.index_select(0, plan.decode_windows).float()
+    scores_win = torch.einsum("nhjd,nthd->nhjt", qf, k_win)  # (N, kv_heads, group, block_size)
+    if max_full:
+        k_codes = codes_as_float(cache.k_codes, (0, 1, 3, 2, 4, 5)).flatten(-2)  # (N, M, h, bs, d)
+        scaled_q = qf[:, None] * pick(cache.k_scale).float().unsqueeze(3)  # (N, M, h, group, d)
+        scores_full = torch.matmul(scaled_q, k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
+        if cache.k_min is not None:  # + q . min per block
+            scores_full += torch.matmul(qf[:, None], pick(cache.k_min).float().unsqueeze(-1))
+        scores = torch.cat([scores_full.permute(0, 2, 3, 1, 4).flatten(-2), scores_win], -1)
+    else:
+        scores = scores_win
+    scores = scores.mul_(scale).masked_fill_(~plan.decode_mask, float("-inf"))
+    probs = scores.softmax(-1)  # (N, kv_heads, group, (max_full + 1) * block_size)
+    out = torch.einsum("nhjt,nthd->nhjd", probs[..., max_full * bs :], v_win)
+    if max_full:
+        p_full = probs[..., : max_full * bs]  # (N, h, group, M * bs)
+        # (N, h, groups, M * bs, width)
+        v_codes = codes_as_float(cache.v_codes, (0, 3, 4, 1, 2, 5)).flatten(3, 4)
+        v_scale = pick(cache.v_scale).float().permute(0, 3, 4, 1, 2).flatten(-2)  # (N, h, groups, M * bs)
+        weights = p_full.unsqueeze(2) * v_scale.unsqueeze(3)  # (N, h, groups, group, M * bs)
+        grouped = torch.matmul(weights, v_codes)  # (N, h, groups, group, width)
+        if cache.v_min is not None:  # + sum_t p_t min_t per group
+            v_min = pick(cache.v_min).float().permute(0, 3, 4, 1, 2).flatten(-2)  # (N, h, groups, M * bs)
+            grouped += torch.matmul(p_full.unsqueeze(2), v_min.unsqueeze(-1))
+        out += grouped.permute(0, 1, 3, 2, 4).flatten(-2)
+    return out.reshape(n, -1, dim)  # (N, num_heads, head_dim) fp32
+
+
+def quantized_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cache: QuantizedKVCache,
+    meta: AttentionMetadata,
+    scale: float,
+    layer: int = 0,
+) -> torch.Tensor:
+    """:func:`paged_attention` on a quantized cache: same inputs and output, plus ``meta.quant``."""
+    plan = meta.quant
+    assert plan is not None, "a quantized cache needs AttentionMetadata.quant"
+    write_quantized(cache, k, v, plan)
+    out = torch.empty_like(q)
+    if meta.decode is not None:
+        n = meta.decode.num_seqs
+        out[:n] = _decode_quantized(q[:n], cache, plan, scale).to(q.dtype)
+    for i, (seg, read) in enumerate(zip(meta.prefills, plan.prefill_reads, strict=True)):
+        rows = slice(seg.start, seg.start + seg.num_query_tokens)
+        query = q[rows].transpose(0, 1).unsqueeze(0)  # (1, num_heads, q_len, head_dim)
+        if seg.mask is None:  # a first chunk attends over its own fresh keys, in full precision (as KIVI)
+            keys, values, mask = k[rows], v[rows], None
+        else:
+            keys, values = read_quantized(cache, read)
+            mask = seg.mask
+        result = F.scaled_dot_product_attention(
+            query,
+            keys.to(q.dtype).transpose(0, 1).unsqueeze(0),
+            values.to(q.dtype).transpose(0, 1).unsqueeze(0),
+            attn_mask=mask,
+            is_causal=mask is None,
+            scale=scale,
+            enable_gqa=True,
+        )
+        out[rows] = result[0].transpose(0, 1)
+        if meta.scorers and meta.scorers[i] is not None:
+            _observe(meta.scorers[i], layer, q, keys, seg, scale)
     return out
 
 

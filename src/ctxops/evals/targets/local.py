@@ -51,6 +51,15 @@ def model_fingerprint(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _query_aware(config: EngineConfig) -> bool | None:
+    """Whether the question is compressed with the context (kvpress's flag); None without a press."""
+    if config.kv_press is None:
+        return None
+    from ctxops.engine.kv_press import QUERY_AWARE
+
+    return QUERY_AWARE
+
+
 class LocalTarget(Target):
     """Evaluate a local model directory (or ``builtin``) on this machine's engine."""
 
@@ -116,11 +125,14 @@ class LocalTarget(Target):
             "prompt_style": self.style.value,
             "tokenizer": "the model's own",
             "engine": engine,
+            "kv_cache": self.llm.engine.cache_info.to_dict(),  # the pool these settings gave: bytes, tokens
+            "kv_press_query_aware": _query_aware(self.config),
         }
 
     def identity(self) -> dict[str, Any]:
         out = self.describe()
-        out.pop("model_path")
+        for derived in ("model_path", "kv_cache", "kv_press_query_aware"):  # follow from the settings
+            out.pop(derived)
         return out
 
     async def close(self) -> None:
