@@ -109,28 +109,24 @@ def bench_concurrent(path, hf, dtype, rows):
 
 
 def bench_single(path, hf, dtype, rows):
+    """Best of two runs on each side, so neither pays first-call allocation costs."""
     prompt = [tokens(4096, 300)]
-    t_hf_prefill, _ = hf_generate(hf, prompt, 1)
-    t_hf_total, hf_out = hf_generate(hf, prompt, 128)
+    t_hf_prefill = min(hf_generate(hf, prompt, 1)[0] for _ in range(2))
+    t_hf_total, hf_out = min((hf_generate(hf, prompt, 128) for _ in range(2)), key=lambda r: r[0])
     llm = fresh_llm(path, dtype)
     params = SamplingParams(temperature=0, max_tokens=128, ignore_eos=True)
-    llm.generate([tokens(64, 9)], SamplingParams(max_tokens=2), use_tqdm=False)  # warm-up
-    out = llm.generate(prompt, params, use_tqdm=False)[0]
-    m = out.metrics
-    t_prefill = m.first_token_time - m.arrival_time
-    t_decode = (m.finished_time - m.first_token_time) / 127
+    runs = []
+    for rep in range(2):
+        llm = fresh_llm(path, dtype) if rep else llm  # a fresh engine: no prefix-cache hit on the second run
+        m = llm.generate(prompt, params, use_tqdm=False)[0]
+        runs.append(m)
+    t_prefill = min(o.metrics.first_token_time - o.metrics.arrival_time for o in runs)
+    t_decode = min((o.metrics.finished_time - o.metrics.first_token_time) / 127 for o in runs)
     hf_decode = (t_hf_total - t_hf_prefill) / 127
-    same = out.outputs[0].token_ids == hf_out[0].tolist()
-    rows.append(("single 4K prompt: prefill (s)", t_prefill, t_hf_prefill, t_hf_prefill / t_prefill, ""))
-    rows.append(
-        (
-            "single 4K prompt: decode (ms/token)",
-            1000 * t_decode,
-            1000 * hf_decode,
-            hf_decode / t_decode,
-            f"greedy equal to HF: {same}",
-        )
-    )
+    same = runs[-1].outputs[0].token_ids == hf_out[0].tolist()
+    rows.append(("single 4K prompt: prefill (s)", t_prefill, t_hf_prefill, t_hf_prefill / t_prefill, "best of 2"))
+    rows.append(("single 4K prompt: decode (ms/token)", 1000 * t_decode, 1000 * hf_decode, hf_decode / t_decode,
+                 f"best of 2; greedy equal to HF: {same}"))
 
 
 def main() -> None:
