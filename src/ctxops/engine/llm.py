@@ -245,7 +245,6 @@ class AsyncLLM:
                     queue = self._queues.get(out.request_id)
                     if queue is not None:
                         queue.put(out)
-                await asyncio.sleep(0)  # let consumers and new requests in between steps
         except Exception as exc:  # an engine bug must surface to every waiting client, not hang them
             self.errored = exc
             for queue in self._queues.values():
