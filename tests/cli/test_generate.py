@@ -77,8 +77,8 @@ def test_python_dash_m_runs_the_cli():
     assert "ctxops" in out.stdout
 
 
-def test_default_model_is_builtin(tmp_path):
-    result = CliRunner().invoke(cli, ["generate", "hello"])
-    # builtin is the default; until it ships, the error names it instead of a descriptor repr
-    assert "member" not in result.output
-    assert result.exit_code == 0 or "builtin" in result.output
+def test_default_model_is_builtin():
+    result = CliRunner().invoke(cli, ["generate", "--max-tokens", "4", "--json", "hello"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["prompt"] == "hello" and 1 <= len(record["token_ids"]) <= 4
