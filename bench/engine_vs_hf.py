@@ -124,9 +124,18 @@ def bench_single(path, hf, dtype, rows):
     t_decode = min((o.metrics.finished_time - o.metrics.first_token_time) / 127 for o in runs)
     hf_decode = (t_hf_total - t_hf_prefill) / 127
     same = runs[-1].outputs[0].token_ids == hf_out[0].tolist()
-    rows.append(("single 4K prompt: prefill (s)", t_prefill, t_hf_prefill, t_hf_prefill / t_prefill, "best of 2"))
-    rows.append(("single 4K prompt: decode (ms/token)", 1000 * t_decode, 1000 * hf_decode, hf_decode / t_decode,
-                 f"best of 2; greedy equal to HF: {same}"))
+    rows.append(
+        ("single 4K prompt: prefill (s)", t_prefill, t_hf_prefill, t_hf_prefill / t_prefill, "best of 2")
+    )
+    rows.append(
+        (
+            "single 4K prompt: decode (ms/token)",
+            1000 * t_decode,
+            1000 * hf_decode,
+            hf_decode / t_decode,
+            f"best of 2; greedy equal to HF: {same}",
+        )
+    )
 
 
 def main() -> None:
