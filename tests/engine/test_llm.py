@@ -19,6 +19,12 @@ def _ids(llm, n, offset=0):
     return [(7 * i + offset) % (vocab - 10) + 5 for i in range(n)]
 
 
+def _greedy(llm, prompt, max_tokens):
+    """The unconstrained greedy continuation: what stop rules are then checked against."""
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    return llm.generate([prompt], params, use_tqdm=False)[0].outputs[0].token_ids
+
+
 def test_cache_info_is_exact(llm):
     info = llm.cache_info
     # 2 (K, V) x 2 layers x 2 kv heads x 16 head_dim x 4 bytes
@@ -59,13 +65,7 @@ def test_max_tokens_and_finish_reason(llm):
 
 
 def test_stop_token_ids_stop_and_are_reported(llm):
-    free = (
-        llm.generate(
-            [_ids(llm, 12)], SamplingParams(temperature=0, max_tokens=10, ignore_eos=True), use_tqdm=False
-        )[0]
-        .outputs[0]
-        .token_ids
-    )
+    free = _greedy(llm, _ids(llm, 12), 10)
     stop_at = free[3]
     first = free.index(stop_at)
     out = llm.generate(
@@ -78,13 +78,7 @@ def test_stop_token_ids_stop_and_are_reported(llm):
 
 
 def test_min_tokens_holds_back_stop_tokens(llm):
-    free = (
-        llm.generate(
-            [_ids(llm, 12)], SamplingParams(temperature=0, max_tokens=10, ignore_eos=True), use_tqdm=False
-        )[0]
-        .outputs[0]
-        .token_ids
-    )
+    free = _greedy(llm, _ids(llm, 12), 10)
     out = llm.generate(
         [_ids(llm, 12)],
         SamplingParams(temperature=0, max_tokens=10, min_tokens=6, stop_token_ids=[free[0]], ignore_eos=True),

@@ -89,7 +89,7 @@ class LLM:
             ) as progress:
                 task = progress.add_task("requests", total=len(seqs))
                 while self.engine.has_unfinished_requests():
-                    for out in self.engine.step():
+                    for out in self.engine.step(only_finished=True):
                         if out.finished:
                             finished[out.request_id] = out
                             progress.advance(task)

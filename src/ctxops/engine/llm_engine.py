@@ -148,8 +148,12 @@ class LLMEngine:
         return self.scheduler.has_unfinished()
 
     # ---- one step ---------------------------------------------------------------------------------------------
-    def step(self) -> list[RequestOutput]:
-        """Schedule, run the model once, and return the outputs of every request that advanced."""
+    def step(self, only_finished: bool = False) -> list[RequestOutput]:
+        """Schedule, run the model once, and return the outputs of every request that advanced.
+
+        ``only_finished`` skips building outputs of requests still running: a batch caller that waits for the end
+        would otherwise copy every request's whole output at every step (quadratic in the output length).
+        """
         out = self.scheduler.schedule()
         if out.is_empty:
             return []
@@ -165,7 +169,8 @@ class LLMEngine:
         outputs = []
         for seq, result in results:
             self._append(seq, result, now)
-            outputs.append(self.make_output(seq))
+            if seq.is_finished or not only_finished:
+                outputs.append(self.make_output(seq))
             if seq.is_finished:
                 self.sequences.pop(seq.request_id, None)
                 self.runner.release(seq.request_id)
