@@ -78,6 +78,33 @@ class Recipe:
     ramp: float = 0.5  # fraction of steps over which the longest length grows from min_len to max_len
     eval_every: int = 200
     ckpt_minutes: float = 3.0
+    minutes: float = 0.0  # > 0: the schedule runs on wall-clock progress and stops after this many minutes
+    log_every: int = 1  # log (and sync with the device) every N steps
+
+    def progress(self, step: int, seconds: float) -> float:
+        """How far through the schedule (0..1): by steps, or by training seconds when ``minutes`` is set."""
+        if self.minutes > 0:
+            return min(1.0, seconds / (self.minutes * 60))
+        return min(1.0, step / max(1, self.steps))
+
+    @classmethod
+    def gpu(cls) -> Recipe:
+        """The GPU recipe (one H100/H200, ~16 data workers): a wider model, big batches, a wall-clock schedule."""
+        return cls(
+            hidden_size=256,
+            num_heads=4,
+            num_kv_heads=2,
+            intermediate_size=768,
+            steps=1_000_000,  # unused: ``minutes`` drives the schedule
+            minutes=7.0,
+            tokens_per_step=65536,
+            lr=2e-3,
+            warmup=200,
+            max_len=2048,
+            eval_every=2000,
+            ckpt_minutes=2.0,
+            log_every=25,
+        )
 
     @classmethod
     def tiny(cls) -> Recipe:
@@ -289,9 +316,9 @@ def format_answer(task: str, answers: tuple[str, ...]) -> str:
     return join_values(list(answers))
 
 
-def batch_lengths(recipe: Recipe, step: int, rng: random.Random) -> int:
+def batch_lengths(recipe: Recipe, progress: float, rng: random.Random) -> int:
     """The curriculum: the longest length grows geometrically; each step samples a length up to it."""
-    frac = min(1.0, max(0.0, step - recipe.hold * recipe.steps) / max(1, recipe.ramp * recipe.steps))
+    frac = min(1.0, max(0.0, progress - recipe.hold) / recipe.ramp)
     top = 2 * recipe.min_len * (recipe.max_len / (2 * recipe.min_len)) ** frac
     lo = recipe.min_len
     length = int(math.exp(rng.uniform(math.log(lo), math.log(max(lo, top)))))
@@ -300,11 +327,17 @@ def batch_lengths(recipe: Recipe, step: int, rng: random.Random) -> int:
     return max(lo, min(recipe.max_len, length))
 
 
-def make_batch(maker: DocMaker, recipe: Recipe, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    maker: DocMaker, recipe: Recipe, step: int, progress: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, weights) of one step, each (docs, width); padding has weight 0. Seeds come from the step alone."""
     rng = random.Random(recipe.seed * 1_000_003 + step)
-    length = batch_lengths(recipe, step, rng)
+    length = batch_lengths(recipe, progress, rng)
     count = max(1, recipe.tokens_per_step // length)
-    docs = [maker.doc(TRAIN_SEED_BASE + step * 1000 + i, length) for i in range(count)]
+    stride = max(
+        1000, recipe.tokens_per_step // recipe.min_len
+    )  # 1000 for the CPU recipe (as v1 was trained)
+    docs = [maker.doc(TRAIN_SEED_BASE + step * stride + i, length) for i in range(count)]
     width = max(len(ids) for ids, _ in docs)
     ids = torch.full((count, width), maker.eos, dtype=torch.long)
     weights = torch.zeros((count, width))
@@ -312,6 +345,56 @@ def make_batch(maker: DocMaker, recipe: Recipe, step: int) -> tuple[torch.Tensor
         ids[i, : len(d)] = torch.tensor(d)
         weights[i, : len(w)] = torch.tensor(w)
     return ids, weights
+
+
+class BatchPool:
+    """Makes batches ahead in worker processes (``workers`` > 0) or inline; batches come back in step order.
+
+    A batch's length is fixed when it is asked for, from the schedule's progress at that moment, so with a
+    wall-clock schedule the curriculum lags by at most ``depth`` batches.
+    """
+
+    def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
+        self.recipe = recipe
+        self.maker = DocMaker(tok_dir, recipe.context_weight)
+        self.pending: list = []
+        self.pool = None
+        if workers > 0:
+            import multiprocessing as mp
+
+            # fork before any CUDA call: the workers only build token ids
+            self.pool = mp.get_context("fork").Pool(
+                workers, _worker_init, (str(tok_dir), recipe.context_weight)
+            )
+            self.depth = 2 * workers
+
+    def get(self, step: int, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pool is None:
+            return make_batch(self.maker, self.recipe, step, progress)
+        while len(self.pending) < self.depth:
+            ahead = step + len(self.pending)
+            self.pending.append(self.pool.apply_async(_worker_batch, (self.recipe, ahead, progress)))
+        result = self.pending.pop(0).get()
+        return torch.from_numpy(result[0]).long(), torch.from_numpy(result[1]).float()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+
+
+_WORKER_MAKER: DocMaker | None = None
+
+
+def _worker_init(tok_dir: str, context_weight: float) -> None:
+    global _WORKER_MAKER
+    torch.set_num_threads(1)
+    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight)
+
+
+def _worker_batch(recipe: Recipe, step: int, progress: float):
+    assert _WORKER_MAKER is not None
+    ids, weights = make_batch(_WORKER_MAKER, recipe, step, progress)
+    return ids.to(torch.int32).numpy(), weights.to(torch.float16).numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -409,7 +492,7 @@ class Llama(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         t = ids.shape[1]
-        freqs = torch.outer(torch.arange(t, dtype=torch.float32), self.inv_freq)
+        freqs = torch.outer(torch.arange(t, dtype=torch.float32, device=ids.device), self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         x = self.model.embed_tokens(ids)
         cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
@@ -422,13 +505,13 @@ def weighted_loss(
     model: Llama, ids: torch.Tensor, weights: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(weighted loss, answer-token loss) for next-token prediction."""
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16):
         logits = model(ids[:, :-1])
     nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")
     w = weights[:, 1:]
     loss = (nll * w).sum() / w.sum().clamp(min=1)
-    ans = w == 1.0
-    return loss, (nll[ans].mean() if ans.any() else nll.mean()).detach()
+    ans = (w == 1.0).float()  # no data-dependent branch: no device sync
+    return loss, ((nll * ans).sum() / ans.sum().clamp(min=1)).detach()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -439,6 +522,7 @@ def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], leng
     from ctxops.evals.tasks.base import build_sample
 
     model.eval()
+    device = next(model.parameters()).device
     out = {}
     for task in tasks:
         hits = 0
@@ -447,12 +531,12 @@ def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], leng
             sample = build_sample(task, length, depth, HELDOUT_SEED_BASE + i, maker.counter)
             prompt = maker.counter.encode(sample.prompt, sample.answer_prefix)
             answer = maker.encode_answer(format_answer(task, sample.answers))
-            ids = torch.tensor([prompt + answer])
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            ids = torch.tensor([prompt + answer], device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 logits = model(ids[:, :-1])
             pred = logits[0, len(prompt) - 1 :].argmax(-1)
             hits += int(torch.equal(pred, ids[0, len(prompt) :]))
-        out[f"{task}@{length}"] = hits / n
+        out[f"{task}@{length}"] = round(hits / n, 3)
     model.train()
     return out
 
@@ -460,7 +544,8 @@ def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], leng
 # ---------------------------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------------------------
-def export(model: Llama, tok_dir: Path, out: Path, vocab: int) -> None:
+def export(model: Llama, tok_dir: Path, out: Path, vocab: int, shard_mb: float = 0.0) -> None:
+    """A Hugging Face model directory; ``shard_mb`` > 0 splits the weights into shards of at most that size."""
     from safetensors.torch import save_file
 
     r = model.recipe
@@ -495,43 +580,72 @@ def export(model: Llama, tok_dir: Path, out: Path, vocab: int) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     generation = {"eos_token_id": [specials["<|im_end|>"], specials["<|end_of_text|>"]], "do_sample": False}
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
-    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    if shard_mb <= 0 or total <= shard_mb * 2**20:
+        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+        return
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    for name, tensor in state.items():
+        size = sum(v.numel() * v.element_size() for v in shards[-1].values())
+        if shards[-1] and size + tensor.numel() * tensor.element_size() > shard_mb * 2**20:
+            shards.append({})
+        shards[-1][name] = tensor
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(out / name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, name))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # training loop
 # ---------------------------------------------------------------------------------------------------------------
-def lr_at(r: Recipe, step: int) -> float:
+def lr_at(r: Recipe, step: int, progress: float) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to ``min_lr_ratio`` over the schedule's progress."""
     if step < r.warmup:
         return r.lr * (step + 1) / r.warmup
-    frac = (step - r.warmup) / max(1, r.steps - r.warmup)
+    frac = progress if r.minutes > 0 else (step - r.warmup) / max(1, r.steps - r.warmup)
     return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
-def train(recipe: Recipe, work: Path, out: Path, quiet: bool = False, stop_at: int | None = None) -> dict:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def train(
+    recipe: Recipe,
+    work: Path,
+    out: Path,
+    quiet: bool = False,
+    stop_at: int | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    shard_mb: float = 0.0,
+    final_eval: int = 0,
+) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     work.mkdir(parents=True, exist_ok=True)
     tok_dir = work / "tokenizer"
     if not (tok_dir / "tokenizer.json").is_file():
         build_tokenizer(tok_dir, recipe.vocab_size, recipe.seed)
-    maker = DocMaker(tok_dir, recipe.context_weight)
+    batches = BatchPool(tok_dir, recipe, workers)  # before any CUDA call (the workers fork)
+    maker = batches.maker
     vocab = maker.tok.vocab_size
 
     torch.manual_seed(recipe.seed)
-    model = Llama(recipe, vocab)
+    model = Llama(recipe, vocab).to(device)
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=recipe.lr,
         betas=(0.9, 0.95),
+        fused=device.startswith("cuda"),
     )
     ckpt = work / "checkpoint.pt"
     state = {"step": 0, "tokens": 0, "seconds": 0.0}
     if ckpt.is_file():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=False, map_location=device)
         if saved["recipe"] != asdict(recipe):
             raise SystemExit(f"{ckpt} was written by a different recipe; remove {work} to start over")
         model.load_state_dict(saved["model"])
@@ -555,71 +669,116 @@ def train(recipe: Recipe, work: Path, out: Path, quiet: bool = False, stop_at: i
     log = (work / "log.jsonl").open("a")
     n_params = sum(p.numel() for p in model.parameters())
     if state["step"] == 0:
-        log.write(json.dumps({"event": "start", "params": n_params, "recipe": asdict(recipe)}) + "\n")
+        start = {"event": "start", "params": n_params, "device": device, "workers": workers}
+        log.write(json.dumps({**start, "recipe": asdict(recipe)}) + "\n")
     model.train()
-    last_save = time.time()
+    last_save = last_export = time.time()
     ema = None
+    window: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # device tensors, read every log_every
+    window_start = time.time()
+    window_tokens = 0
     columns = [
         TextColumn("[bold]builtin"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.percentage:>3.0f}%"),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
     ]
+
+    def done() -> bool:
+        if stop_at is not None and state["step"] >= stop_at:
+            return True
+        return recipe.progress(state["step"], state["seconds"]) >= 1.0
+
     with Progress(*columns, disable=quiet) as bar:
-        task_id = bar.add_task("train", total=recipe.steps, completed=state["step"], info="")
-        end = min(recipe.steps, stop_at or recipe.steps)
-        while state["step"] < end:
+        task_id = bar.add_task(
+            "train", total=1.0, completed=recipe.progress(state["step"], state["seconds"]), info=""
+        )
+        while not done():
             step = state["step"]
+            progress = recipe.progress(step, state["seconds"])
             t0 = time.time()
-            ids, weights = make_batch(maker, recipe, step)
+            ids, weights = batches.get(step, progress)
             t_data = time.time() - t0
+            ids = ids.to(device, non_blocking=True)
+            weights = weights.to(device, non_blocking=True)
             for group in opt.param_groups:
-                group["lr"] = lr_at(recipe, step)
+                group["lr"] = lr_at(recipe, step, progress)
             loss, ans_loss = weighted_loss(model, ids, weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            dt = time.time() - t0
+            window.append((loss.detach(), ans_loss, grad_norm.detach()))
+            window_tokens += ids.numel()
             state["step"] += 1
             state["tokens"] += ids.numel()
-            state["seconds"] += dt
-            ema = ans_loss.item() if ema is None else 0.95 * ema + 0.05 * ans_loss.item()
+            evaluate = state["step"] % recipe.eval_every == 0
+            if len(window) < recipe.log_every and not evaluate and not done_soon(recipe, state, t0):
+                state["seconds"] += time.time() - t0
+                continue
+            values = torch.stack([torch.stack(w) for w in window]).float().cpu()  # one device sync per window
+            now = time.time()
+            state["seconds"] += now - t0
+            dt = now - window_start
+            for _loss_v, ans_v, _ in values.tolist():
+                ema = ans_v if ema is None else 0.95 * ema + 0.05 * ans_v
             record = {
                 "step": state["step"],
-                "loss": round(loss.item(), 4),
-                "answer_loss": round(ans_loss.item(), 4),
+                "loss": round(values[:, 0].mean().item(), 4),
+                "answer_loss": round(values[:, 1].mean().item(), 4),
                 "len": ids.shape[1],
                 "batch": ids.shape[0],
-                "lr": round(lr_at(recipe, step), 6),
-                "grad_norm": round(float(grad_norm), 3),
-                "tok_s": round(ids.numel() / dt),
+                "lr": round(lr_at(recipe, step, progress), 6),
+                "grad_norm": round(values[:, 2].mean().item(), 3),
+                "tok_s": round(window_tokens / max(dt, 1e-9)),
                 "data_s": round(t_data, 3),
                 "tokens": state["tokens"],
                 "seconds": round(state["seconds"], 1),
+                "progress": round(progress, 4),
             }
-            if state["step"] % recipe.eval_every == 0 or state["step"] == end:
+            window, window_tokens, window_start = [], 0, now
+            finished = done()
+            if evaluate or finished:
                 top = max(512, int(min(recipe.max_len, ids.shape[1])))
                 acc = heldout_accuracy(model, maker, ("niah_single_2", "niah_multikey_1"), top, 10)
                 record["heldout"] = acc
                 bar.console.print(f"step {state['step']}: answer loss {ema:.3f}, held-out {acc}")
+                window_start = time.time()  # evaluation time is not training time
             log.write(json.dumps(record) + "\n")
             log.flush()
-            bar.update(
-                task_id,
-                completed=state["step"],
-                info=f"ans_loss {ema:.3f} len {ids.shape[1]} {record['tok_s']} tok/s",
-            )
-            if time.time() - last_save > recipe.ckpt_minutes * 60 or state["step"] == end:
+            info = f"step {state['step']} ans_loss {ema:.3f} len {ids.shape[1]} {record['tok_s']} tok/s"
+            bar.update(task_id, completed=recipe.progress(state["step"], state["seconds"]), info=info)
+            if quiet and recipe.log_every > 1:
+                print(info, flush=True)
+            if time.time() - last_save > recipe.ckpt_minutes * 60 or finished:
                 save()
                 last_save = time.time()
-    export(model, tok_dir, out, vocab)
+            if recipe.minutes > 0 and time.time() - last_export > recipe.ckpt_minutes * 60:
+                export(model, tok_dir, out, vocab, shard_mb)  # a usable model even if the run is cut short
+                last_export = time.time()
+    batches.close()
+    export(model, tok_dir, out, vocab, shard_mb)
+    if final_eval:
+        lengths = [n for n in (256, 512, 1024, 2048, 4096) if n <= 2 * recipe.max_len]
+        table = {}
+        for length in lengths:
+            for task in EVAL_TASKS:
+                try:
+                    table.update(heldout_accuracy(model, maker, (task,), length, final_eval))
+                except ValueError:  # too short for this task
+                    continue
+            print(f"final held-out @{length}: {table}", flush=True)
+        log.write(json.dumps({"event": "final_heldout", "samples": final_eval, "accuracy": table}) + "\n")
     summary = {"event": "done", "params": n_params, **state, "answer_loss_ema": ema, "out": str(out)}
     log.write(json.dumps(summary) + "\n")
     log.close()
     return summary
+
+
+def done_soon(recipe: Recipe, state: dict, t0: float) -> bool:
+    """True when the wall-clock schedule ends with this step (so the last window is logged)."""
+    return recipe.progress(state["step"], state["seconds"] + time.time() - t0) >= 1.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -627,7 +786,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "src/ctxops/models/builtin")
     parser.add_argument("--work", type=Path, default=ROOT / "runs/train_builtin")
     parser.add_argument("--steps", type=int, help="override the recipe's step count")
-    parser.add_argument("--tiny", action="store_true", help="a tiny model and batch (smoke tests)")
+    parser.add_argument(
+        "--recipe",
+        choices=("cpu", "gpu", "tiny"),
+        default="cpu",
+        help="cpu: the 2-core recipe; gpu: the wider wall-clock recipe for one GPU; tiny: smoke tests",
+    )
+    parser.add_argument("--tiny", action="store_true", help="same as --recipe tiny")
+    parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes that build batches ahead (0: inline)"
+    )
+    parser.add_argument(
+        "--minutes", type=float, help="run the schedule on wall-clock time for this many minutes"
+    )
+    parser.add_argument(
+        "--shard-mb", type=float, default=0.0, help="split exported weights into shards (MiB)"
+    )
+    parser.add_argument(
+        "--final-eval",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after training, held-out exact match of every eval task at 256..4K tokens, N samples each",
+    )
     parser.add_argument(
         "--stop-at",
         type=int,
@@ -642,10 +824,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = Recipe.tiny() if args.tiny else Recipe()
+    recipe = {"cpu": Recipe, "gpu": Recipe.gpu, "tiny": Recipe.tiny}["tiny" if args.tiny else args.recipe]()
     if args.steps:
         recipe.steps = args.steps
-    summary = train(recipe, args.work, args.out, quiet=args.quiet, stop_at=args.stop_at)
+    if args.minutes is not None:
+        if args.minutes <= 0:
+            parser.error("--minutes must be > 0")
+        recipe.minutes = args.minutes
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    summary = train(
+        recipe,
+        args.work,
+        args.out,
+        quiet=args.quiet,
+        stop_at=args.stop_at,
+        device=args.device,
+        workers=args.workers,
+        shard_mb=args.shard_mb,
+        final_eval=args.final_eval,
+    )
     print(json.dumps(summary))
 
 
