@@ -72,6 +72,8 @@ class Recipe:
     warmup: int = 60
     weight_decay: float = 0.05
     context_weight: float = 0.1  # loss weight of non-answer tokens
+    key_focus: float = 0.0  # fraction of dense documents that are key drills (many needles, many questions)
+    init_from: str = ""  # start from these weights (a model directory) instead of a random init
     min_len: int = 64
     max_len: int = 1024
     hold: float = 0.1  # fraction of steps spent at min_len..2*min_len before the ramp
@@ -105,6 +107,14 @@ class Recipe:
             ckpt_minutes=2.0,
             log_every=25,
         )
+
+    @classmethod
+    def gpu_keys(cls) -> Recipe:
+        """A GPU fine-tune of the GPU recipe's weights (``--init-from``) weighted to multi-key retrieval."""
+        r = cls.gpu()
+        r.minutes, r.lr, r.warmup, r.min_len, r.hold, r.ramp = 3.5, 1e-3, 100, 128, 0.0, 0.3
+        r.key_focus = 0.6
+        return r
 
     @classmethod
     def tiny(cls) -> Recipe:
@@ -190,7 +200,7 @@ def build_tokenizer(directory: Path, vocab_size: int, seed: int) -> None:
 class DocMaker:
     """Training documents as (token ids, per-token loss weights) in the exact eval prompt format."""
 
-    def __init__(self, model_dir: Path, context_weight: float) -> None:
+    def __init__(self, model_dir: Path, context_weight: float, key_focus: float = 0.0) -> None:
         import ctxops.evals.tasks  # noqa: F401  (registers the tasks)
         from ctxops.evals.prompt import TokenizerCounter
         from ctxops.models.tokenizer import Tokenizer
@@ -199,6 +209,7 @@ class DocMaker:
         self.counter = TokenizerCounter(self.tok)
         self.eos = self.tok.token_to_id("<|im_end|>")
         self.context_weight = context_weight
+        self.key_focus = key_focus
 
     def encode_answer(self, answer: str) -> list[int]:
         return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
@@ -220,7 +231,9 @@ class DocMaker:
         prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
         return self._pack([(prompt, False), (self.encode_answer(format_answer(task, sample.answers)), True)])
 
-    def dense_doc(self, rng: random.Random, length: int) -> tuple[list[int], list[float]]:
+    def dense_doc(
+        self, rng: random.Random, length: int, drill: bool = False
+    ) -> tuple[list[int], list[float]]:
         """Many needles at random depths, several questions in follow-up turns: dense supervision."""
         from ctxops.evals import words
         from ctxops.evals.haystack import NOISE_SENTENCES, insert_at_depths, join_sentences
@@ -230,7 +243,9 @@ class DocMaker:
         noise = rng.random() < 0.4
         max_keys = max(2, min(24, length // 48))
         num_keys = rng.randint(1, max_keys)
-        multi = rng.random() < 0.2
+        if drill:  # many keys in little filler: only matching the key finds the value
+            num_keys = rng.randint(3, max(3, min(40, int(0.45 * length) // 22)))  # a needle: ~22 tokens
+        multi = rng.random() < 0.2 and not drill
         if multi:  # up to 4 values per key: keep the needle count within the length
             num_keys = max(1, num_keys // 4)
         keys = words.distinct(words.key_word, rng, num_keys)
@@ -251,7 +266,7 @@ class DocMaker:
         rng.shuffle(order)
         num_q = 1 if rng.random() < 0.75 or len(order) < 2 else rng.randint(2, min(4, len(order)))
         first = order[:num_q]
-        rest = order[num_q:][: rng.randint(0, 8)]
+        rest = order[num_q:][: rng.randint(0, 12 if drill else 8)]
         query = niah._query_text(first)
         prefix = niah.ANSWER_PREFIX.format(kind="numbers", query=query)
 
@@ -303,7 +318,8 @@ class DocMaker:
                     return ids, weights
             except ValueError:  # too short for this task (TaskError is a ValueError)
                 pass
-        return self.dense_doc(rng, length)
+        drill = self.key_focus > 0 and rng.random() < self.key_focus
+        return self.dense_doc(rng, length, drill)
 
 
 def join_values(values: list[str]) -> str:
@@ -356,7 +372,7 @@ class BatchPool:
 
     def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
         self.recipe = recipe
-        self.maker = DocMaker(tok_dir, recipe.context_weight)
+        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus)
         self.pending: list = []
         self.pool = None
         if workers > 0:
@@ -364,7 +380,7 @@ class BatchPool:
 
             # fork before any CUDA call: the workers only build token ids
             self.pool = mp.get_context("fork").Pool(
-                workers, _worker_init, (str(tok_dir), recipe.context_weight)
+                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus)
             )
             self.depth = 2 * workers
 
@@ -385,10 +401,10 @@ class BatchPool:
 _WORKER_MAKER: DocMaker | None = None
 
 
-def _worker_init(tok_dir: str, context_weight: float) -> None:
+def _worker_init(tok_dir: str, context_weight: float, key_focus: float) -> None:
     global _WORKER_MAKER
     torch.set_num_threads(1)
-    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight)
+    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus)
 
 
 def _worker_batch(recipe: Recipe, step: int, progress: float):
@@ -541,6 +557,18 @@ def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], leng
     return out
 
 
+def load_weights(model: Llama, directory: Path) -> None:
+    """Weights from a model directory this script exported (one safetensors file or a sharded index)."""
+    from safetensors.torch import load_file
+
+    index = directory / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else []
+    state: dict[str, torch.Tensor] = {}
+    for name in files or ["model.safetensors"]:
+        state.update(load_file(str(directory / name)))
+    model.load_state_dict(state)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------------------------
@@ -633,7 +661,10 @@ def train(
     vocab = maker.tok.vocab_size
 
     torch.manual_seed(recipe.seed)
-    model = Llama(recipe, vocab).to(device)
+    model = Llama(recipe, vocab)
+    if recipe.init_from:
+        load_weights(model, Path(recipe.init_from))
+    model = model.to(device)
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW(
@@ -788,11 +819,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="override the recipe's step count")
     parser.add_argument(
         "--recipe",
-        choices=("cpu", "gpu", "tiny"),
+        choices=("cpu", "gpu", "gpu-keys", "tiny"),
         default="cpu",
         help="cpu: the 2-core recipe; gpu: the wider wall-clock recipe for one GPU; tiny: smoke tests",
     )
     parser.add_argument("--tiny", action="store_true", help="same as --recipe tiny")
+    parser.add_argument("--init-from", type=Path, help="start from this model directory's weights")
     parser.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     parser.add_argument(
         "--workers", type=int, default=0, help="processes that build batches ahead (0: inline)"
@@ -824,7 +856,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = {"cpu": Recipe, "gpu": Recipe.gpu, "tiny": Recipe.tiny}["tiny" if args.tiny else args.recipe]()
+    recipes = {"cpu": Recipe, "gpu": Recipe.gpu, "gpu-keys": Recipe.gpu_keys, "tiny": Recipe.tiny}
+    recipe = recipes["tiny" if args.tiny else args.recipe]()
+    if args.init_from:
+        if not (args.init_from / "config.json").is_file():
+            parser.error(
+                f"--init-from {args.init_from}: no config.json there (a model directory is expected)"
+            )
+        recipe.init_from = str(args.init_from)
     if args.steps:
         recipe.steps = args.steps
     if args.minutes is not None:
