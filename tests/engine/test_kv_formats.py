@@ -29,10 +29,10 @@ def _prompts(llm, count=4):
 def test_cache_info_reflects_the_format(engines):
     auto, int8, int4 = engines["auto"].cache_info, engines["int8"].cache_info, engines["int4"].cache_info
     assert auto.bytes_per_token == 2 * 2 * 2 * 16 * 4  # K, V x 2 layers x 2 kv heads x head_dim 16 x fp32
-    # tiny model: head_dim 16, so one scale per key channel per 16-token block and one per value token-head
-    # int8: 2 layers x (2 x 16 x 2 x 16 codes + 2 x 16 x 2 key scales + 16 x 2 x 2 value scales) bytes per block
-    assert int8.bytes_per_block == 2 * (2 * 16 * 2 * 16 + 2 * 16 * 2 + 16 * 2 * 2)
-    # int4: half-byte codes, and a minimum beside every scale
+    # tiny model: head_dim 16, 2 kv heads, 16-token blocks
+    # int8: 2 layers x (2 x 16 x 2 x 16 codes + 16 x 2 key scales + 16 x 2 value scales, fp16) per block
+    assert int8.bytes_per_block == 2 * (2 * 16 * 2 * 16 + 16 * 2 * 2 + 16 * 2 * 2)
+    # int4: half-byte codes, a scale and a minimum per key channel per block and per value token-head
     assert int4.bytes_per_block == 2 * (2 * 16 * 2 * 8 + 2 * 16 * 4 + 16 * 2 * 4)
     for info in (int8, int4):
         assert info.num_windows == 8 and info.window_bytes == 8 * auto.bytes_per_block

@@ -11,7 +11,14 @@ import torch
 
 from ctxops import LLM, SamplingParams
 from ctxops.engine.config import EngineConfig
-from ctxops.engine.kv_press import SNAPKV_WINDOW, PressKind, PressScores, num_kept, select_tokens
+from ctxops.engine.kv_press import (
+    SNAPKV_KERNEL,
+    SNAPKV_WINDOW,
+    PressKind,
+    PressScores,
+    num_kept,
+    select_tokens,
+)
 
 
 def _needle_pattern(length: int, needles_per_head: list[list[int]], heads_per_kv: int = 2):
@@ -53,9 +60,10 @@ def test_snapkv_scores_only_the_observation_window_and_keeps_pooled_neighbours()
     scores = PressScores(PressKind.SNAPKV, length, num_layers=1, num_kv_heads=1)
     scores.observe(0, q, keys, 0, scale=1.0)
     assert scores.scores[0, 0, : length - SNAPKV_WINDOW].sum() > 0
-    # the 5-wide average pool spreads each needle's score to +-2 neighbours: 15 tokens + the window
-    kept = scores.select(SNAPKV_WINDOW + 15)[0, 0].tolist()
-    neighbours = [p + d for p in (20, 60, 100) for d in range(-2, 3)]
+    # the average pool spreads each needle's score to its SNAPKV_KERNEL // 2 neighbours on each side
+    half = SNAPKV_KERNEL // 2
+    kept = scores.select(SNAPKV_WINDOW + 3 * SNAPKV_KERNEL)[0, 0].tolist()
+    neighbours = [p + d for p in (20, 60, 100) for d in range(-half, half + 1)]
     assert kept == sorted(neighbours + window)
 
 

@@ -34,7 +34,7 @@ def test_int4_packing_is_lossless():
 @pytest.mark.parametrize("bits", [8, 4])
 def test_round_trip_error_is_half_a_step(bits):
     """|x - deq(q(x))| <= 0.5 step (+1% for the fp16 scale): step = absmax/127 (int8) or (max-min)/15 (int4),
-    per key channel over a block's tokens and per value token over its channel group."""
+    per key token (int8) or key channel over a block's tokens (int4), and per value token over its channel group."""
     fmt = KVQuantFormat(bits, block_size=16, num_kv_heads=2, head_dim=128)
     g = torch.Generator().manual_seed(0)
     k = torch.randn(5, 16, 2, 128, generator=g) * torch.linspace(
@@ -51,14 +51,15 @@ def test_round_trip_error_is_half_a_step(bits):
             return x.abs().amax(dim, keepdim=True) / 127
         return (x.amax(dim, keepdim=True) - x.amin(dim, keepdim=True)) / 15
 
-    assert ((k_hat - k).abs() <= 0.505 * step(k, 1) + 1e-6).all()  # key groups: the block's tokens
+    key_dim = -1 if bits == 8 else 1  # int8 keys per token, int4 keys per channel over the block's tokens
+    assert ((k_hat - k).abs() <= 0.505 * step(k, key_dim) + 1e-6).all()
     v_groups = v.unflatten(-1, (128 // fmt.value_group, fmt.value_group))
     v_err = (v_hat - v).abs().unflatten(-1, v_groups.shape[-2:])
     assert (v_err <= 0.505 * step(v_groups, -1) + 1e-6).all()
     assert fmt.value_group == (128 if bits == 8 else 64)
     # the codes really are 1 byte (int8) or half a byte (int4) per value
     assert cache.k_codes.shape[-1] == 128 * bits // 8
-    assert quantize_keys(k, fmt)[1].shape == (5, 2, 128)
+    assert quantize_keys(k, fmt)[1].shape == ((5, 16, 2, 1) if bits == 8 else (5, 2, 128))
     assert quantize_values(v, fmt)[1].shape == (5, 16, 2, 128 // fmt.value_group)
 
 
@@ -116,6 +117,31 @@ def test_attention_on_quantized_blocks_matches_full_precision(bits):
     assert [s.num_computed_tokens for s in seqs] == lengths
     assert worst <= TOLERANCE[bits], worst
     assert worst > 0  # the blocks really were quantized
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_a_later_prefill_chunk_reads_its_own_tokens_in_full_precision(bits):
+    """A chunk after cached tokens (a prefix-cache hit, or chunked prefill) attends to the cached tokens as stored
+    and to its own tokens exactly, even those of blocks it completes: as a first chunk does."""
+    fmt = KVQuantFormat(bits, BLOCK, KV_HEADS, DIM)
+    cache = QuantizedKVCache(fmt, num_blocks=8, num_windows=1, dtype=torch.float32)
+    manager = BlockManager(8, BLOCK, enable_prefix_caching=False, num_windows=1)
+    cached, own = 2 * BLOCK + 1, 2 * BLOCK  # the chunk completes the third block and fills a fourth
+    seq = Sequence("a", list(range(cached + own)), SamplingParams())
+    q, k, v = _qkv(cached + own, seed=5)
+    runner = _runner(1)
+    for start, n in [(0, cached), (cached, own)]:
+        manager.allocate_slots(seq, n)
+        _, _, meta, _ = runner.prepare([ScheduledSequence(seq, n)])
+        rows = slice(start, start + n)
+        got = paged_attention(q[rows], k[rows], v[rows], cache, None, meta, SCALE)
+        seq.num_computed_tokens += n
+    # the cached tokens as stored now: token 2 * BLOCK left the window when the chunk completed its block
+    blocks = torch.tensor(seq.block_table[:3])
+    k_stored, v_stored = (t.flatten(0, 1)[:cached] for t in cache.load_blocks(blocks))
+    k_ref, v_ref = torch.cat([k_stored, k[cached:]]), torch.cat([v_stored, v[cached:]])
+    assert not torch.allclose(k_stored, k[:cached])  # the cached tokens really are quantized
+    torch.testing.assert_close(got, naive_attention(q, k_ref, v_ref, SCALE)[cached:], atol=1e-5, rtol=1e-5)
 
 
 def test_tokens_inside_the_window_are_exact():

@@ -55,8 +55,11 @@ def test_qwen_and_phi_sliding_window_fields_do_not_enable_windowing():
 
 def test_quantized_kv_dtypes_and_tensor_parallel_heads():
     assert _layout("llama-3.1-8b", KvDtype.FP8).bytes_per_token == 65_536
-    assert _layout("llama-3.1-8b", KvDtype.INT8).bytes_per_token == 32 * 2 * 8 * (128 + 4)  # fp32 scales
-    assert _layout("llama-3.1-8b", KvDtype.INT4).bytes_per_token == 32 * 2 * 8 * (64 + 4)
+    # the engine's formats: int8 one fp16 scale per token-head for K and for V
+    assert _layout("llama-3.1-8b", KvDtype.INT8).bytes_per_token == 32 * 2 * 8 * (128 + 2)
+    # int4: K codes + fp16 scale and minimum per channel per 16-token block, V codes + 2 groups x (scale, minimum)
+    assert _layout("llama-3.1-8b", KvDtype.INT4).bytes_per_token == 32 * 8 * (64 + 128 * 4 // 16 + 64 + 2 * 4)
+    assert _layout("llama-3.1-8b", KvDtype.INT4, block_size=64).bytes_per_token == 32 * 8 * (64 + 8 + 64 + 8)
     assert _layout("llama-3.1-8b", tp=2).bytes_per_token == 65_536
     assert _layout("llama-3.1-8b", tp=16).bytes_per_token == 131_072 // 8  # at least one head per rank
 
@@ -79,3 +82,24 @@ def test_mqa_config():
 @pytest.mark.parametrize("kv_dtype", list(KvDtype))
 def test_every_kv_dtype_gives_positive_bytes(kv_dtype):
     assert _layout("qwen3-8b", kv_dtype).bytes_per_token > 0
+
+
+@pytest.mark.parametrize("kv_dtype", [KvDtype.INT8, KvDtype.INT4])
+@pytest.mark.parametrize("block_size", [16, 64])
+def test_planner_counts_the_bytes_the_engine_stores(tiny_model_dir, kv_dtype, block_size):
+    """One byte model: the planner's int8/int4 bytes per token are the engine pool's ``cache_info``."""
+    from ctxops import LLM
+
+    llm = LLM(
+        str(tiny_model_dir), kv_cache_memory=4 * 2**20, max_model_len=256, max_num_seqs=2,
+        kv_cache_dtype=kv_dtype.value, block_size=block_size,
+    )  # fmt: skip
+    layout = kv_layout(ModelConfig.from_dict(_config_dict(tiny_model_dir)), kv_dtype, block_size=block_size)
+    assert layout.bytes_per_token == llm.cache_info.bytes_per_token
+    assert layout.block_size * layout.bytes_per_token == llm.cache_info.bytes_per_block
+
+
+def _config_dict(model_dir):
+    import json
+
+    return json.loads((model_dir / "config.json").read_text())

@@ -285,13 +285,22 @@ def write_quantized(cache: QuantizedKVCache, k: torch.Tensor, v: torch.Tensor, p
         v_win.index_copy_(0, plan.tail_slots, v.index_select(0, plan.tail_rows).to(cache.dtype))
 
 
-def read_quantized(cache: QuantizedKVCache, read: SeqRead) -> tuple[torch.Tensor, torch.Tensor]:
-    """One sequence's keys and values, (num_full * block_size + tail, kv_heads, head_dim), in order."""
-    heads, dim = cache.fmt.num_kv_heads, cache.fmt.head_dim
-    k, v = cache.load_blocks(read.full_blocks)
-    k_tail = cache.k_window[read.window, : read.tail]
-    v_tail = cache.v_window[read.window, : read.tail]
-    return torch.cat([k.view(-1, heads, dim), k_tail]), torch.cat([v.view(-1, heads, dim), v_tail])
+def read_quantized(
+    cache: QuantizedKVCache, read: SeqRead, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sequence's keys and values, (num_full * block_size + tail, kv_heads, head_dim), in order.
+
+    ``limit``: only the first ``limit`` tokens (the blocks past them are not dequantized).
+    """
+    heads, dim, bs = cache.fmt.num_kv_heads, cache.fmt.head_dim, cache.fmt.block_size
+    full, tail = read.full_blocks, read.tail
+    if limit is not None and -(-limit // bs) <= full.numel():
+        full, tail = full[: -(-limit // bs)], 0
+    k, v = cache.load_blocks(full)
+    k_tail = cache.k_window[read.window, :tail]
+    v_tail = cache.v_window[read.window, :tail]
+    keys, values = torch.cat([k.view(-1, heads, dim), k_tail]), torch.cat([v.view(-1, heads, dim), v_tail])
+    return (keys, values) if limit is None else (keys[:limit], values[:limit])
 
 
 def _decode_quantized(
@@ -299,8 +308,8 @@ def _decode_quantized(
 ) -> torch.Tensor:
     """Decode attention straight from the codes, in fp32: scales are folded into the query and the probabilities.
 
-    Keys: ``q . (codes * s + m) = (q * s) . codes + q . m`` per block, since a key scale belongs to a (block,
-    channel). Values: ``sum_t p_t (codes_t * s_t + m_t) = sum_t (p_t * s_t) codes_t + sum_t p_t m_t`` per token
+    Keys: int4 ``q . (codes * s + m) = (q * s) . codes + q . m`` per block, since a key scale belongs to a (block,
+    channel); int8 ``q . (codes_t * s_t) = (q . codes_t) * s_t`` per token. Values: ``sum_t p_t (codes_t * s_t + m_t) = sum_t (p_t * s_t) codes_t + sum_t p_t m_t`` per token
     and channel group. So the codes are only converted to float, never rescaled in full (about 2x faster than
     dequantizing the blocks first on this CPU). Each decode then adds its full-precision window.
     """
@@ -326,8 +335,12 @@ def _decode_quantized(
     scores_win = torch.einsum("nhjd,nthd->nhjt", qf, k_win)  # (N, kv_heads, group, block_size)
     if max_full:
         k_codes = codes_as_float(cache.k_codes, (0, 1, 3, 2, 4, 5)).flatten(-2)  # (N, M, h, bs, d)
-        scaled_q = qf[:, None] * pick(cache.k_scale).float().unsqueeze(3)  # (N, M, h, group, d)
-        scores_full = torch.matmul(scaled_q, k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
+        if fmt.keys_per_token:  # (q . codes_t) * s_t
+            scores_full = torch.matmul(qf[:, None], k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
+            scores_full *= pick(cache.k_scale).float().permute(0, 1, 3, 4, 2)  # (N, M, h, 1, bs)
+        else:  # (q * s) . codes per block and channel
+            scaled_q = qf[:, None] * pick(cache.k_scale).float().unsqueeze(3)  # (N, M, h, group, d)
+            scores_full = torch.matmul(scaled_q, k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
         if cache.k_min is not None:  # + q . min per block
             scores_full += torch.matmul(qf[:, None], pick(cache.k_min).float().unsqueeze(-1))
         scores = torch.cat([scores_full.permute(0, 2, 3, 1, 4).flatten(-2), scores_win], -1)
@@ -372,8 +385,12 @@ def quantized_attention(
         query = q[rows].transpose(0, 1).unsqueeze(0)  # (1, num_heads, q_len, head_dim)
         if seg.mask is None:  # a first chunk attends over its own fresh keys, in full precision (as KIVI)
             keys, values, mask = k[rows], v[rows], None
-        else:
-            keys, values = read_quantized(cache, read)
+        else:  # the cached tokens as stored, then the chunk's own tokens in full precision
+            cached_k, cached_v = read_quantized(cache, read, limit=seg.context_len - seg.num_query_tokens)
+            keys, values = (
+                torch.cat([cached_k, k[rows].to(cache.dtype)]),
+                torch.cat([cached_v, v[rows].to(cache.dtype)]),
+            )
             mask = seg.mask
         result = F.scaled_dot_product_attention(
             query,

@@ -1,20 +1,18 @@
-"""Quantized KV blocks: the int8 and int4 formats, quantize/dequantize, and one layer's quantized pool.
+"""Quantized KV blocks: quantize/dequantize in the int8 and int4 formats, and one layer's quantized pool.
 
-The formats follow KIVI: **keys per channel, values per token**. A key channel's outliers persist across tokens, so
-keys get one scale per (block, kv head, channel), shared by the block's ``block_size`` tokens (the token group is
-the block). Values are quantized per token: int8 with one scale per (token, kv head), as SGLang's int8 cache; int4 in
-groups of ``INT4_VALUE_GROUP`` (64, Hugging Face ``QuantizedCache``'s default group) channels along head_dim, or the
-whole head when head_dim is not a multiple of 64. Key scales cost ``2 / block_size`` bytes per element (4 for int4),
-so larger blocks (32-64 tokens) save more: see :attr:`KVQuantFormat.bytes_per_block`.
+The formats (which tokens and channels share a scale, and their bytes) are defined in
+:mod:`ctxops.models.kv_format`: int8 is symmetric with one fp16 scale per (token, kv head) for keys and for values;
+int4 is asymmetric and KIVI-style, keys per channel over a block's tokens, values per token in groups of 64
+channels.
 
-- int8: symmetric, ``code = round(x / s)`` in [-127, 127], ``s = absmax / 127``; one fp16 scale per group.
-- int4: asymmetric, ``code = round((x - m) / s)`` in [0, 15], ``s = (max - min) / 15``, ``m = min``; an fp16 scale
-  and an fp16 minimum per group; two codes packed per byte along head_dim.
+- int8: ``code = round(x / s)`` in [-127, 127], ``s = absmax / 127``.
+- int4: ``code = round((x - m) / s)`` in [0, 15], ``s = (max - min) / 15``, ``m = min``; two codes packed per byte
+  along head_dim.
 
-A key group is only complete when its block is full, so the tokens of the block still being filled (at most
+An int4 key group is only complete when its block is full, so the tokens of the block still being filled (at most
 ``block_size - 1`` of them per sequence) stay in **full precision** in a small window pool, one window block per
 running sequence; the block is quantized, from the window plus the step's fresh tokens, in the step that fills it.
-Hence attention reads ``dequantize(full blocks) ++ window[:tail]``.
+int8 uses the same window, so both formats read ``dequantize(full blocks) ++ window[:tail]``.
 
 This module knows tensors, block ids and window ids; it does not know sequences, which window a sequence holds
 (the block manager hands those out) or attention masks.
@@ -22,74 +20,14 @@ This module knows tensors, block ids and window ids; it does not know sequences,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import torch
 
-INT4_VALUE_GROUP = 64  # channels per int4 value scale group
+from ctxops.models.kv_format import INT4_VALUE_GROUP, KVCacheDtype, KVQuantFormat, value_group
+
+__all__ = ["INT4_VALUE_GROUP", "KVCacheDtype", "KVQuantFormat", "QuantizedKVCache", "value_group"]
+
 SCALE_DTYPE = torch.float16
 _SCALE_FLOOR = 2.0**-24  # smallest fp16 subnormal: an all-zero group gets a non-zero scale
-
-
-class KVCacheDtype(StrEnum):
-    """The KV cache formats, named as ``ctxops plan --kv-dtype`` names them (``auto`` = the model's dtype)."""
-
-    AUTO = "auto"
-    INT8 = "int8"
-    INT4 = "int4"
-
-    @property
-    def bits(self) -> int | None:
-        return {"auto": None, "int8": 8, "int4": 4}[self.value]
-
-
-def value_group(bits: int, head_dim: int) -> int:
-    """Channels per value scale: the whole head for int8; 64 for int4 (the whole head if not a multiple of 64)."""
-    if bits == 4 and head_dim % INT4_VALUE_GROUP == 0:
-        return INT4_VALUE_GROUP
-    return head_dim
-
-
-@dataclass(frozen=True, slots=True)
-class KVQuantFormat:
-    """The shapes and byte counts of one quantized format for one layer."""
-
-    bits: int  # 8 or 4
-    block_size: int  # tokens per block = tokens per key scale group
-    num_kv_heads: int
-    head_dim: int
-
-    def __post_init__(self) -> None:
-        if self.bits not in (8, 4):
-            raise ValueError(f"bits must be 8 or 4, got {self.bits}")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim must be even to pack int4 codes, got {self.head_dim}")
-
-    @property
-    def asymmetric(self) -> bool:
-        return self.bits == 4  # int4 stores a minimum per group as well as a scale
-
-    @property
-    def code_dim(self) -> int:
-        """Bytes of codes per (token, kv head)."""
-        return self.head_dim * self.bits // 8
-
-    @property
-    def value_group(self) -> int:
-        return value_group(self.bits, self.head_dim)
-
-    @property
-    def bytes_per_block(self) -> int:
-        """K and V codes plus scales (and minima for int4) of one block of one layer."""
-        params = 2 if self.asymmetric else 1  # fp16 scale (+ fp16 minimum)
-        scale = torch.empty((), dtype=SCALE_DTYPE).element_size()
-        codes = 2 * self.block_size * self.num_kv_heads * self.code_dim
-        key_scales = self.num_kv_heads * self.head_dim * params * scale
-        value_scales = (
-            self.block_size * self.num_kv_heads * (self.head_dim // self.value_group) * params * scale
-        )
-        return codes + key_scales + value_scales
 
 
 # ---- quantize / dequantize -------------------------------------------------------------------------------------
@@ -133,11 +71,14 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_keys(k: torch.Tensor, fmt: KVQuantFormat):
-    """Quantize full blocks of keys, one group per channel over the block's tokens.
+    """Quantize full blocks of keys: int4 one group per channel over the block's tokens, int8 one per token.
 
     (B, block_size, kv_heads, head_dim) -> codes (B, block_size, kv_heads, code_dim), scale and minimum
-    (B, kv_heads, head_dim).
+    (B, *fmt.key_scale_shape): int4 (B, kv_heads, head_dim), int8 (B, block_size, kv_heads, 1).
     """
+    if fmt.keys_per_token:
+        codes, scale, minimum = quantize(k, dim=-1, bits=fmt.bits)
+        return codes, scale, minimum
     codes, scale, minimum = quantize(k, dim=1, bits=fmt.bits)
     codes = pack_int4(codes) if fmt.bits == 4 else codes
     return codes, scale.squeeze(1), None if minimum is None else minimum.squeeze(1)
@@ -145,6 +86,8 @@ def quantize_keys(k: torch.Tensor, fmt: KVQuantFormat):
 
 def dequantize_keys(codes, scale, minimum, fmt: KVQuantFormat, dtype: torch.dtype) -> torch.Tensor:
     """Inverse of :func:`quantize_keys`: (B, block_size, kv_heads, head_dim) in ``dtype``."""
+    if fmt.keys_per_token:
+        return dequantize(codes, scale, minimum, dtype)
     codes = unpack_int4(codes) if fmt.bits == 4 else codes
     return dequantize(codes, scale.unsqueeze(1), None if minimum is None else minimum.unsqueeze(1), dtype)
 
@@ -178,11 +121,10 @@ class QuantizedKVCache:
         self.dtype = dtype  # the model's dtype: window storage and dequantized output
         bs, heads, dim = fmt.block_size, fmt.num_kv_heads, fmt.head_dim
         code_dtype = torch.int8 if fmt.bits == 8 else torch.uint8
-        groups = dim // fmt.value_group
         self.k_codes = torch.zeros(num_blocks, bs, heads, fmt.code_dim, dtype=code_dtype)
         self.v_codes = torch.zeros(num_blocks, bs, heads, fmt.code_dim, dtype=code_dtype)
-        self.k_scale = torch.zeros(num_blocks, heads, dim, dtype=SCALE_DTYPE)  # per channel per block
-        self.v_scale = torch.zeros(num_blocks, bs, heads, groups, dtype=SCALE_DTYPE)  # per token per group
+        self.k_scale = torch.zeros(num_blocks, *fmt.key_scale_shape, dtype=SCALE_DTYPE)
+        self.v_scale = torch.zeros(num_blocks, *fmt.value_scale_shape, dtype=SCALE_DTYPE)
         self.k_min = torch.zeros_like(self.k_scale) if fmt.asymmetric else None
         self.v_min = torch.zeros_like(self.v_scale) if fmt.asymmetric else None
         self.k_window = torch.zeros(num_windows, bs, heads, dim, dtype=dtype)  # the blocks being filled

@@ -67,8 +67,9 @@ class KvDtype(StrEnum):
 
     @property
     def scale_bytes(self) -> int:
-        """Bytes of scale stored per token, per KV head, per K or V: fp32 per-token-head scales for int8/int4.
+        """Bytes of scale per token of an MLA latent: fp32 for int8/int4.
 
+        MHA/GQA int8/int4 use the engine's format instead (:class:`ctxops.models.kv_format.KVQuantFormat`).
         fp8 uses one per-tensor scale (0 bytes per token).
         """
         return 4 if self in (KvDtype.INT8, KvDtype.INT4) else 0

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from ctxops.models.config import ModelConfig
+from ctxops.models.kv_format import KVQuantFormat
 from ctxops.plan.dtypes import KvDtype
 
 _DS_MLA_TILE = 128  # fp8_ds_mla: one fp32 scale per 128 latent values, rope part kept bf16
@@ -73,13 +74,16 @@ class KvLayout:
         return (self.num_full_layers * context + sliding) * self.layer_bytes_per_token
 
 
-def layer_bytes_per_token(config: ModelConfig, kv_dtype: KvDtype, tp: int = 1) -> int:
+def layer_bytes_per_token(config: ModelConfig, kv_dtype: KvDtype, tp: int = 1, block_size: int = 16) -> int:
     """Bytes one attention layer caches per token on one of ``tp`` ranks.
 
     Args:
         config: the model.
-        kv_dtype: the cache element type; int8/int4 add fp32 per-token-head scales.
+        kv_dtype: the cache element type. int8/int4 of MHA/GQA/MQA models are the embedded engine's formats
+            (:class:`ctxops.models.kv_format.KVQuantFormat`, codes plus fp16 scales; int4 key scales are per
+            block, so they depend on ``block_size``); MLA latents add an fp32 per-token scale.
         tp: tensor-parallel size.
+        block_size: tokens per KV block.
     """
     if config.is_mla:
         rank, rope = config.kv_lora_rank or 0, config.qk_rope_head_dim or 0
@@ -87,7 +91,10 @@ def layer_bytes_per_token(config: ModelConfig, kv_dtype: KvDtype, tp: int = 1) -
             return rank + 4 * math.ceil(rank / _DS_MLA_TILE) + 2 * rope
         return (rank + rope) * kv_dtype.bits // 8 + kv_dtype.scale_bytes
     heads = max(math.ceil(config.num_key_value_heads / tp), 1)
-    return 2 * heads * (config.head_dim * kv_dtype.bits // 8 + kv_dtype.scale_bytes)  # K and V
+    if kv_dtype in (KvDtype.INT8, KvDtype.INT4):  # the engine's own format: one source of truth
+        fmt = KVQuantFormat(kv_dtype.bits, block_size, heads, config.head_dim)
+        return fmt.bytes_per_block // block_size
+    return 2 * heads * config.head_dim * kv_dtype.bits // 8  # K and V
 
 
 def kv_layout(
@@ -103,7 +110,7 @@ def kv_layout(
         num_full_layers=config.num_hidden_layers - sliding,
         num_sliding_layers=sliding,
         window=config.sliding_window if sliding else None,
-        layer_bytes_per_token=layer_bytes_per_token(config, kv_dtype, tp),
+        layer_bytes_per_token=layer_bytes_per_token(config, kv_dtype, tp, block_size),
         block_size=block_size,
         max_num_batched_tokens=max_num_batched_tokens,
     )
