@@ -4,7 +4,12 @@ Reports request throughput, output tokens/s, TTFT and TPOT p50/p95 (TPOT as vLLM
 (E2E - TTFT) / (output tokens - 1), per request), and the server's output throughput as a ratio of the offline
 engine's on the same prompts, run at the same concurrency (batches of --concurrency).
 
-    python bench/serve_load.py --concurrency 16 --num-requests 64 --max-tokens 64 [--model DIR]
+The two are measured in alternating rounds (offline, server, offline, server, ...), each round on fresh prompts so
+neither side gains from its prefix cache, and the ratio is reported per round and as the median: on a shared machine
+other processes come and go, and only measurements taken close together compare. Where /proc/stat exists, each
+round also reports how many cores other processes used meanwhile (``other_cpu``), so disturbed rounds show.
+
+    python bench/serve_load.py --concurrency 16 --num-requests 48 --max-tokens 128 --rounds 3 [--model DIR]
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,8 +39,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_prompts(n: int, words: int) -> list[str]:
-    return [f"request {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(words)) for i in range(n)]
+def make_prompts(n: int, words: int, start: int = 0) -> list[str]:
+    return [
+        f"request {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(words))
+        for i in range(start, start + n)
+    ]
 
 
 def start_server(model: str, kv: str, port: int, workdir: Path) -> subprocess.Popen:
@@ -91,20 +102,74 @@ async def run_clients(
         return results, time.perf_counter() - start
 
 
-def run_offline(
-    model: str, kv: str, prompts: list[str], max_tokens: int, concurrency: int
-) -> tuple[int, float]:
-    from ctxops import LLM, SamplingParams
+def _clients_process(port: int, prompts: list[str], max_tokens: int, concurrency: int, out) -> None:
+    # The load generator must not take CPU from the server it measures (on a 2-core machine it otherwise preempts
+    # the model's compute threads): the clients run at a lower priority than the server process. Only this child
+    # is lowered, so the offline rounds in the parent keep the server's priority.
+    os.nice(10)
+    out.put(asyncio.run(run_clients(port, prompts, max_tokens, concurrency)))
 
-    llm = LLM(model, kv_cache_memory=kv)
+
+def run_server_round(
+    port: int, prompts: list[str], max_tokens: int, concurrency: int
+) -> tuple[list[dict], float]:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_clients_process, args=(port, prompts, max_tokens, concurrency, out))
+    child.start()
+    results = out.get()
+    child.join()
+    return results
+
+
+def run_offline_round(llm, prompts: list[str], max_tokens: int, concurrency: int) -> tuple[int, float]:
+    from ctxops import SamplingParams
+
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
-    llm.generate(["warm up"], SamplingParams(max_tokens=4), use_tqdm=False)
     start = time.perf_counter()
     tokens = 0
     for i in range(0, len(prompts), concurrency):
         outs = llm.generate(prompts[i : i + concurrency], params, use_tqdm=False)
         tokens += sum(len(o.outputs[0].token_ids) for o in outs)
     return tokens, time.perf_counter() - start
+
+
+class OtherCPU:
+    """Cores used by processes other than this one, its children and the server, over a ``with`` block."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.cores: float | None = None
+
+    @staticmethod
+    def _busy() -> float:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return (sum(ticks[:3]) + sum(ticks[5:8])) / os.sysconf(
+            "SC_CLK_TCK"
+        )  # user nice system irq softirq steal
+
+    def _ours(self) -> float:
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            total += usage.ru_utime + usage.ru_stime
+        if self.server_pid is not None:
+            with open(f"/proc/{self.server_pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def __enter__(self) -> OtherCPU:
+        self.available = os.path.exists("/proc/stat")
+        if self.available:
+            self.start = (time.perf_counter(), self._busy(), self._ours())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.available:
+            wall, busy, ours = time.perf_counter(), self._busy(), self._ours()
+            self.cores = max((busy - self.start[1]) - (ours - self.start[2]), 0.0) / (wall - self.start[0])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,6 +186,7 @@ def main() -> None:
     parser.add_argument("--prompt-words", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--kv-cache-memory", default="256MiB")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating offline/server rounds")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ctxops-bench-"))
     model = args.model
@@ -128,33 +194,54 @@ def main() -> None:
         from ctxops.models.random_model import write_random_model
 
         model = str(write_random_model(workdir / "model"))
-    prompts = make_prompts(args.num_requests, args.prompt_words)
 
-    offline_tokens, offline_wall = run_offline(
-        model, args.kv_cache_memory, prompts, args.max_tokens, args.concurrency
-    )
+    from ctxops import LLM, SamplingParams
+
+    llm = LLM(model, kv_cache_memory=args.kv_cache_memory)
+    llm.generate(["warm up"], SamplingParams(max_tokens=4), use_tqdm=False)
     port = free_port()
     server = start_server(model, args.kv_cache_memory, port, workdir)
-    # The load generator must not take CPU from the server it measures (on a 2-core machine it otherwise preempts
-    # the model's compute threads): the clients run at a lower priority than the server process.
-    os.nice(10)
+    rounds, results = [], []
     try:
-        results, wall = asyncio.run(run_clients(port, prompts, args.max_tokens, args.concurrency))
+        for r in range(args.rounds):
+            prompts = make_prompts(args.num_requests, args.prompt_words, start=r * args.num_requests)
+            with OtherCPU(server.pid) as offline_other:
+                offline_tokens, offline_wall = run_offline_round(
+                    llm, prompts, args.max_tokens, args.concurrency
+                )
+            with OtherCPU(server.pid) as server_other:
+                served, wall = run_server_round(port, prompts, args.max_tokens, args.concurrency)
+            results += served
+            served_tps = sum(s["output_tokens"] for s in served) / wall
+            offline_tps = offline_tokens / offline_wall
+            rounds.append({
+                "output_tokens_per_s": served_tps, "offline_output_tokens_per_s": offline_tps,
+                "server_vs_offline_ratio": served_tps / offline_tps,
+                "request_throughput_rps": len(served) / wall,
+                "other_cpu": {"offline": offline_other.cores, "server": server_other.cores},
+            })  # fmt: skip
+            print(json.dumps({"round": r, **rounds[-1]}), file=sys.stderr, flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
 
-    out_tokens = sum(r["output_tokens"] for r in results)
     ttfts = [r["ttft"] for r in results if r["ttft"] is not None]
     tpots = [r["tpot"] for r in results if r["tpot"] is not None]
+    ratios = [r["server_vs_offline_ratio"] for r in rounds]
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
     report = {
-        "concurrency": args.concurrency, "num_requests": len(prompts), "max_tokens": args.max_tokens,
-        "request_throughput_rps": len(results) / wall, "output_tokens_per_s": out_tokens / wall,
+        "concurrency": args.concurrency, "num_requests": args.num_requests, "max_tokens": args.max_tokens,
+        "rounds": len(rounds), "request_throughput_rps": median("request_throughput_rps"),
+        "output_tokens_per_s": median("output_tokens_per_s"),
         "ttft_p50_ms": 1e3 * pct(ttfts, 50), "ttft_p95_ms": 1e3 * pct(ttfts, 95),
         "tpot_p50_ms": 1e3 * pct(tpots, 50), "tpot_p95_ms": 1e3 * pct(tpots, 95),
-        "offline_output_tokens_per_s": offline_tokens / offline_wall,
-        "server_vs_offline_ratio": (out_tokens / wall) / (offline_tokens / offline_wall),
-        "cpu_count": os.cpu_count(),
+        "offline_output_tokens_per_s": median("offline_output_tokens_per_s"),
+        "server_vs_offline_ratio": statistics.median(ratios),
+        "server_vs_offline_ratio_range": [min(ratios), max(ratios)],
+        "per_round": rounds, "cpu_count": os.cpu_count(),
     }  # fmt: skip
     print(json.dumps(report, indent=2))
 

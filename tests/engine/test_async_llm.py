@@ -76,3 +76,21 @@ def test_validation_errors_raise_before_queueing(tiny_model_dir):
         await llm.shutdown()
 
     asyncio.run(main())
+
+
+def test_an_engine_that_cannot_be_built_raises_from_the_constructor(tiny_model_dir):
+    with pytest.raises(ValueError, match="kv_cache_memory"):  # built on the engine thread, raised here
+        AsyncLLM(EngineConfig(model=str(tiny_model_dir), kv_cache_memory="1KiB", max_model_len=512))
+
+
+def test_generate_after_shutdown_refuses(tiny_model_dir):
+    from ctxops.engine.llm import EngineDeadError
+
+    async def main():
+        llm = AsyncLLM(_config(tiny_model_dir))
+        await llm.shutdown()
+        with pytest.raises(EngineDeadError):
+            async for _ in llm.generate([5, 6, 7], PARAMS, request_id="late"):
+                pass
+
+    asyncio.run(main())

@@ -9,10 +9,10 @@ the request (freeing its KV blocks) when the consumer stops iterating. Both are 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import itertools
+import threading
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -151,18 +151,43 @@ class EngineDeadError(RuntimeError):
 
 
 class AsyncLLM:
-    """An engine driven by an asyncio task; model steps run in a worker thread so the event loop stays free."""
+    """An engine stepped by its own thread, streaming outputs to asyncio consumers.
+
+    The engine thread owns the engine: it builds it (loads the weights, allocates the KV pool), applies queued adds
+    and aborts between steps, steps while anything is unfinished, and hands each step's outputs to the event loop
+    in one ``call_soon_threadsafe``. Then it waits, at most ``HANDOFF_TIMEOUT_S``, until the loop has run the
+    consumers those outputs woke: both threads run Python under one GIL and a model step releases it at every
+    tensor op, so consumers running during a step (each socket write hands the GIL back and forth) would stall it
+    beyond their own CPU time. The timeout keeps a busy loop from stalling the engine; a consumer that lags only
+    sees its outputs coalesced (see :class:`_Stream`).
+
+    All tensor work stays on the engine thread because torch's OpenMP runtime keeps a worker team per calling
+    thread: a second team (say, the thread that loaded the weights) makes it count more threads than cores, and
+    then its workers sleep at every barrier instead of spinning, a fifth slower on 2 cores than ``LLM.generate``.
+    """
+
+    HANDOFF_TIMEOUT_S = 0.02  # longest pause of the engine thread for the event loop after a step
 
     def __init__(self, config: EngineConfig | None = None, **kwargs: Any) -> None:
-        self.engine = LLMEngine(config or EngineConfig(**kwargs))
-        self._queues: dict[str, _Stream] = {}
-        self._pending: list[
-            tuple[str, Any]
-        ] = []  # ("add", Sequence) | ("abort", request_id), applied between steps
-        self._wake: asyncio.Event | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxops-engine")
+        config = config or EngineConfig(**kwargs)
+        self.engine: LLMEngine
+        self._queues: dict[str, _Stream] = {}  # touched only on the event loop
+        # ("add", Sequence) | ("abort", request_id), appended by the loop, applied by the engine thread between steps
+        self._ops: collections.deque[tuple[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._built = threading.Event()  # set by the engine thread once the engine is built (or failed to)
+        self._handed_off = threading.Event()  # set by the loop once it has run a step's consumers
+        self._loop: asyncio.AbstractEventLoop | None = None  # where outputs are delivered
+        self._stopping = False
         self.errored: BaseException | None = None
+        self._build_error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._engine_thread, args=(config,), name="ctxops-engine", daemon=True
+        )
+        self._thread.start()
+        self._built.wait()
+        if self._build_error is not None:  # as LLMEngine(config) raises it: a bad path, a pool too small, ...
+            raise self._build_error
 
     @property
     def cache_info(self) -> CacheInfo:
@@ -171,11 +196,6 @@ class AsyncLLM:
     @property
     def tokenizer(self):
         return self.engine.tokenizer
-
-    def _ensure_loop(self) -> None:
-        if self._loop_task is None or self._loop_task.done():
-            self._wake = asyncio.Event()
-            self._loop_task = asyncio.get_running_loop().create_task(self._run_loop())
 
     async def generate(
         self, prompt: Prompt, sampling_params: SamplingParams | None, request_id: str
@@ -187,6 +207,8 @@ class AsyncLLM:
         """
         if self.errored is not None:
             raise EngineDeadError(f"the engine loop failed earlier: {self.errored!r}")
+        if self._stopping:
+            raise EngineDeadError("the engine was shut down")
         if request_id in self._queues:
             raise ValueError(f"request id {request_id!r} is already running")
         seq = self.engine.make_sequence(request_id, prompt, sampling_params or SamplingParams())
@@ -213,50 +235,80 @@ class AsyncLLM:
         self._submit(("abort", request_id))
 
     def _submit(self, op: tuple[str, Any]) -> None:
-        self._pending.append(op)
-        self._ensure_loop()
-        assert self._wake is not None
+        self._loop = asyncio.get_running_loop()
+        self._ops.append(op)
         self._wake.set()
 
-    def _apply_pending(self) -> None:
-        ops, self._pending = self._pending, []
-        for kind, arg in ops:
+    # ---- the engine thread --------------------------------------------------------------------------------------
+    def _engine_thread(self, config: EngineConfig) -> None:
+        try:
+            self.engine = LLMEngine(config)
+        except BaseException as exc:
+            self._build_error = exc
+        self._built.set()
+        if self._build_error is not None:
+            return
+        try:
+            while not self._stopping:
+                self._wake.clear()  # before reading the ops: a later submit sets it again
+                outputs = self._apply_ops()
+                if self.engine.has_unfinished_requests():
+                    outputs += self.engine.step()
+                elif not self._ops and not self._stopping:
+                    self._deliver(outputs)
+                    self._wake.wait()
+                    continue
+                self._deliver(outputs)
+        except Exception as exc:  # an engine bug must surface to every waiting client, not hang them
+            self.errored = exc
+            self._call_loop(self._fail_all, exc)
+
+    def _apply_ops(self) -> list[RequestOutput]:
+        aborted = []
+        while self._ops:
+            kind, arg = self._ops.popleft()
             if kind == "add":
                 self.engine.add_sequence(arg)
             else:
                 out = self.engine.abort_request(arg)
-                queue = self._queues.get(arg)
-                if out is not None and queue is not None:
-                    queue.put(out)
+                if out is not None:
+                    aborted.append(out)
+        return aborted
 
-    async def _run_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._wake is not None
+    def _deliver(self, outputs: list[RequestOutput]) -> None:
+        if outputs:
+            self._handed_off.clear()
+            if self._call_loop(self._dispatch, outputs):
+                self._handed_off.wait(self.HANDOFF_TIMEOUT_S)
+
+    def _call_loop(self, callback: Any, arg: Any) -> bool:
+        loop = self._loop
+        if loop is None:
+            return False
         try:
-            while True:
-                self._apply_pending()
-                if not self.engine.has_unfinished_requests():
-                    self._wake.clear()
-                    if not self._pending:
-                        await self._wake.wait()
-                    continue
-                outputs = await loop.run_in_executor(self._executor, self.engine.step)
-                for out in outputs:
-                    queue = self._queues.get(out.request_id)
-                    if queue is not None:
-                        queue.put(out)
-        except Exception as exc:  # an engine bug must surface to every waiting client, not hang them
-            self.errored = exc
-            for queue in self._queues.values():
-                queue.put(EngineDeadError(f"engine step failed: {exc!r}"))
-            raise
+            loop.call_soon_threadsafe(callback, arg)
+        except RuntimeError:  # the loop closed: nobody is waiting any more
+            return False
+        return True
+
+    # ---- on the event loop --------------------------------------------------------------------------------------
+    def _dispatch(self, outputs: list[RequestOutput]) -> None:
+        for out in outputs:
+            queue = self._queues.get(out.request_id)
+            if queue is not None:
+                queue.put(out)
+        # queued behind the consumers just woken, so it runs once they have taken (and sent) their outputs
+        asyncio.get_running_loop().call_soon(self._handed_off.set)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for queue in self._queues.values():
+            queue.put(EngineDeadError(f"engine step failed: {exc!r}"))
 
     def stats(self):
         return self.engine.stats()
 
     async def shutdown(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._loop_task
-        self._executor.shutdown(wait=True)
+        """Stop the engine thread after the step it is running (requests still queued are dropped)."""
+        self._stopping = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join)
