@@ -92,3 +92,56 @@ def test_gateway_request_log(client, gateway):
     assert row["upstream"] and row["user"] == "dave" and row["key_id"]
     assert row["prompt_tokens"] == reply.usage.prompt_tokens and row["completion_tokens"] == 3
     assert row["ttft_s"] is not None and row["finish_reason"] == "length"
+
+
+def _rows(path, where: str, params: tuple) -> list:
+    deadline = time.monotonic() + 5
+    rows: list = []
+    while not rows and time.monotonic() < deadline:
+        rows = read_rows(path, where, params)
+        time.sleep(0.05)
+    return rows
+
+
+def test_tokenizer_calls_are_logged(gateway):
+    headers = {"Authorization": "Bearer gw-key"}
+    tok = httpx.post(gateway.base + "/tokenize", json={"prompt": "count these words"}, headers=headers).json()
+    httpx.post(
+        gateway.base + "/detokenize", json={"tokens": tok["tokens"][:2]}, headers=headers
+    ).raise_for_status()
+    bad = httpx.post(gateway.base + "/detokenize", json={"tokens": "nope"}, headers=headers)
+    assert bad.status_code == 400
+    counted = _rows(gateway.log_path, "endpoint = ? AND prompt_tokens = ?", ("tokenize", tok["count"]))
+    assert counted and counted[0]["status"] == 200 and counted[0]["key_id"] and counted[0]["e2e_s"] >= 0
+    decoded = _rows(gateway.log_path, "endpoint = ? AND status = ?", ("detokenize", 200))
+    assert decoded and decoded[0]["prompt_tokens"] == 2
+    assert _rows(gateway.log_path, "endpoint = ? AND status = ?", ("detokenize", 400))
+
+
+def test_gateway_sends_its_own_upstream_key(limited_server, serve_dir, monkeypatch):
+    """The upstream wants sk-one; the gateway reads it from an environment variable and never writes it down."""
+    monkeypatch.setenv("CTXOPS_TEST_UPSTREAM_KEY", "sk-one")
+    upstream = f"{limited_server.url},model={MODEL_NAME},key_env=CTXOPS_TEST_UPSTREAM_KEY,max_concurrency=1"
+    keyed = ServerProcess(["--upstream", upstream, "--served-model-name", "keyed"], serve_dir, "keyed")
+    keyless = ServerProcess(
+        ["--upstream", f"{limited_server.url},model={MODEL_NAME}", "--served-model-name", "keyless"],
+        serve_dir,
+        "keyless",
+    )
+    try:
+        keyed.wait_ready()
+        keyless.wait_ready()
+        reply = openai.OpenAI(base_url=keyed.url, api_key="x", max_retries=0).completions.create(
+            model="keyed", prompt="with a key", max_tokens=2
+        )
+        assert reply.usage.completion_tokens == 2
+        with pytest.raises(openai.AuthenticationError):  # the upstream's 401, passed back
+            openai.OpenAI(base_url=keyless.url, api_key="x", max_retries=0).completions.create(
+                model="keyless", prompt="without", max_tokens=2
+            )
+        assert _rows(keyed.log_path, "request_id = ?", (reply.id,))
+    finally:
+        keyed.stop()
+        keyless.stop()
+    assert "sk-one" not in keyed.output.read_text()
+    assert b"sk-one" not in keyed.log_path.read_bytes()

@@ -39,6 +39,22 @@ def test_upstream_spec_parsing():
     for bad in ("ftp://x", "http://h:1,weight=0", "http://h:1,colour=red", "http://h:1,weight=abc"):
         with pytest.raises(ValueError):
             UpstreamSpec.parse(bad)
+    with pytest.raises(ValueError, match="key_env=VAR, max_concurrency=N"):
+        UpstreamSpec.parse("http://h:1,colour=red")
+
+
+def test_upstream_key_and_concurrency(monkeypatch):
+    monkeypatch.delenv("CTXOPS_UNIT_KEY", raising=False)
+    with pytest.raises(ValueError, match="CTXOPS_UNIT_KEY.*not set"):
+        UpstreamSpec.parse("http://h:1,key_env=CTXOPS_UNIT_KEY")
+    monkeypatch.setenv("CTXOPS_UNIT_KEY", "sk-secret")
+    spec = UpstreamSpec.parse("http://h:1,key_env=CTXOPS_UNIT_KEY,max_concurrency=3")
+    assert (spec.api_key, spec.max_concurrency, spec.key_env) == ("sk-secret", 3, "CTXOPS_UNIT_KEY")
+    assert "sk-secret" not in repr(spec)  # the spec holds the variable's name, never the key
+    assert UpstreamSpec.parse("http://h:1").max_concurrency == 64
+    for bad in ("http://h:1,max_concurrency=0", "http://h:1,max_concurrency=two"):
+        with pytest.raises(ValueError, match="max_concurrency"):
+            UpstreamSpec.parse(bad)
 
 
 def test_server_config_validation():
@@ -96,3 +112,23 @@ def test_request_log_schema_and_privacy(tmp_path):
     with_prompts.append(RequestRecord("r2", "completions", prompt="kept"))
     with_prompts.close()
     assert [r["prompt"] for r in read_rows(path)] == [None, "kept"]
+
+
+def test_full_upstreams_go_last_in_a_users_ranking():
+    from types import SimpleNamespace
+
+    from ctxops.serve.backends.upstream import UpstreamBackend
+    from ctxops.serve.request_log import RequestRecord
+
+    specs = tuple(UpstreamSpec.parse(f"http://10.0.0.{i}:8000,max_concurrency=2") for i in range(1, 4))
+    backend = UpstreamBackend(specs, "gw")
+    assert backend.capacity == 6
+    record = RequestRecord(request_id="r", endpoint="completions")
+    request = SimpleNamespace(user="alice")
+    first, *rest = backend._order(request, record)
+    backend.in_flight[first.url] = (
+        2  # alice's upstream is full: she goes to her next one, the full one is last
+    )
+    assert backend._order(request, record) == [*rest, first]
+    backend.in_flight[first.url] = 1
+    assert backend._order(request, record)[0] == first  # a free slot: sticky again

@@ -25,8 +25,9 @@ _DEFAULT_MODEL = EngineConfig.default("model")
 )  # fmt: skip
 @click.option("--api-key-file", type=click.Path(dir_okay=False), help="file of keys to accept, one per line")
 @click.option(
-    "--upstream", "upstreams", multiple=True, metavar="URL[,weight=W][,model=NAME]",
-    help="gateway mode: forward to this OpenAI-compatible server (repeatable)",
+    "--upstream", "upstreams", multiple=True, metavar="URL[,weight=W][,model=NAME][,key_env=VAR][,max_concurrency=N]",
+    help="gateway mode: forward to this OpenAI-compatible server (repeatable); key_env names the environment "
+    "variable holding its API key; max_concurrency (default 64) caps requests forwarded to it at once",
 )  # fmt: skip
 @dataclass_options(ServerConfig, include=SERVER_FLAGS)
 @engine_options
@@ -83,7 +84,7 @@ def _gateway(config: ServerConfig):
     name = config.served_model_name
     if name is None:
         try:
-            name = discover_model(config.upstreams[0].url)
+            name = discover_model(config.upstreams[0])
         except Exception as exc:
             raise click.UsageError(
                 f"cannot ask {config.upstreams[0].url} for its model name ({exc}); give --served-model-name"

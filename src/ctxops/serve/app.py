@@ -259,15 +259,29 @@ class Server:
         return await self._tokenizer_call(request, DetokenizeRequest, self.backend.detokenize)
 
     async def _tokenizer_call(self, request: Request, schema: type, call: Callable) -> Response:
-        record = RequestRecord(request_id=f"tok-{uuid.uuid4().hex}", endpoint=request.url.path.strip("/"))
+        """One tokenize/detokenize call, logged as a row of its own (no generation metrics, no queue slot).
+
+        The row's endpoint is ``tokenize`` or ``detokenize`` and its ``prompt_tokens`` the tokens counted or decoded.
+        """
+        endpoint = request.url.path.strip("/")
+        record = RequestRecord(request_id=f"{endpoint[:5]}-{uuid.uuid4().hex}", endpoint=endpoint)
         try:
             self.admission.check_open()
             record.key_id = self.keys.check(request.headers.get("authorization"))
             parsed: Any = parse_body(schema, await read_body(request, self.config.max_body_size))
+            record.model, record.user = parsed.model, getattr(parsed, "user", None)
             self._check_model(parsed.model)
-            return JSONResponse(await call(parsed, record))
+            result = await call(parsed, record)
+            record.prompt_tokens = result["count"] if "count" in result else len(parsed.tokens)
+            response: Response = JSONResponse(result)
         except Exception as exc:
-            return self._as_api_error(exc).response()
+            error = self._as_api_error(exc)
+            record.status, record.error_code = error.status, error.code
+            response = error.response()
+        record.e2e_s = record.elapsed()
+        if self.log is not None:
+            self.log.append(record)
+        return response
 
     async def health(self) -> Response:
         """``GET /health``: 200 when ready; 503 while starting or draining (load balancers route away)."""

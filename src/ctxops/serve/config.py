@@ -6,12 +6,20 @@ layer decides (address, keys, limits, logging, upstreams for gateway mode). It k
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from ctxops.engine.config import parse_bytes
+
+_UPSTREAM_OPTIONS = {
+    "weight": "weight=W",
+    "model": "model=NAME",
+    "key_env": "key_env=VAR",
+    "max_concurrency": "max_concurrency=N",
+}
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -20,11 +28,20 @@ def _opt(default: Any, help: str, **kw: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamSpec:
-    """An OpenAI-compatible server the gateway forwards to, written ``URL[,weight=W][,model=NAME]``."""
+    """An OpenAI-compatible server the gateway forwards to.
+
+    Written ``URL[,weight=W][,model=NAME][,key_env=VAR][,max_concurrency=N]``. ``key_env`` names the environment
+    variable that holds the key the gateway sends upstream (``Authorization: Bearer``): the key itself never
+    appears on a command line, in a config or in a log.
+    """
 
     url: str  # base URL including /v1, e.g. http://10.0.0.5:8000/v1
     weight: float = 1.0  # share of new users routed here, relative to the other upstreams
     model: str | None = None  # the upstream's model id (default: the first one its /v1/models lists)
+    key_env: str | None = None  # environment variable holding this upstream's API key
+    max_concurrency: int = (
+        64  # requests forwarded here at once; beyond it a request goes to the next upstream
+    )
 
     def __post_init__(self) -> None:
         parsed = urlparse(self.url)
@@ -32,6 +49,15 @@ class UpstreamSpec:
             raise ValueError(f"upstream URL must look like http://host:port/v1, got {self.url!r}")
         if not self.weight > 0:
             raise ValueError(f"upstream weight must be positive, got {self.weight} for {self.url}")
+        if self.max_concurrency < 1:
+            raise ValueError(
+                f"upstream max_concurrency must be >= 1, got {self.max_concurrency} for {self.url}"
+            )
+        if self.key_env is not None and not os.environ.get(self.key_env):
+            raise ValueError(
+                f"upstream {self.url}: key_env={self.key_env} but that environment variable is not set "
+                f"(export {self.key_env}=<the upstream's API key>)"
+            )
 
     @classmethod
     def parse(cls, text: str) -> UpstreamSpec:
@@ -40,15 +66,23 @@ class UpstreamSpec:
         kwargs: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("weight", "model"):
-                raise ValueError(f"upstream option {option!r} is not weight=W or model=NAME (in {text!r})")
+            if not sep or key not in _UPSTREAM_OPTIONS:
+                raise ValueError(
+                    f"upstream option {option!r} is not one of {', '.join(_UPSTREAM_OPTIONS.values())} "
+                    f"(in {text!r})"
+                )
             try:
-                kwargs[key] = float(value) if key == "weight" else value
+                kwargs[key] = {"weight": float, "max_concurrency": int}.get(key, str)(value)
             except ValueError as exc:
-                raise ValueError(f"upstream weight must be a number, got {value!r} (in {text!r})") from exc
+                raise ValueError(f"upstream {key} must be a number, got {value!r} (in {text!r})") from exc
         if urlparse(url).path in ("", "/"):
             url = url.rstrip("/") + "/v1"
         return cls(url.rstrip("/"), **kwargs)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key to send upstream, read from ``key_env`` when asked (never stored in the spec)."""
+        return os.environ.get(self.key_env) if self.key_env else None
 
     @property
     def name(self) -> str:

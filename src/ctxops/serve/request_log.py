@@ -22,7 +22,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id        TEXT PRIMARY KEY,
     created_at        REAL NOT NULL,     -- unix time the request arrived, seconds
-    endpoint          TEXT NOT NULL,     -- chat.completions | completions
+    endpoint          TEXT NOT NULL,     -- chat.completions | completions | tokenize | detokenize
     model             TEXT,              -- the model name the client asked for
     key_id            TEXT,              -- salted hash of the API key (never the key)
     user              TEXT,              -- the OpenAI `user` field
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS requests (
     stream            INTEGER,           -- 1 when streamed
     status            INTEGER NOT NULL,  -- HTTP status sent
     error_code        TEXT,              -- OpenAI error code when status >= 400
-    prompt_tokens     INTEGER,
+    prompt_tokens     INTEGER,           -- tokenize: tokens counted; detokenize: tokens decoded
     cached_tokens     INTEGER,           -- prompt tokens served from the prefix cache
     completion_tokens INTEGER,
     max_tokens        INTEGER,           -- requested completion limit

@@ -27,7 +27,6 @@ from ctxops.serve.routing import rank
 from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 
 logger = logging.getLogger("ctxops.serve")
-SLOTS_PER_UPSTREAM = 64  # requests the gateway forwards at once per upstream before queueing (then 429)
 _PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
 
 
@@ -35,9 +34,11 @@ class _Retry(Exception):
     """This upstream failed before answering; try the next one."""
 
 
-def discover_model(url: str, timeout_s: float = 10.0) -> str:
+def discover_model(upstream: UpstreamSpec, timeout_s: float = 10.0) -> str:
     """The first model id an upstream lists at ``GET {url}/models`` (blocking; for startup)."""
-    response = httpx.get(f"{url}/models", timeout=timeout_s)
+    key = upstream.api_key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(f"{upstream.url}/models", timeout=timeout_s, headers=headers)
     response.raise_for_status()
     return response.json()["data"][0]["id"]
 
@@ -71,7 +72,8 @@ class UpstreamBackend(Backend):
             raise ValueError("gateway mode needs at least one upstream")
         self.upstreams = upstreams
         self.model_name = model_name
-        self.capacity = SLOTS_PER_UPSTREAM * len(upstreams)
+        self.capacity = sum(u.max_concurrency for u in upstreams)  # beyond it requests queue (then 429)
+        self.in_flight = {u.url: 0 for u in upstreams}  # requests forwarded to each upstream and not finished
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
         self.upstream_models = {
@@ -90,7 +92,9 @@ class UpstreamBackend(Backend):
         for upstream in self.upstreams:
             if upstream.model is None:
                 try:
-                    response = await self.client.get(f"{upstream.url}/models", timeout=5.0)
+                    response = await self.client.get(
+                        f"{upstream.url}/models", timeout=5.0, headers=self._headers(upstream)
+                    )
                     self.upstream_models[upstream.url] = response.json()["data"][0]["id"]
                 except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
                     logger.warning(
@@ -118,9 +122,17 @@ class UpstreamBackend(Backend):
         }
 
     def _order(self, request: Any, record: RequestRecord) -> list[UpstreamSpec]:
+        """The sticky ranking, with upstreams at their ``max_concurrency`` moved to the end (still tried last)."""
         sticky = getattr(request, "user", None) or record.key_id
         order = rank([u.url for u in self.upstreams], [u.weight for u in self.upstreams], sticky)
-        return [self.upstreams[i] for i in order]
+        ranked = [self.upstreams[i] for i in order]
+        return sorted(
+            ranked, key=lambda u: self.in_flight[u.url] >= u.max_concurrency
+        )  # stable: keeps the rank
+
+    def _headers(self, upstream: UpstreamSpec) -> dict[str, str]:
+        key = upstream.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     # ---- generation ---------------------------------------------------------------------------------------------
     async def stream(
@@ -141,11 +153,13 @@ class UpstreamBackend(Backend):
                 continue
             self.on_attempt(upstream.name, "ok")
             self.num_running += 1
+            self.in_flight[upstream.url] += 1
             try:
                 async for item in chunks:
                     yield item
             finally:
                 self.num_running -= 1
+                self.in_flight[upstream.url] -= 1
                 await chunks.aclose()  # type: ignore[attr-defined]
             return
         raise upstream_error("every upstream failed: " + "; ".join(failures))
@@ -156,7 +170,9 @@ class UpstreamBackend(Backend):
         """Send the request and read its first chunk; raise _Retry if this upstream failed before answering."""
         assert self.client is not None
         try:
-            request = self.client.build_request("POST", upstream.url + _PATHS[endpoint], json=body)
+            request = self.client.build_request(
+                "POST", upstream.url + _PATHS[endpoint], json=body, headers=self._headers(upstream)
+            )
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}") from exc
@@ -224,7 +240,9 @@ class UpstreamBackend(Backend):
             body = request.model_dump(exclude_unset=True)
             body["model"] = self.upstream_models.get(upstream.url) or body.get("model") or self.model_name
             try:
-                response = await self.client.post(upstream.url.removesuffix("/v1") + path, json=body)
+                response = await self.client.post(
+                    upstream.url.removesuffix("/v1") + path, json=body, headers=self._headers(upstream)
+                )
             except httpx.HTTPError as exc:
                 failures.append(f"{upstream.name}: {type(exc).__name__}")
                 continue
