@@ -32,8 +32,9 @@ def test_cache_info_reflects_the_format(engines):
     # tiny model: head_dim 16, 2 kv heads, 16-token blocks
     # int8: 2 layers x (2 x 16 x 2 x 16 codes + 16 x 2 key scales + 16 x 2 value scales, fp16) per block
     assert int8.bytes_per_block == 2 * (2 * 16 * 2 * 16 + 16 * 2 * 2 + 16 * 2 * 2)
-    # int4: half-byte codes, a scale and a minimum per key channel per block and per value token-head
-    assert int4.bytes_per_block == 2 * (2 * 16 * 2 * 8 + 2 * 16 * 4 + 16 * 2 * 4)
+    # int4: half-byte codes, a 1-byte fp8 scale per key channel per block, an fp16 scale and minimum per value
+    # token-head (head_dim 16 < 64: one value group per head)
+    assert int4.bytes_per_block == 2 * (2 * 16 * 2 * 8 + 2 * 16 * 1 + 16 * 2 * 4)
     for info in (int8, int4):
         assert info.num_windows == 8 and info.window_bytes == 8 * auto.bytes_per_block
         assert info.num_blocks == (MEMORY - info.window_bytes) // info.bytes_per_block

@@ -15,7 +15,10 @@ from ctxops.models.attention import naive_attention, paged_attention
 from ctxops.models.kv_quant import (
     KVQuantFormat,
     QuantizedKVCache,
+    dequantize_keys,
+    fp8_bytes_to_float,
     pack_int4,
+    quantize_int4_symmetric,
     quantize_keys,
     quantize_values,
     unpack_int4,
@@ -33,8 +36,9 @@ def test_int4_packing_is_lossless():
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_round_trip_error_is_half_a_step(bits):
-    """|x - deq(q(x))| <= 0.5 step (+1% for the fp16 scale): step = absmax/127 (int8) or (max-min)/15 (int4),
-    per key token (int8) or key channel over a block's tokens (int4), and per value token over its channel group."""
+    """|x - deq(q(x))| <= half a step (+1% for an fp16 scale): step = absmax/127 per key and value token (int8);
+    int4 keys absmax/7.5 per channel over a block's tokens (at least 2^-6, the smallest normal fp8 scale), +1/16
+    for the fp8 scale's rounding; int4 values (max-min)/15 per token over 64 channels."""
     fmt = KVQuantFormat(bits, block_size=16, num_kv_heads=2, head_dim=128)
     g = torch.Generator().manual_seed(0)
     k = torch.randn(5, 16, 2, 128, generator=g) * torch.linspace(
@@ -46,21 +50,52 @@ def test_round_trip_error_is_half_a_step(bits):
     cache.store_blocks(ids, k, v)
     k_hat, v_hat = cache.load_blocks(ids)
 
-    def step(x, dim):
-        if bits == 8:
-            return x.abs().amax(dim, keepdim=True) / 127
-        return (x.amax(dim, keepdim=True) - x.amin(dim, keepdim=True)) / 15
+    def absmax(x, dim):
+        return x.abs().amax(dim, keepdim=True)
 
-    key_dim = -1 if bits == 8 else 1  # int8 keys per token, int4 keys per channel over the block's tokens
-    assert ((k_hat - k).abs() <= 0.505 * step(k, key_dim) + 1e-6).all()
+    if bits == 8:
+        assert ((k_hat - k).abs() <= 0.505 * absmax(k, -1) / 127 + 1e-6).all()  # per token
+    else:
+        bound = (0.5 + 1 / 32) * (absmax(k, 1) / 7.5).clamp_min(2**-6)  # per channel over the block's tokens
+        assert ((k_hat - k).abs() <= bound + 1e-6).all()
+        assert ((k_hat - k).abs() > 0.45 * absmax(k, 1) / 7.5).any()  # the bound is not loose
     v_groups = v.unflatten(-1, (128 // fmt.value_group, fmt.value_group))
     v_err = (v_hat - v).abs().unflatten(-1, v_groups.shape[-2:])
-    assert (v_err <= 0.505 * step(v_groups, -1) + 1e-6).all()
+    v_step = (
+        absmax(v_groups, -1) / 127 if bits == 8 else (v_groups.amax(-1, True) - v_groups.amin(-1, True)) / 15
+    )
+    assert (v_err <= 0.505 * v_step + 1e-6).all()
     assert fmt.value_group == (128 if bits == 8 else 64)
-    # the codes really are 1 byte (int8) or half a byte (int4) per value
+    # the codes really are 1 byte (int8) or half a byte (int4) per value; int4 key scales are 1 byte (fp8)
     assert cache.k_codes.shape[-1] == 128 * bits // 8
+    assert cache.k_scale.element_size() == (2 if bits == 8 else 1)
     assert quantize_keys(k, fmt)[1].shape == ((5, 16, 2, 1) if bits == 8 else (5, 2, 128))
     assert quantize_values(v, fmt)[1].shape == (5, 16, 2, 128 // fmt.value_group)
+
+
+def test_int4_keys_are_symmetric_with_an_fp8_scale():
+    """16 levels centred on zero (code - 7.5), so +-absmax of a channel are the end levels up to fp8 rounding."""
+    k = torch.zeros(1, 16, 1, 2)
+    k[0, :, 0, 0] = torch.linspace(-3.75, 3.75, 16)  # scale 0.5, exact in fp8 e4m3: every value a level
+    k[0, :, 0, 1] = 1e-4  # a near-zero channel: the smallest normal fp8 scale, 2^-6
+    codes, scale = quantize_int4_symmetric(k, dim=1)
+    assert scale.dtype == torch.float8_e4m3fn
+    assert scale[0, 0, 0, 0].float().item() == 0.5
+    assert codes[0, :, 0, 0].tolist() == list(range(16))
+    fmt = KVQuantFormat(4, 16, 1, 2)
+    restored = dequantize_keys(*quantize_keys(k, fmt), fmt, torch.float32)
+    torch.testing.assert_close(restored[..., 0], k[..., 0], atol=0, rtol=0)
+    assert scale[0, 0, 0, 1].float().item() == 2**-6
+    assert (restored[..., 1] - 1e-4).abs().max() <= 2**-7
+
+
+def test_fp8_bytes_decode_as_torch_casts_them():
+    """Key scales are kept as bytes and decoded by shifting bits: equal to torch's cast for every positive normal
+    e4m3 value (2^-6 .. 448)."""
+    normal = torch.arange(8, 127, dtype=torch.uint8)  # exponent field >= 1, below the NaN at 0x7F
+    expected = normal.view(torch.float8_e4m3fn).float()
+    assert torch.equal(fp8_bytes_to_float(normal), expected)
+    assert expected.min() == 2**-6 and expected.max() == 448
 
 
 def _runner(num_windows: int) -> ModelRunner:
@@ -164,9 +199,9 @@ def test_tokens_inside_the_window_are_exact():
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_decode_folds_scales_exactly(bits):
-    """Decode reads codes with the scales folded into q and p; it must equal attention over dequantized blocks
-    (head_dim 128: two int4 value groups per head)."""
-    from ctxops.models.attention import QuantStep, SeqRead, _decode_quantized, read_quantized
+    """Decode reads codes with the scales folded into the scores and weights; it must equal attention over
+    dequantized blocks (head_dim 128: two int4 value groups per head), batched (padded, masked) or alone."""
+    from ctxops.models.attention import LoneDecode, QuantStep, SeqRead, _decode_quantized, read_quantized
 
     dim, bs, heads, kv_heads = 128, 4, 4, 2
     fmt = KVQuantFormat(bits, bs, kv_heads, dim)
@@ -186,11 +221,26 @@ def test_decode_folds_scales_exactly(bits):
     tail = torch.tensor([[3], [1]])
     mask = ((keys < full) | ((keys >= 3 * bs) & (keys < 3 * bs + tail)))[:, None, None, :]
     empty = torch.zeros(0, dtype=torch.long)
-    plan = QuantStep(empty, empty, empty, empty, tables, torch.tensor([1, 0]), mask)
+    plan = QuantStep(empty, empty, empty, empty, tables, torch.tensor([1, 0]), mask)  # a padded, masked batch
     q = torch.randn(2, heads, dim, generator=g)
     got = _decode_quantized(q, cache, plan, dim**-0.5)
+    reads.append(SeqRead(torch.tensor([3, 4]), 0, 0))  # a lone decode's blocks as one run, an empty window
     for i, read in enumerate(reads):
         k, v = read_quantized(cache, read)
         k, v = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)  # GQA: 2 query heads per kv head
-        p = (torch.einsum("hd,thd->ht", q[i], k) * dim**-0.5).softmax(-1)
-        torch.testing.assert_close(got[i], torch.einsum("ht,thd->hd", p, v), atol=1e-5, rtol=1e-5)
+        p = (torch.einsum("hd,thd->ht", q[i % 2], k) * dim**-0.5).softmax(-1)
+        expected = torch.einsum("ht,thd->hd", p, v)
+        if i < 2:
+            torch.testing.assert_close(got[i], expected, atol=1e-5, rtol=1e-5)
+        # the same sequence decoding alone: unpadded, unmasked, its blocks a view when they form one run
+        blocks = read.full_blocks.tolist()
+        run = blocks[0] if blocks == list(range(blocks[0], blocks[0] + len(blocks))) else None
+        lone = LoneDecode(len(blocks) * bs + read.tail, read.window, run)
+        windows = torch.tensor([read.window])
+        alone = QuantStep(empty, empty, empty, empty, read.full_blocks[None], windows, None, lone=lone)
+        torch.testing.assert_close(
+            _decode_quantized(q[i % 2 : i % 2 + 1], cache, alone, dim**-0.5)[0],
+            expected,
+            atol=1e-5,
+            rtol=1e-5,
+        )

@@ -57,9 +57,9 @@ def test_quantized_kv_dtypes_and_tensor_parallel_heads():
     assert _layout("llama-3.1-8b", KvDtype.FP8).bytes_per_token == 65_536
     # the engine's formats: int8 one fp16 scale per token-head for K and for V
     assert _layout("llama-3.1-8b", KvDtype.INT8).bytes_per_token == 32 * 2 * 8 * (128 + 2)
-    # int4: K codes + fp16 scale and minimum per channel per 16-token block, V codes + 2 groups x (scale, minimum)
-    assert _layout("llama-3.1-8b", KvDtype.INT4).bytes_per_token == 32 * 8 * (64 + 128 * 4 // 16 + 64 + 2 * 4)
-    assert _layout("llama-3.1-8b", KvDtype.INT4, block_size=64).bytes_per_token == 32 * 8 * (64 + 8 + 64 + 8)
+    # int4: K codes + an fp8 scale per channel per 16-token block, V codes + 2 groups x fp16 (scale, minimum)
+    assert _layout("llama-3.1-8b", KvDtype.INT4).bytes_per_token == 32 * 8 * (64 + 128 // 16 + 64 + 2 * 4)
+    assert _layout("llama-3.1-8b", KvDtype.INT4, block_size=64).bytes_per_token == 32 * 8 * (64 + 2 + 64 + 8)
     assert _layout("llama-3.1-8b", tp=2).bytes_per_token == 65_536
     assert _layout("llama-3.1-8b", tp=16).bytes_per_token == 131_072 // 8  # at least one head per rank
 

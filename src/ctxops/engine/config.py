@@ -60,8 +60,9 @@ class EngineConfig:
     kv_cache_dtype: str = _opt(
         "auto",
         "KV cache format: auto (the model dtype), int8 (symmetric, one fp16 scale per token and KV head for K "
-        "and for V) or int4 (asymmetric, KIVI-style: keys per channel over each block's tokens, values per token "
-        "in groups of 64 channels; fp16 scale and minimum per group); the block being filled stays full precision",
+        "and for V) or int4 (KIVI-style: keys per channel over each block's tokens, symmetric, one fp8 e4m3 scale "
+        "per channel and block; values per token in groups of 64 channels, an fp16 scale and minimum per group); "
+        "the block being filled stays full precision",
     )
     kv_press: str | None = _opt(
         None, "prune each prompt's KV at the end of its prefill: streaming_llm, snapkv or h2o (default: none)"

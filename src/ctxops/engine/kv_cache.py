@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ctxops.models.config import ModelConfig
-from ctxops.models.kv_quant import KVCacheDtype, KVQuantFormat, QuantizedKVCache
+from ctxops.models.kv_quant import DecodeScratch, KVCacheDtype, KVQuantFormat, QuantizedKVCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,9 @@ def allocate_cache(config: ModelConfig, info: CacheInfo, dtype: torch.dtype) -> 
     """
     fmt = quant_format(config, KVCacheDtype(info.kv_cache_dtype), info.block_size)
     if fmt is not None:
+        scratch = DecodeScratch()  # the layers run one after another: one decode buffer serves them all
         layers = [
-            QuantizedKVCache(fmt, info.num_blocks, info.num_windows, dtype)
+            QuantizedKVCache(fmt, info.num_blocks, info.num_windows, dtype, scratch)
             for _ in range(config.num_hidden_layers)
         ]
         assert sum(layer.nbytes for layer in layers) == info.total_bytes

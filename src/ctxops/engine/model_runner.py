@@ -25,6 +25,7 @@ from ctxops.models.attention import (
     AttentionMetadata,
     BlockSpan,
     DecodeBatch,
+    LoneDecode,
     PrefillSegment,
     QuantStep,
     SeqRead,
@@ -64,9 +65,10 @@ def quant_step(
     full_src: list[int] = []
     tail_slots: list[int] = []
     tail_rows: list[int] = []
-    reads: list[SeqRead] = []
+    reads: list[SeqRead] = []  # prefills: their blocks as tensors
+    decode_reads: list[tuple[list[int], int, int]] = []  # decodes: (full blocks, window, tail)
     row = 0
-    for s in decodes + prefills:
+    for i, s in enumerate(decodes + prefills):
         seq = s.seq
         assert seq.window is not None, "a quantized cache gives every sequence a window"
         start = seq.num_kv_tokens
@@ -81,29 +83,40 @@ def quant_step(
         for pos in range(max(start, end // bs * bs), end):
             tail_slots.append(window + pos % bs)
             tail_rows.append(row + pos - start)
-        reads.append(
-            SeqRead(torch.tensor(seq.block_table[: end // bs], dtype=torch.long), seq.window, end % bs)
-        )
+        if i < len(decodes):
+            decode_reads.append((seq.block_table[: end // bs], seq.window, end % bs))
+        else:
+            reads.append(
+                SeqRead(torch.tensor(seq.block_table[: end // bs], dtype=torch.long), seq.window, end % bs)
+            )
         row += s.num_new_tokens
     n = len(decodes)
-    max_full = max((r.full_blocks.numel() for r in reads[:n]), default=0)
-    tables = torch.zeros(n, max_full, dtype=torch.long)
-    for i, r in enumerate(reads[:n]):
-        tables[i, : r.full_blocks.numel()] = r.full_blocks
-    keys = torch.arange((max_full + 1) * bs)[None, :]
-    full_len = torch.tensor([r.full_blocks.numel() * bs for r in reads[:n]], dtype=torch.long)[:, None]
-    tail_len = torch.tensor([r.tail for r in reads[:n]], dtype=torch.long)[:, None]
-    in_window = (keys >= max_full * bs) & (keys < max_full * bs + tail_len)
-    mask = ((keys < full_len) | in_window)[:, None, None, :]  # (N, 1, 1, (max_full + 1) * bs)
+    max_full = max((len(full) for full, _, _ in decode_reads), default=0)
+    tables = torch.tensor(
+        [full + [0] * (max_full - len(full)) for full, _, _ in decode_reads], dtype=torch.long
+    )
+    mask, lone = None, None
+    if n == 1:  # read without padding: no mask
+        full, window, tail = decode_reads[0]
+        span = BlockSpan.of(full) if full else None
+        run = span.start if span is not None and span.index is None else None
+        lone = LoneDecode(len(full) * bs + tail, window, run)
+    elif n > 1:
+        keys = torch.arange((max_full + 1) * bs)[None, :]
+        full_len = torch.tensor([len(full) * bs for full, _, _ in decode_reads], dtype=torch.long)[:, None]
+        tail_len = torch.tensor([tail for _, _, tail in decode_reads], dtype=torch.long)[:, None]
+        in_window = (keys >= max_full * bs) & (keys < max_full * bs + tail_len)
+        mask = ((keys < full_len) | in_window)[:, None, None, :]  # (N, 1, 1, (max_full + 1) * bs)
     return QuantStep(
         full_blocks=torch.tensor(full_blocks, dtype=torch.long),
         full_src=torch.tensor(full_src, dtype=torch.long),
         tail_slots=torch.tensor(tail_slots, dtype=torch.long),
         tail_rows=torch.tensor(tail_rows, dtype=torch.long),
-        decode_tables=tables,
-        decode_windows=torch.tensor([r.window for r in reads[:n]], dtype=torch.long),
+        decode_tables=tables.view(n, max_full),
+        decode_windows=torch.tensor([window for _, window, _ in decode_reads], dtype=torch.long),
         decode_mask=mask,
-        prefill_reads=reads[n:],
+        prefill_reads=reads,
+        lone=lone,
     )
 
 

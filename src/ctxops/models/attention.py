@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ctxops.models.kv_quant import QuantizedKVCache, unpack_int4
+from ctxops.models.kv_quant import QuantizedKVCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,16 @@ class SeqRead:
 
 
 @dataclass(frozen=True, slots=True)
+class LoneDecode:
+    """A step's only decode, read from a quantized cache without padding or mask."""
+
+    length: int  # its tokens: full blocks, then the window's tail
+    window: int  # its window block
+    # its full blocks form one contiguous run starting here (read as a view), else None
+    first_block: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class QuantStep:
     """A step's writes into, and decode reads from, a quantized cache (one plan serves every layer).
 
@@ -99,10 +109,10 @@ class QuantStep:
     tail_rows: torch.Tensor  # (W,) long: their rows in the batch
     decode_tables: torch.Tensor  # (N, max_full) long: each decode's full blocks, padded with block 0
     decode_windows: torch.Tensor  # (N,) long: each decode's window
-    decode_mask: (
-        torch.Tensor
-    )  # (N, 1, 1, (max_full + 1) * block_size) bool: own full tokens, then window tail
+    # (N, 1, 1, (max_full + 1) * block_size) bool: own full tokens, then window tail; None for a lone decode
+    decode_mask: torch.Tensor | None
     prefill_reads: list[SeqRead] = field(default_factory=list)  # one per prefill segment
+    lone: LoneDecode | None = None  # set when the step has exactly one decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +291,12 @@ def write_quantized(cache: QuantizedKVCache, k: torch.Tensor, v: torch.Tensor, p
         v_full = torch.cat([v_win, v.to(cache.dtype)]).index_select(0, plan.full_src)
         cache.store_blocks(plan.full_blocks, k_full.view(-1, bs, heads, dim), v_full.view(-1, bs, heads, dim))
     if plan.tail_slots.numel():
-        k_win.index_copy_(0, plan.tail_slots, k.index_select(0, plan.tail_rows).to(cache.dtype))
-        v_win.index_copy_(0, plan.tail_slots, v.index_select(0, plan.tail_rows).to(cache.dtype))
+        if plan.tail_rows.numel() != k.shape[0]:  # else every row, in order (a step of decodes only, mostly)
+            k, v = k.index_select(0, plan.tail_rows), v.index_select(0, plan.tail_rows)
+        if k.dtype != cache.dtype:
+            k, v = k.to(cache.dtype), v.to(cache.dtype)
+        k_win.index_copy_(0, plan.tail_slots, k)
+        v_win.index_copy_(0, plan.tail_slots, v)
 
 
 def read_quantized(
@@ -306,61 +320,90 @@ def read_quantized(
 def _decode_quantized(
     q: torch.Tensor, cache: QuantizedKVCache, plan: QuantStep, scale: float
 ) -> torch.Tensor:
-    """Decode attention straight from the codes, in fp32: scales are folded into the query and the probabilities.
+    """Decode attention over quantized blocks plus each decode's window, in fp32; (N, num_heads, head_dim) out.
 
-    Keys: int4 ``q . (codes * s + m) = (q * s) . codes + q . m`` per block, since a key scale belongs to a (block,
-    channel); int8 ``q . (codes_t * s_t) = (q . codes_t) * s_t`` per token. Values: ``sum_t p_t (codes_t * s_t + m_t) = sum_t (p_t * s_t) codes_t + sum_t p_t m_t`` per token
-    and channel group. So the codes are only converted to float, never rescaled in full (about 2x faster than
-    dequantizing the blocks first on this CPU). Each decode then adds its full-precision window.
+    One fp32 buffer, ``(N, (max_full + 1) * block_size, kv_heads, head_dim)``, holds each decode's keys (its full
+    blocks, then its window block) for the scores, then is refilled with its values for the output. Scales that
+    belong to a token fold into the scores and the attention weights instead of rescaling every channel: int8 keys
+    ``q . (c_t s_t) = (q . c_t) s_t``; values ``sum_t p_t (s_t c_t + m_t) = sum_t (p_t s_t) c_t + sum_t p_t m_t``
+    per channel group. int4 keys, scaled per channel, are dequantized into the buffer. The buffer is filled
+    contiguously and read by the matmuls through strides (no permuted copy); it is the pool's shared scratch, warm
+    from the previous layer. A lone decode (:class:`LoneDecode`) reads its blocks as a view when they form one run,
+    and cuts the buffer at its length instead of masking.
     """
     fmt = cache.fmt
     n, max_full = plan.decode_tables.shape
     heads, dim, bs = fmt.num_kv_heads, fmt.head_dim, fmt.block_size
-    groups, width = dim // fmt.value_group, fmt.value_group
-    qf = q.float().view(n, heads, -1, dim)  # (N, kv_heads, group, head_dim)
-    flat = plan.decode_tables.reshape(-1)
+    full = max_full * bs
+    lone = plan.lone
+    if lone is None:  # (N, length, kv_heads, head_dim), windows after the full blocks, masked
+        tokens = cache.scratch.take(n, full + bs, heads, dim)
+        lead: tuple[int, ...] = (n,)
+    else:  # one decode: no batch dimension, cut at its length, no mask
+        tokens = cache.scratch.take(full + bs, heads, dim)[: lone.length]
+        lead = ()
 
-    def pick(t: torch.Tensor) -> torch.Tensor:
-        return t.index_select(0, flat).view(n, max_full, *t.shape[1:])
+    def fill(window: torch.Tensor, window_flat: torch.Tensor, read):
+        if lone is None:
+            tokens[:, full:] = window.index_select(0, plan.decode_windows)
+        else:
+            start = lone.window * bs
+            tokens[full:] = window_flat[start : start + lone.length - full]
+        first = None if lone is None else lone.first_block
+        return read(tokens.narrow(-3, 0, full), plan.decode_tables, first) if max_full else None
 
-    def codes_as_float(t: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
-        """Gathered codes, unpacked, permuted to ``order`` and made fp32 in one copy."""
-        codes = t.index_select(0, flat)
-        codes = unpack_int4(codes) if fmt.bits == 4 else codes
-        codes = codes.view(n, max_full, bs, heads, groups, width).permute(order)
-        return torch.empty(codes.shape).copy_(codes)
-
-    k_win = cache.k_window.index_select(0, plan.decode_windows).float()  # (N, block_size, kv_heads, head_dim)
-    v_win = cache.v_window.index_select(0, plan.decode_windows).float()
-    scores_win = torch.einsum("nhjd,nthd->nhjt", qf, k_win)  # (N, kv_heads, group, block_size)
-    if max_full:
-        k_codes = codes_as_float(cache.k_codes, (0, 1, 3, 2, 4, 5)).flatten(-2)  # (N, M, h, bs, d)
-        if fmt.keys_per_token:  # (q . codes_t) * s_t
-            scores_full = torch.matmul(qf[:, None], k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
-            scores_full *= pick(cache.k_scale).float().permute(0, 1, 3, 4, 2)  # (N, M, h, 1, bs)
-        else:  # (q * s) . codes per block and channel
-            scaled_q = qf[:, None] * pick(cache.k_scale).float().unsqueeze(3)  # (N, M, h, group, d)
-            scores_full = torch.matmul(scaled_q, k_codes.transpose(-1, -2))  # (N, M, h, group, bs)
-        if cache.k_min is not None:  # + q . min per block
-            scores_full += torch.matmul(qf[:, None], pick(cache.k_min).float().unsqueeze(-1))
-        scores = torch.cat([scores_full.permute(0, 2, 3, 1, 4).flatten(-2), scores_win], -1)
+    k_scale = fill(cache.k_window, cache.k_window_flat, cache.read_keys_into)
+    qf = (q.float() * scale).view(*lead, heads, -1, dim)  # (..., kv_heads, group, head_dim); q is untouched
+    scores = _batched_matmul(qf, tokens.movedim(-3, -1))  # (..., kv_heads, group, length)
+    if k_scale is not None:
+        scores[..., :full].mul_(_per_token(k_scale))
+    if lone is None:
+        scores.masked_fill_(~plan.decode_mask, float("-inf"))
+    probs = scores.softmax(-1)
+    v_params = fill(cache.v_window, cache.v_window_flat, cache.read_values_into)
+    if v_params is None:  # the window alone
+        out = _batched_matmul(probs, tokens.transpose(-3, -2))
     else:
-        scores = scores_win
-    scores = scores.mul_(scale).masked_fill_(~plan.decode_mask, float("-inf"))
-    probs = scores.softmax(-1)  # (N, kv_heads, group, (max_full + 1) * block_size)
-    out = torch.einsum("nhjt,nthd->nhjd", probs[..., max_full * bs :], v_win)
-    if max_full:
-        p_full = probs[..., : max_full * bs]  # (N, h, group, M * bs)
-        # (N, h, groups, M * bs, width)
-        v_codes = codes_as_float(cache.v_codes, (0, 3, 4, 1, 2, 5)).flatten(3, 4)
-        v_scale = pick(cache.v_scale).float().permute(0, 3, 4, 1, 2).flatten(-2)  # (N, h, groups, M * bs)
-        weights = p_full.unsqueeze(2) * v_scale.unsqueeze(3)  # (N, h, groups, group, M * bs)
-        grouped = torch.matmul(weights, v_codes)  # (N, h, groups, group, width)
-        if cache.v_min is not None:  # + sum_t p_t min_t per group
-            v_min = pick(cache.v_min).float().permute(0, 3, 4, 1, 2).flatten(-2)  # (N, h, groups, M * bs)
-            grouped += torch.matmul(p_full.unsqueeze(2), v_min.unsqueeze(-1))
-        out += grouped.permute(0, 1, 3, 2, 4).flatten(-2)
-    return out.reshape(n, -1, dim)  # (N, num_heads, head_dim) fp32
+        out = _weighted_values(probs, tokens, full, *v_params)
+    return out.view(n, -1, dim)  # (N, num_heads, head_dim) fp32
+
+
+def _per_token(t: torch.Tensor) -> torch.Tensor:
+    """(..., full, kv_heads) per-token parameters -> (..., kv_heads, 1, full), to scale attention rows in place.
+
+    fp16 scales multiply the fp32 rows as they are (no conversion op).
+    """
+    return t.transpose(-1, -2).unsqueeze(-2)
+
+
+def _weighted_values(
+    probs: torch.Tensor, tokens: torch.Tensor, full: int, scale: torch.Tensor, minimum: torch.Tensor | None
+) -> torch.Tensor:
+    """Attention output (..., h, group, head_dim) of ``probs`` (..., h, group, length) over value codes.
+
+    ``tokens`` (..., length, h, head_dim): the first ``full`` are codes with a scale and minimum
+    (..., full, h, groups) per channel group, the rest plain values (the window).
+    """
+    groups = scale.shape[-1]
+    width = tokens.shape[-1] // groups
+    outs = []
+    for j in range(groups):
+        shift = None
+        if minimum is not None:  # sum_t p_t m_t: (..., h, group, full) @ (..., h, full, 1)
+            shift = _batched_matmul(probs[..., :full], _per_token(minimum[..., j]).float().transpose(-1, -2))
+        weights = probs if j == groups - 1 else probs.clone()  # the last group may scale probs in place
+        weights[..., :full].mul_(_per_token(scale[..., j]))
+        codes = tokens if groups == 1 else tokens[..., j * width : (j + 1) * width]
+        out = _batched_matmul(weights, codes.transpose(-3, -2))
+        outs.append(out if shift is None else out.add_(shift))
+    return outs[0] if groups == 1 else torch.cat(outs, -1)
+
+
+def _batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(..., h, i, j) @ (..., h, j, k): one bmm, which reads strided operands without a copy, unless batched."""
+    if a.dim() == 3:
+        return torch.bmm(a, b)
+    return torch.matmul(a, b)
 
 
 def quantized_attention(
@@ -376,6 +419,8 @@ def quantized_attention(
     plan = meta.quant
     assert plan is not None, "a quantized cache needs AttentionMetadata.quant"
     write_quantized(cache, k, v, plan)
+    if meta.decode is not None and not meta.prefills:  # decodes only: their output is the whole output
+        return _decode_quantized(q, cache, plan, scale).to(q.dtype)
     out = torch.empty_like(q)
     if meta.decode is not None:
         n = meta.decode.num_seqs

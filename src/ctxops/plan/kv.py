@@ -26,9 +26,12 @@ class KvLayout:
     num_full_layers: int
     num_sliding_layers: int
     window: int | None  # tokens; None when no layer slides
-    layer_bytes_per_token: int  # bytes one layer stores per token on one rank
+    layer_bytes_per_token: int  # bytes one layer stores per token on one rank (rounded down, see below)
     block_size: int  # tokens per block
     max_num_batched_tokens: int  # scheduler token budget; bounds what a sliding layer holds
+    # bytes of one layer's block on one rank; None: block_size x layer_bytes_per_token. Quantized formats set it:
+    # their per-block key scales can make a layer's bytes per token fractional (int4, head_dim 16, block 64: 40.5)
+    layer_bytes_per_block: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_full_layers < 0 or self.num_sliding_layers < 0 or self.layer_bytes_per_token <= 0:
@@ -39,14 +42,22 @@ class KvLayout:
             raise ValueError(f"block_size must be positive, got {self.block_size}")
 
     @property
+    def block_bytes(self) -> int:
+        """Bytes of one layer's block on one rank."""
+        return self.layer_bytes_per_block or self.block_size * self.layer_bytes_per_token
+
+    @property
     def bytes_per_token(self) -> int:
-        """Bytes every new token adds for good: full-attention layers only."""
-        return self.num_full_layers * self.layer_bytes_per_token
+        """Bytes every new token adds for good: full-attention layers only.
+
+        Rounded as the engine rounds: all layers' block bytes over the block size, rounded down.
+        """
+        return self.num_full_layers * self.block_bytes // self.block_size
 
     @property
     def bytes_per_token_all_layers(self) -> int:
         """Bytes per token while the context is inside the window (every layer stores it)."""
-        return (self.num_full_layers + self.num_sliding_layers) * self.layer_bytes_per_token
+        return (self.num_full_layers + self.num_sliding_layers) * self.block_bytes // self.block_size
 
     @property
     def is_hybrid(self) -> bool:
@@ -61,7 +72,7 @@ class KvLayout:
 
     def request_bytes(self, num_tokens: int) -> int:
         """Bytes one request of ``num_tokens`` tokens occupies, rounded to whole blocks per layer."""
-        block_bytes = self.block_size * self.layer_bytes_per_token
+        block_bytes = self.block_bytes
         full = self.num_full_layers * self.blocks_per_layer(num_tokens, sliding=False)
         sliding = (
             self.num_sliding_layers * self.blocks_per_layer(num_tokens, sliding=True) if self.is_hybrid else 0
@@ -106,6 +117,10 @@ def kv_layout(
 ) -> KvLayout:
     """The KV layout of ``config`` under ``kv_dtype`` on one of ``tp`` ranks."""
     sliding = len(config.sliding_window_layers)
+    block_bytes = None
+    if kv_dtype in (KvDtype.INT8, KvDtype.INT4) and not config.is_mla:
+        heads = max(math.ceil(config.num_key_value_heads / tp), 1)
+        block_bytes = KVQuantFormat(kv_dtype.bits, block_size, heads, config.head_dim).bytes_per_block
     return KvLayout(
         num_full_layers=config.num_hidden_layers - sliding,
         num_sliding_layers=sliding,
@@ -113,4 +128,5 @@ def kv_layout(
         layer_bytes_per_token=layer_bytes_per_token(config, kv_dtype, tp, block_size),
         block_size=block_size,
         max_num_batched_tokens=max_num_batched_tokens,
+        layer_bytes_per_block=block_bytes,
     )
