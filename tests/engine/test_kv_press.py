@@ -149,3 +149,42 @@ def test_prefix_sharing_stays_correct_next_to_pressed_sequences(tiny_model_dir):
     assert both[1].num_cached_tokens == 32 and both[1].outputs[0].token_ids == reference
     assert both[0].outputs[0].token_ids == pressed.outputs[0].token_ids
     assert manager.num_free_blocks == manager.num_blocks
+
+
+@pytest.mark.parametrize("press", ["streaming_llm", "snapkv", "h2o"])
+def test_query_agnostic_press_compresses_the_context_and_keeps_the_question(tiny_model_dir, press):
+    """question_start: the context (160 tokens) is pressed to 80 before the question (40) is prefilled in full."""
+    llm = LLM(
+        str(tiny_model_dir), kv_cache_memory="2MiB", max_model_len=512, max_num_seqs=4,
+        kv_press=press, kv_compression_ratio=0.5,
+    )  # fmt: skip
+    engine, manager = llm.engine, llm.engine.block_manager
+    prompt = {"prompt_token_ids": _prompt(engine.model_config.vocab_size, 200), "question_start": 160}
+    seq = engine.add_request("a", prompt, SamplingParams(max_tokens=5, ignore_eos=True))
+    engine.step()  # the context alone (the chunk stops at the question), then the press: nothing sampled yet
+    assert seq.num_computed_tokens == 160 and seq.num_output_tokens == 0
+    assert seq.kv_offset == 80 and seq.num_kv_tokens == 80
+    engine.step()  # the question, uncompressed, and the first token
+    assert seq.num_output_tokens == 1 and seq.num_kv_tokens == 80 + 40
+    assert len(seq.block_table) == math.ceil(120 / 16)
+    manager.check_invariants([seq])
+    while engine.has_unfinished_requests():
+        engine.step()
+    assert manager.num_free_blocks == manager.num_blocks
+
+
+def test_query_agnostic_press_is_chunking_independent_and_validated(tiny_model_dir):
+    params = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+    outputs = []
+    for budget in (8192, 48):
+        llm = LLM(
+            str(tiny_model_dir), kv_cache_memory="2MiB", max_model_len=512, max_num_seqs=4,
+            kv_press="snapkv", max_num_batched_tokens=budget,
+        )  # fmt: skip
+        ids = _prompt(llm.engine.model_config.vocab_size, 190, 3)
+        prompts = [{"prompt_token_ids": ids, "question_start": 150}, ids]  # agnostic beside query-aware
+        outputs.append([o.outputs[0].token_ids for o in llm.generate(prompts, params, use_tqdm=False)])
+    assert outputs[0] == outputs[1]
+    for bad in (0, 190, -3, "150", True):
+        with pytest.raises(ValueError, match="question_start"):
+            llm.generate([{"prompt_token_ids": ids, "question_start": bad}], params, use_tqdm=False)

@@ -47,3 +47,37 @@ def test_cli_sweep_over_kv_cache_dtype(tmp_path, tiny_model_dir):
         run["target"]["engine"]["kv_cache_dtype"] == "int8" and run["target"]["kv_cache"]["dtype"] == "int8"
     )
     assert "<svg" in (out / "sweep.html").read_text()
+
+
+def test_question_start_splits_context_and_question():
+    import ctxops.evals.tasks  # noqa: F401
+    from ctxops.evals.prompt import TokenizerCounter
+    from ctxops.evals.targets.local import question_start
+    from ctxops.evals.tasks.base import build_sample
+    from ctxops.models.loader import BUILTIN_DIR
+    from ctxops.models.tokenizer import Tokenizer
+
+    counter = TokenizerCounter(Tokenizer(BUILTIN_DIR))
+    for task in ("niah_single_1", "niah_multikey_1", "vt"):
+        sample = build_sample(task, 1024, 0.5, 7, counter)
+        ids = counter.encode(sample.prompt, sample.answer_prefix)
+        start = question_start(counter, sample, ids)
+        assert start is not None and 0 < start < len(ids)
+        question = counter.tokenizer.decode(ids[start:])
+        assert question.lstrip().startswith(
+            sample.prompt.rsplit("\n\n", 1)[1][:20]
+        )  # the question, then more
+        assert sample.answers[0] not in question  # the needle stays in the compressed context
+
+
+def test_cli_sweep_over_query_awareness(tmp_path, tiny_model_dir):
+    out = tmp_path / "qa-sweep"
+    args = ["eval", "--model", str(tiny_model_dir), "--tasks", "niah_single_1", "--lengths", "1k", "--samples", "1",
+            "--depths", "1", "--out", str(out), "--kv-cache-memory", "8MiB", "--max-num-seqs", "4",
+            "--no-progress", "--kv-press", "snapkv", "--sweep", "kv_press_query_aware=true,false"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "sweep.json").read_text())["configurations"]
+    assert [r["kv_press_query_aware"] for r in rows] == [True, False]
+    samples = [json.loads((out / r["name"] / "samples.jsonl").read_text().splitlines()[0]) for r in rows]
+    assert all(s["prompt_tokens"] == samples[0]["prompt_tokens"] for s in samples)  # same items, both ways

@@ -71,6 +71,11 @@ class EngineConfig:
         0.5, "with --kv-press: the fraction of prompt tokens dropped, in (0, 1)"
     )
     kv_press_min_tokens: int = _opt(0, "with --kv-press: prompts shorter than this are not compressed")
+    kv_press_query_aware: bool = _opt(
+        True,
+        "with --kv-press in ctxops eval: compress the whole prompt, question included (kvpress's query-aware "
+        "setting); off: compress only the context and prefill the question after the press (query-agnostic)",
+    )
     quantization: str | None = _opt(
         None, "weight-only quantization of the decoder's linear layers: int8 (per output channel)"
     )

@@ -19,10 +19,13 @@ Policies:
 - ``h2o`` (H2O): the most recent half of the kept budget, plus heavy hitters: the tokens with the largest
   attention accumulated over every prompt query.
 
-The engine compresses the **whole prompt, question included**, so SnapKV's window covers the question: this is
-kvpress's *query-aware* setting (``QUERY_AWARE = True``, recorded with the run). kvpress's leaderboard default
-compresses the context alone; its RULER-4K figures for SnapKV at ratio 0.5 are about 70 query-agnostic and 89
-query-aware on Llama-3.1-8B, so compare like with like.
+By default the engine compresses the **whole prompt, question included**, so SnapKV's window covers the
+question: kvpress's *query-aware* setting. A request that says where its question starts (a dict prompt with
+``question_start``; ``ctxops eval --no-kv-press-query-aware`` sends it) has only its context compressed, SnapKV's
+window being the context's last tokens, and its question prefilled after the press: the *query-agnostic* setting,
+where a compressed document must serve a question it has not seen. Runs record which one they used. kvpress's
+leaderboard default is query-agnostic; its RULER-4K figures for SnapKV at ratio 0.5 are about 70 query-agnostic
+and 89 query-aware on Llama-3.1-8B, so compare like with like.
 
 A pressed sequence neither reuses nor publishes prefix-cache blocks (its blocks stop matching its tokens), so
 other requests never see its pruned blocks.
@@ -41,7 +44,6 @@ import torch.nn.functional as F
 SINK_TOKENS = 4
 SNAPKV_WINDOW = 64
 SNAPKV_KERNEL = 13
-QUERY_AWARE = True  # the question is part of what is compressed
 _QUERY_CHUNK = 128  # query rows scored at once: bounds the (heads, rows, context) score tensor
 
 

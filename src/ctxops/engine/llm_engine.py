@@ -95,7 +95,12 @@ class LLMEngine:
 
     # ---- requests in ------------------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: Prompt) -> tuple[str | None, list[int]]:
-        """A prompt is text, a list of token ids, or {"prompt": text} / {"prompt_token_ids": ids}."""
+        """A prompt is text, a list of token ids, or {"prompt": text} / {"prompt_token_ids": ids}.
+
+        A dict may also carry ``"question_start"``: the index of the prompt's first question token. With a KV
+        press, only the tokens before it (the context) are compressed and the question is prefilled after the
+        press, uncompressed: kvpress's query-agnostic setting, where a compressed document serves any question.
+        """
         if isinstance(prompt, dict):
             if "prompt_token_ids" in prompt:
                 prompt = list(prompt["prompt_token_ids"])
@@ -122,6 +127,14 @@ class LLMEngine:
             raise PromptTooLongError(len(ids), self.max_model_len)
         seq = Sequence(request_id, ids, params, prompt=text)
         seq.compress = self.config.kv_press is not None and len(ids) >= self.config.kv_press_min_tokens
+        if isinstance(prompt, dict) and prompt.get("question_start") is not None:
+            start = prompt["question_start"]
+            if isinstance(start, bool) or not isinstance(start, int) or not 0 < start < len(ids):
+                raise ValueError(
+                    f"question_start must be a token index inside the prompt (1 to {len(ids) - 1}), got {start!r}"
+                )
+            if seq.compress:
+                seq.press_end = start
         return seq
 
     def add_sequence(self, seq: Sequence) -> None:
@@ -160,7 +173,11 @@ class LLMEngine:
         banned = {
             s.seq.request_id: self._banned_tokens(s.seq) for s in out.scheduled if s.seq.params.min_tokens
         }
-        pressing = [s.seq for s in out.scheduled if s.samples and s.seq.press_pending]  # prefills ending now
+        pressing = [  # prefills reaching the end of what their press covers
+            s.seq
+            for s in out.scheduled
+            if s.seq.press_pending and s.seq.num_computed_tokens + s.num_new_tokens == s.seq.press_length
+        ]
         results = self.runner.run(out.scheduled, banned)
         self.scheduler.advance(out.scheduled)
         for seq in pressing:

@@ -206,7 +206,7 @@ class ModelRunner:
         scores = self.press_scores.get(seq.request_id)
         if scores is None or kv_start == 0:
             scores = PressScores(
-                self.press, seq.num_tokens, self.config.num_hidden_layers, self.config.num_key_value_heads
+                self.press, seq.press_length, self.config.num_hidden_layers, self.config.num_key_value_heads
             )
             self.press_scores[seq.request_id] = scores
         return scores

@@ -91,7 +91,7 @@ class Scheduler:
                 break
             if seq.status != SequenceStatus.RUNNING:  # preempted earlier in this step
                 continue
-            num_new = min(seq.num_uncomputed_tokens, budget)
+            num_new = min(seq.num_schedulable_tokens, budget)
             while not self.block_manager.allocate_slots(seq, num_new):
                 victim = self.running[-1]
                 budget += self._preempt(victim, out)
@@ -117,7 +117,7 @@ class Scheduler:
                 hit = self.block_manager.match_prefix(seq)
                 if not seq.was_admitted:
                     seq.num_cached_tokens = hit
-            num_new = min(seq.num_uncomputed_tokens, budget)
+            num_new = min(seq.num_schedulable_tokens, budget)
             if not self.block_manager.allocate_slots(seq, num_new):
                 self.block_manager.free(seq)
                 break

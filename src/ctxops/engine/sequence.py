@@ -57,6 +57,9 @@ class Sequence:
         self.compress = False  # a press will prune this sequence's prompt KV at the end of its prefill
         self.kv_offset = 0  # positions dropped by the press: cache index = position - kv_offset
         self.pressed = False  # the press ran on the current prefill (reset when the blocks are freed)
+        # query-agnostic press: only the first press_end prompt tokens (the context) are compressed; the question
+        # after them is prefilled once the press has run. None: the whole prompt, question included (query-aware)
+        self.press_end: int | None = None
         self.status = SequenceStatus.WAITING
         self.finish_reason: FinishReason | None = None
         self.stop_reason: str | int | None = None
@@ -109,8 +112,20 @@ class Sequence:
         return self.compress and not self.pressed
 
     @property
+    def press_length(self) -> int:
+        """Tokens the pending press covers: the context (query-agnostic) or everything computed so far."""
+        return self.press_end if self.press_end is not None else self.num_tokens
+
+    @property
     def num_uncomputed_tokens(self) -> int:
         return len(self.token_ids) - self.num_computed_tokens
+
+    @property
+    def num_schedulable_tokens(self) -> int:
+        """Tokens the next step may compute: a prefill stops at the context's end while its press is pending."""
+        if self.press_end is not None and self.press_pending:
+            return self.press_end - self.num_computed_tokens
+        return self.num_uncomputed_tokens
 
     @property
     def is_finished(self) -> bool:

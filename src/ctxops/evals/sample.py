@@ -82,6 +82,12 @@ class Sample:
         return [{"role": "user", "content": self.prompt}]
 
     @property
+    def context_text(self) -> str:
+        """The prompt up to its question: every task's template ends with the question as its last paragraph."""
+        cut = self.prompt.rfind("\n\n")
+        return self.prompt[: cut + 2] if cut >= 0 else ""
+
+    @property
     def prompt_hash(self) -> str:
         """sha256 (first 16 hex digits) of prompt and prefix: equal hashes mean identical inputs."""
         return hashlib.sha256(f"{self.prompt}\x00{self.answer_prefix}".encode()).hexdigest()[:16]

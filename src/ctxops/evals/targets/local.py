@@ -53,11 +53,22 @@ def model_fingerprint(path: str | Path) -> str:
 
 def _query_aware(config: EngineConfig) -> bool | None:
     """Whether the question is compressed with the context (kvpress's flag); None without a press."""
-    if config.kv_press is None:
-        return None
-    from ctxops.engine.kv_press import QUERY_AWARE
+    return None if config.kv_press is None else config.kv_press_query_aware
 
-    return QUERY_AWARE
+
+def question_start(counter, sample: Sample, ids: list[int]) -> int | None:
+    """Index of the first question token in ``ids`` (the sample's rendered prompt), or None if it has none.
+
+    The context alone is rendered and tokenized the same way; the two token lists agree up to the question.
+    """
+    context = sample.context_text
+    if not context:
+        return None
+    head = counter.encode(context, "")
+    start = next(
+        (i for i, (a, b) in enumerate(zip(ids, head, strict=False)) if a != b), min(len(ids), len(head))
+    )
+    return start if 0 < start < len(ids) else None
 
 
 class LocalTarget(Target):
@@ -90,12 +101,15 @@ class LocalTarget(Target):
         from ctxops.engine.sampling_params import SamplingParams
 
         ids = self._counter.encode(sample.prompt, sample.answer_prefix)
+        prompt: list[int] | dict = ids
+        if self.config.kv_press is not None and not self.config.kv_press_query_aware:
+            prompt = {"prompt_token_ids": ids, "question_start": question_start(self._counter, sample, ids)}
         params = SamplingParams(temperature=0.0, max_tokens=sample.max_tokens)
         start = time.perf_counter()
         ttft = None
         last = None
         try:
-            async for out in self.llm.generate(ids, params, f"eval-{next(self._ids)}"):
+            async for out in self.llm.generate(prompt, params, f"eval-{next(self._ids)}"):
                 if ttft is None and out.outputs[0].token_ids:
                     ttft = time.perf_counter() - start
                 last = out
