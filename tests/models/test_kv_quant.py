@@ -201,7 +201,8 @@ def test_tokens_inside_the_window_are_exact():
 def test_decode_folds_scales_exactly(bits):
     """Decode reads codes with the scales folded into the scores and weights; it must equal attention over
     dequantized blocks (head_dim 128: two int4 value groups per head), batched (padded, masked) or alone."""
-    from ctxops.models.attention import LoneDecode, QuantStep, SeqRead, _decode_quantized, read_quantized
+    from ctxops.models.attention import LoneDecode, QuantStep, SeqRead, read_quantized
+    from ctxops.models.quantized_attention import _decode_quantized
 
     dim, bs, heads, kv_heads = 128, 4, 4, 2
     fmt = KVQuantFormat(bits, bs, kv_heads, dim)
