@@ -1,23 +1,26 @@
-"""Train ctxops' ``builtin`` model from scratch on this machine's CPU: a tiny Llama for long-context retrieval.
+"""Train ctxops' ``builtin`` model from scratch: a small Llama for long-context retrieval, on a CPU or one GPU.
 
 Usage::
 
-    .venv/bin/python scripts/train_builtin.py                       # full recipe -> src/ctxops/models/builtin
-    .venv/bin/python scripts/train_builtin.py --steps 20 --tiny     # a smoke run (what the test does)
+    .venv/bin/python scripts/train_builtin.py --threads 1 --steps 3000      # the CPU recipe (v1, 77 min)
+    OUT=results bash scripts/train_builtin_gpu.sh                           # the GPU recipe (v2, shipped)
+    .venv/bin/python scripts/train_builtin.py --steps 20 --tiny             # a smoke run (what the test does)
 
 What it does, in one process with one optimizer:
 
 1. trains a byte-level BPE tokenizer (single-digit tokens, ~2K vocabulary) on the eval generators' own text;
-2. builds training documents from the same generators (``ctxops.evals``): NIAH in noise and prose haystacks with
-   many needles (distractors at all depths) and several questions per document, each answer in the exact eval
-   format (chat template, then the answer prefix, then the answer), plus exact samples of the eval tasks
-   (``build_sample``) at training seeds >= 10,000,000 (evaluation uses seeds from 42; held-out checks 9,000,000+);
-3. trains with loss on every answer token (other tokens weighted 0.1), a length curriculum from 128 tokens up,
-   bf16 autocast, AdamW with warmup + cosine decay;
+2. builds training documents from the same generators (``ctxops.evals``; ``builtin_training/data.py``): NIAH in
+   noise and prose haystacks with many needles (distractors at all depths) and several questions per document,
+   each answer in the exact eval format (chat template, then the answer prefix, then the answer), plus exact
+   samples of the eval tasks (``build_sample``) at training seeds >= 10,000,000 (evaluation uses seeds from 42;
+   held-out checks 9,000,000+); with ``--workers N`` they are built ahead in N processes;
+3. trains (``builtin_training/model.py``) with loss on every answer token (other tokens weighted 0.1), a length
+   curriculum from 64 tokens up, bf16 autocast, AdamW with warmup + cosine decay, over steps (CPU) or wall-clock
+   time (``--minutes``, GPU); the recipes are in ``builtin_training/recipe.py``;
 4. checkpoints every few minutes (``--work`` dir) and resumes from the last checkpoint when rerun; logs loss and
    held-out exact-match accuracy to ``--work/log.jsonl``;
-5. writes a Hugging Face model directory (config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
-   generation_config.json) that ``ctxops.LLM`` loads like any other model.
+5. writes a Hugging Face model directory (config.json, model.safetensors or shards, tokenizer.json,
+   tokenizer_config.json, generation_config.json) that ``ctxops.LLM`` loads like any other model.
 
 This is a reproducible job, not part of ctxops' runtime: it imports ctxops.evals for its text, never the reverse.
 """
@@ -31,106 +34,28 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # builtin_training/
 
-TRAIN_SEED_BASE = 10_000_000  # documents; evaluation uses seeds 42.. (EvalConfig.seed + i)
-HELDOUT_SEED_BASE = 9_000_000  # held-out checks during training
-SPECIAL_TOKENS = ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+from builtin_training.data import (  # noqa: E402  (re-exported: the tests use them from this script)
+    BatchPool,
+    DocMaker,
+    format_answer,
 )
-EVAL_TASKS = ("niah_single_1", "niah_single_2", "niah_multikey_1", "niah_multivalue", "niah_multiquery", "vt")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# configuration
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass
-class Recipe:
-    seed: int = 1234
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 384
-    rope_theta: float = 10000.0
-    max_position_embeddings: int = 8192
-    steps: int = 1150
-    tokens_per_step: int = 8192
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 60
-    weight_decay: float = 0.05
-    context_weight: float = 0.1  # loss weight of non-answer tokens
-    key_focus: float = 0.0  # fraction of dense documents that are key drills (many needles, many questions)
-    init_from: str = ""  # start from these weights (a model directory) instead of a random init
-    min_len: int = 64
-    max_len: int = 1024
-    hold: float = 0.1  # fraction of steps spent at min_len..2*min_len before the ramp
-    ramp: float = 0.5  # fraction of steps over which the longest length grows from min_len to max_len
-    eval_every: int = 200
-    ckpt_minutes: float = 3.0
-    minutes: float = 0.0  # > 0: the schedule runs on wall-clock progress and stops after this many minutes
-    log_every: int = 1  # log (and sync with the device) every N steps
-
-    def progress(self, step: int, seconds: float) -> float:
-        """How far through the schedule (0..1): by steps, or by training seconds when ``minutes`` is set."""
-        if self.minutes > 0:
-            return min(1.0, seconds / (self.minutes * 60))
-        return min(1.0, step / max(1, self.steps))
-
-    @classmethod
-    def gpu(cls) -> Recipe:
-        """The GPU recipe (one H100/H200, ~16 data workers): a wider model, big batches, a wall-clock schedule."""
-        return cls(
-            hidden_size=256,
-            num_heads=4,
-            num_kv_heads=2,
-            intermediate_size=768,
-            steps=1_000_000,  # unused: ``minutes`` drives the schedule
-            minutes=7.0,
-            tokens_per_step=65536,
-            lr=2e-3,
-            warmup=200,
-            max_len=2048,
-            eval_every=2000,
-            ckpt_minutes=2.0,
-            log_every=25,
-        )
-
-    @classmethod
-    def gpu_keys(cls) -> Recipe:
-        """A GPU fine-tune of the GPU recipe's weights (``--init-from``) weighted to multi-key retrieval."""
-        r = cls.gpu()
-        r.minutes, r.lr, r.warmup, r.min_len, r.hold, r.ramp = 3.5, 1e-3, 100, 128, 0.0, 0.3
-        r.key_focus = 0.6
-        return r
-
-    @classmethod
-    def tiny(cls) -> Recipe:
-        return cls(
-            vocab_size=512,
-            hidden_size=32,
-            num_layers=2,
-            num_heads=2,
-            num_kv_heads=1,
-            intermediate_size=64,
-            tokens_per_step=1024,
-            min_len=128,
-            max_len=256,
-            eval_every=10,
-            warmup=5,
-        )
+from builtin_training.model import Llama, weighted_loss  # noqa: E402
+from builtin_training.recipe import (  # noqa: E402
+    CHAT_TEMPLATE,
+    EVAL_TASKS,
+    HELDOUT_SEED_BASE,
+    SPECIAL_TOKENS,
+    Recipe,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,342 +117,6 @@ def build_tokenizer(directory: Path, vocab_size: int, seed: int) -> None:
         "tokenizer_class": "PreTrainedTokenizerFast",
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------------------------
-class DocMaker:
-    """Training documents as (token ids, per-token loss weights) in the exact eval prompt format."""
-
-    def __init__(self, model_dir: Path, context_weight: float, key_focus: float = 0.0) -> None:
-        import ctxops.evals.tasks  # noqa: F401  (registers the tasks)
-        from ctxops.evals.prompt import TokenizerCounter
-        from ctxops.models.tokenizer import Tokenizer
-
-        self.tok = Tokenizer(model_dir)
-        self.counter = TokenizerCounter(self.tok)
-        self.eos = self.tok.token_to_id("<|im_end|>")
-        self.context_weight = context_weight
-        self.key_focus = key_focus
-
-    def encode_answer(self, answer: str) -> list[int]:
-        return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
-
-    def _pack(self, pieces: list[tuple[list[int], bool]]) -> tuple[list[int], list[float]]:
-        ids: list[int] = []
-        weights: list[float] = []
-        for chunk, supervised in pieces:
-            ids += chunk
-            weights += [1.0 if supervised else self.context_weight] * len(chunk)
-        # weights[i] is the weight of predicting ids[i] from ids[:i]
-        return ids, weights
-
-    def eval_task_doc(self, task: str, length: int, seed: int, depth: float) -> tuple[list[int], list[float]]:
-        """One exact eval-task sample (training seed) with its gold answer."""
-        from ctxops.evals.tasks.base import build_sample
-
-        sample = build_sample(task, length, depth, seed, self.counter)
-        prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
-        return self._pack([(prompt, False), (self.encode_answer(format_answer(task, sample.answers)), True)])
-
-    def dense_doc(
-        self, rng: random.Random, length: int, drill: bool = False
-    ) -> tuple[list[int], list[float]]:
-        """Many needles at random depths, several questions in follow-up turns: dense supervision."""
-        from ctxops.evals import words
-        from ctxops.evals.haystack import NOISE_SENTENCES, insert_at_depths, join_sentences
-        from ctxops.evals.prose import prose_sentences
-        from ctxops.evals.tasks import niah
-
-        noise = rng.random() < 0.4
-        max_keys = max(2, min(24, length // 48))
-        num_keys = rng.randint(1, max_keys)
-        if drill:  # many keys in little filler: only matching the key finds the value
-            num_keys = rng.randint(3, max(3, min(40, int(0.45 * length) // 22)))  # a needle: ~22 tokens
-        multi = rng.random() < 0.2 and not drill
-        if multi:  # up to 4 values per key: keep the needle count within the length
-            num_keys = max(1, num_keys // 4)
-        keys = words.distinct(words.key_word, rng, num_keys)
-        values = {
-            k: words.distinct(
-                words.number_value, rng, rng.randint(2, max(2, min(4, length // 64))) if multi else 1
-            )
-            for k in keys
-        }
-        needles = [(k, v) for k in keys for v in values[k]]
-        rng.shuffle(needles)
-        placed = []
-        for k, v in needles:
-            r = rng.random()
-            depth = 0.0 if r < 0.05 else 1.0 if r < 0.1 else rng.random()
-            placed.append((depth, f"One of the special magic numbers for {k} is: {v}."))
-        order = keys[:]
-        rng.shuffle(order)
-        num_q = 1 if rng.random() < 0.75 or len(order) < 2 else rng.randint(2, min(4, len(order)))
-        first = order[:num_q]
-        rest = order[num_q:][: rng.randint(0, 12 if drill else 8)]
-        query = niah._query_text(first)
-        prefix = niah.ANSWER_PREFIX.format(kind="numbers", query=query)
-
-        follow: list[tuple[list[int], bool]] = []
-        for k in rest:
-            question = f"What are all the special magic numbers for {k} mentioned in the provided text?"
-            turn = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
-            turn += niah.ANSWER_PREFIX.format(kind="numbers", query=k)
-            follow += [(self.tok.encode(turn, add_special_tokens=False), False)]
-            follow += [(self.encode_answer(join_values(values[k])) + self.tok.encode("\n", False), True)]
-        follow_len = sum(len(c) for c, _ in follow)
-        answer = self.encode_answer(join_values([v for k in first for v in values[k]]))
-
-        def render(n: int) -> list[int]:
-            if noise:
-                filler = [NOISE_SENTENCES[i % 5] for i in range(n)]
-            else:
-                filler = prose_sentences(random.Random(rng_seed), n)
-            context = join_sentences(insert_at_depths(filler, placed))
-            prompt = niah.TEMPLATE.format(kind="numbers", context=context, query=query)
-            return self.counter.encode(prompt, prefix)
-
-        rng_seed = rng.getrandbits(32)
-        while follow and follow_len > 0.35 * length:  # keep follow-up questions to about a third
-            follow_len -= len(follow[-1][0]) + len(follow[-2][0])
-            follow = follow[:-2]
-        budget = length - len(answer) - follow_len - 1
-        n = max(1, budget // 8)
-        ids = render(n)
-        for _ in range(6):
-            if len(ids) <= budget or n == 0:
-                break
-            n = max(0, int(n * budget / len(ids)) - 1)
-            ids = render(n)
-        pieces = [(ids, False), (answer, True)]
-        if follow:
-            pieces.append((self.tok.encode("\n", add_special_tokens=False), False))
-            pieces += follow
-        return self._pack(pieces)
-
-    def doc(self, seed: int, length: int) -> tuple[list[int], list[float]]:
-        rng = random.Random(seed)
-        if rng.random() < 0.3:
-            task = rng.choice(EVAL_TASKS)
-            depth = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, rng.random()])
-            try:
-                ids, weights = self.eval_task_doc(task, length, seed, depth)
-                if len(ids) <= length:
-                    return ids, weights
-            except ValueError:  # too short for this task (TaskError is a ValueError)
-                pass
-        drill = self.key_focus > 0 and rng.random() < self.key_focus
-        return self.dense_doc(rng, length, drill)
-
-
-def join_values(values: list[str]) -> str:
-    return " " + (values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]) + "."
-
-
-def format_answer(task: str, answers: tuple[str, ...]) -> str:
-    if task == "vt":
-        return " " + " ".join(answers)
-    return join_values(list(answers))
-
-
-def batch_lengths(recipe: Recipe, progress: float, rng: random.Random) -> int:
-    """The curriculum: the longest length grows geometrically; each step samples a length up to it."""
-    frac = min(1.0, max(0.0, progress - recipe.hold) / recipe.ramp)
-    top = 2 * recipe.min_len * (recipe.max_len / (2 * recipe.min_len)) ** frac
-    lo = recipe.min_len
-    length = int(math.exp(rng.uniform(math.log(lo), math.log(max(lo, top)))))
-    if rng.random() < 0.5:  # half the steps at the current frontier
-        length = int(top)
-    return max(lo, min(recipe.max_len, length))
-
-
-def make_batch(
-    maker: DocMaker, recipe: Recipe, step: int, progress: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, weights) of one step, each (docs, width); padding has weight 0. Seeds come from the step alone."""
-    rng = random.Random(recipe.seed * 1_000_003 + step)
-    length = batch_lengths(recipe, progress, rng)
-    count = max(1, recipe.tokens_per_step // length)
-    stride = max(
-        1000, recipe.tokens_per_step // recipe.min_len
-    )  # 1000 for the CPU recipe (as v1 was trained)
-    docs = [maker.doc(TRAIN_SEED_BASE + step * stride + i, length) for i in range(count)]
-    width = max(len(ids) for ids, _ in docs)
-    ids = torch.full((count, width), maker.eos, dtype=torch.long)
-    weights = torch.zeros((count, width))
-    for i, (d, w) in enumerate(docs):
-        ids[i, : len(d)] = torch.tensor(d)
-        weights[i, : len(w)] = torch.tensor(w)
-    return ids, weights
-
-
-class BatchPool:
-    """Makes batches ahead in worker processes (``workers`` > 0) or inline; batches come back in step order.
-
-    A batch's length is fixed when it is asked for, from the schedule's progress at that moment, so with a
-    wall-clock schedule the curriculum lags by at most ``depth`` batches.
-    """
-
-    def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
-        self.recipe = recipe
-        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus)
-        self.pending: list = []
-        self.pool = None
-        if workers > 0:
-            import multiprocessing as mp
-
-            # fork before any CUDA call: the workers only build token ids
-            self.pool = mp.get_context("fork").Pool(
-                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus)
-            )
-            self.depth = 2 * workers
-
-    def get(self, step: int, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.pool is None:
-            return make_batch(self.maker, self.recipe, step, progress)
-        while len(self.pending) < self.depth:
-            ahead = step + len(self.pending)
-            self.pending.append(self.pool.apply_async(_worker_batch, (self.recipe, ahead, progress)))
-        result = self.pending.pop(0).get()
-        return torch.from_numpy(result[0]).long(), torch.from_numpy(result[1]).float()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-
-
-_WORKER_MAKER: DocMaker | None = None
-
-
-def _worker_init(tok_dir: str, context_weight: float, key_focus: float) -> None:
-    global _WORKER_MAKER
-    torch.set_num_threads(1)
-    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus)
-
-
-def _worker_batch(recipe: Recipe, step: int, progress: float):
-    assert _WORKER_MAKER is not None
-    ids, weights = make_batch(_WORKER_MAKER, recipe, step, progress)
-    return ids.to(torch.int32).numpy(), weights.to(torch.float16).numpy()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# model: a plain Llama with Hugging Face parameter names
-# ---------------------------------------------------------------------------------------------------------------
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat((-b, a), dim=-1)
-
-
-class Attention(nn.Module):
-    def __init__(self, r: Recipe) -> None:
-        super().__init__()
-        self.heads, self.kv_heads = r.num_heads, r.num_kv_heads
-        self.head_dim = r.hidden_size // r.num_heads
-        self.q_proj = nn.Linear(r.hidden_size, self.heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(r.hidden_size, self.kv_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(r.hidden_size, self.kv_heads * self.head_dim, bias=False)
-        self.o_proj = nn.Linear(self.heads * self.head_dim, r.hidden_size, bias=False)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        rep = self.heads // self.kv_heads
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
-
-
-class MLP(nn.Module):
-    def __init__(self, r: Recipe) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(r.hidden_size, r.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(r.hidden_size, r.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(r.intermediate_size, r.hidden_size, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class Layer(nn.Module):
-    def __init__(self, r: Recipe) -> None:
-        super().__init__()
-        self.input_layernorm = RMSNorm(r.hidden_size)
-        self.self_attn = Attention(r)
-        self.post_attention_layernorm = RMSNorm(r.hidden_size)
-        self.mlp = MLP(r)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class Backbone(nn.Module):
-    def __init__(self, r: Recipe, vocab: int) -> None:
-        super().__init__()
-        self.embed_tokens = nn.Embedding(vocab, r.hidden_size)
-        self.layers = nn.ModuleList(Layer(r) for _ in range(r.num_layers))
-        self.norm = RMSNorm(r.hidden_size)
-
-
-class Llama(nn.Module):
-    def __init__(self, r: Recipe, vocab: int) -> None:
-        super().__init__()
-        self.recipe = r
-        self.model = Backbone(r, vocab)
-        self.lm_head = nn.Linear(r.hidden_size, vocab, bias=False)
-        head_dim = r.hidden_size // r.num_heads
-        inv = 1.0 / (r.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-        self.register_buffer("inv_freq", inv.float(), persistent=False)
-        for p in self.parameters():
-            if p.dim() > 1:
-                nn.init.normal_(p, std=0.02)
-        for layer in self.model.layers:  # scaled init of residual outputs
-            nn.init.normal_(layer.self_attn.o_proj.weight, std=0.02 / math.sqrt(2 * r.num_layers))
-            nn.init.normal_(layer.mlp.down_proj.weight, std=0.02 / math.sqrt(2 * r.num_layers))
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        t = ids.shape[1]
-        freqs = torch.outer(torch.arange(t, dtype=torch.float32, device=ids.device), self.inv_freq)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        x = self.model.embed_tokens(ids)
-        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-        for layer in self.model.layers:
-            x = layer(x, cos, sin)
-        return self.lm_head(self.model.norm(x))
-
-
-def weighted_loss(
-    model: Llama, ids: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weighted loss, answer-token loss) for next-token prediction."""
-    with torch.autocast(ids.device.type, dtype=torch.bfloat16):
-        logits = model(ids[:, :-1])
-    nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")
-    w = weights[:, 1:]
-    loss = (nll * w).sum() / w.sum().clamp(min=1)
-    ans = (w == 1.0).float()  # no data-dependent branch: no device sync
-    return loss, ((nll * ans).sum() / ans.sum().clamp(min=1)).detach()
 
 
 # ---------------------------------------------------------------------------------------------------------------

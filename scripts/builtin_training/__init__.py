@@ -1,0 +1,1 @@
+"""The pieces of ``scripts/train_builtin.py``: its recipe, training documents and model (not part of ctxops)."""

@@ -1,0 +1,234 @@
+"""Training documents for the builtin model, in the exact prompt format ``ctxops eval`` sends, and their batches.
+
+Documents come from ``ctxops.evals``' own generators at training seeds; batches are built inline or ahead in worker
+processes. It knows token ids and loss weights, not the model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import torch
+
+from builtin_training.recipe import EVAL_TASKS, TRAIN_SEED_BASE, Recipe
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------
+class DocMaker:
+    """Training documents as (token ids, per-token loss weights) in the exact eval prompt format."""
+
+    def __init__(self, model_dir: Path, context_weight: float, key_focus: float = 0.0) -> None:
+        import ctxops.evals.tasks  # noqa: F401  (registers the tasks)
+        from ctxops.evals.prompt import TokenizerCounter
+        from ctxops.models.tokenizer import Tokenizer
+
+        self.tok = Tokenizer(model_dir)
+        self.counter = TokenizerCounter(self.tok)
+        self.eos = self.tok.token_to_id("<|im_end|>")
+        self.context_weight = context_weight
+        self.key_focus = key_focus
+
+    def encode_answer(self, answer: str) -> list[int]:
+        return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
+
+    def _pack(self, pieces: list[tuple[list[int], bool]]) -> tuple[list[int], list[float]]:
+        ids: list[int] = []
+        weights: list[float] = []
+        for chunk, supervised in pieces:
+            ids += chunk
+            weights += [1.0 if supervised else self.context_weight] * len(chunk)
+        # weights[i] is the weight of predicting ids[i] from ids[:i]
+        return ids, weights
+
+    def eval_task_doc(self, task: str, length: int, seed: int, depth: float) -> tuple[list[int], list[float]]:
+        """One exact eval-task sample (training seed) with its gold answer."""
+        from ctxops.evals.tasks.base import build_sample
+
+        sample = build_sample(task, length, depth, seed, self.counter)
+        prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
+        return self._pack([(prompt, False), (self.encode_answer(format_answer(task, sample.answers)), True)])
+
+    def dense_doc(
+        self, rng: random.Random, length: int, drill: bool = False
+    ) -> tuple[list[int], list[float]]:
+        """Many needles at random depths, several questions in follow-up turns: dense supervision."""
+        from ctxops.evals import words
+        from ctxops.evals.haystack import NOISE_SENTENCES, insert_at_depths, join_sentences
+        from ctxops.evals.prose import prose_sentences
+        from ctxops.evals.tasks import niah
+
+        noise = rng.random() < 0.4
+        max_keys = max(2, min(24, length // 48))
+        num_keys = rng.randint(1, max_keys)
+        if drill:  # many keys in little filler: only matching the key finds the value
+            num_keys = rng.randint(3, max(3, min(40, int(0.45 * length) // 22)))  # a needle: ~22 tokens
+        multi = rng.random() < 0.2 and not drill
+        if multi:  # up to 4 values per key: keep the needle count within the length
+            num_keys = max(1, num_keys // 4)
+        keys = words.distinct(words.key_word, rng, num_keys)
+        values = {
+            k: words.distinct(
+                words.number_value, rng, rng.randint(2, max(2, min(4, length // 64))) if multi else 1
+            )
+            for k in keys
+        }
+        needles = [(k, v) for k in keys for v in values[k]]
+        rng.shuffle(needles)
+        placed = []
+        for k, v in needles:
+            r = rng.random()
+            depth = 0.0 if r < 0.05 else 1.0 if r < 0.1 else rng.random()
+            placed.append((depth, f"One of the special magic numbers for {k} is: {v}."))
+        order = keys[:]
+        rng.shuffle(order)
+        num_q = 1 if rng.random() < 0.75 or len(order) < 2 else rng.randint(2, min(4, len(order)))
+        first = order[:num_q]
+        rest = order[num_q:][: rng.randint(0, 12 if drill else 8)]
+        query = niah._query_text(first)
+        prefix = niah.ANSWER_PREFIX.format(kind="numbers", query=query)
+
+        follow: list[tuple[list[int], bool]] = []
+        for k in rest:
+            question = f"What are all the special magic numbers for {k} mentioned in the provided text?"
+            turn = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+            turn += niah.ANSWER_PREFIX.format(kind="numbers", query=k)
+            follow += [(self.tok.encode(turn, add_special_tokens=False), False)]
+            follow += [(self.encode_answer(join_values(values[k])) + self.tok.encode("\n", False), True)]
+        follow_len = sum(len(c) for c, _ in follow)
+        answer = self.encode_answer(join_values([v for k in first for v in values[k]]))
+
+        def render(n: int) -> list[int]:
+            if noise:
+                filler = [NOISE_SENTENCES[i % 5] for i in range(n)]
+            else:
+                filler = prose_sentences(random.Random(rng_seed), n)
+            context = join_sentences(insert_at_depths(filler, placed))
+            prompt = niah.TEMPLATE.format(kind="numbers", context=context, query=query)
+            return self.counter.encode(prompt, prefix)
+
+        rng_seed = rng.getrandbits(32)
+        while follow and follow_len > 0.35 * length:  # keep follow-up questions to about a third
+            follow_len -= len(follow[-1][0]) + len(follow[-2][0])
+            follow = follow[:-2]
+        budget = length - len(answer) - follow_len - 1
+        n = max(1, budget // 8)
+        ids = render(n)
+        for _ in range(6):
+            if len(ids) <= budget or n == 0:
+                break
+            n = max(0, int(n * budget / len(ids)) - 1)
+            ids = render(n)
+        pieces = [(ids, False), (answer, True)]
+        if follow:
+            pieces.append((self.tok.encode("\n", add_special_tokens=False), False))
+            pieces += follow
+        return self._pack(pieces)
+
+    def doc(self, seed: int, length: int) -> tuple[list[int], list[float]]:
+        rng = random.Random(seed)
+        if rng.random() < 0.3:
+            task = rng.choice(EVAL_TASKS)
+            depth = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, rng.random()])
+            try:
+                ids, weights = self.eval_task_doc(task, length, seed, depth)
+                if len(ids) <= length:
+                    return ids, weights
+            except ValueError:  # too short for this task (TaskError is a ValueError)
+                pass
+        drill = self.key_focus > 0 and rng.random() < self.key_focus
+        return self.dense_doc(rng, length, drill)
+
+
+def join_values(values: list[str]) -> str:
+    return " " + (values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]) + "."
+
+
+def format_answer(task: str, answers: tuple[str, ...]) -> str:
+    if task == "vt":
+        return " " + " ".join(answers)
+    return join_values(list(answers))
+
+
+def batch_lengths(recipe: Recipe, progress: float, rng: random.Random) -> int:
+    """The curriculum: the longest length grows geometrically; each step samples a length up to it."""
+    frac = min(1.0, max(0.0, progress - recipe.hold) / recipe.ramp)
+    top = 2 * recipe.min_len * (recipe.max_len / (2 * recipe.min_len)) ** frac
+    lo = recipe.min_len
+    length = int(math.exp(rng.uniform(math.log(lo), math.log(max(lo, top)))))
+    if rng.random() < 0.5:  # half the steps at the current frontier
+        length = int(top)
+    return max(lo, min(recipe.max_len, length))
+
+
+def make_batch(
+    maker: DocMaker, recipe: Recipe, step: int, progress: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, weights) of one step, each (docs, width); padding has weight 0. Seeds come from the step alone."""
+    rng = random.Random(recipe.seed * 1_000_003 + step)
+    length = batch_lengths(recipe, progress, rng)
+    count = max(1, recipe.tokens_per_step // length)
+    stride = max(
+        1000, recipe.tokens_per_step // recipe.min_len
+    )  # 1000 for the CPU recipe (as v1 was trained)
+    docs = [maker.doc(TRAIN_SEED_BASE + step * stride + i, length) for i in range(count)]
+    width = max(len(ids) for ids, _ in docs)
+    ids = torch.full((count, width), maker.eos, dtype=torch.long)
+    weights = torch.zeros((count, width))
+    for i, (d, w) in enumerate(docs):
+        ids[i, : len(d)] = torch.tensor(d)
+        weights[i, : len(w)] = torch.tensor(w)
+    return ids, weights
+
+
+class BatchPool:
+    """Makes batches ahead in worker processes (``workers`` > 0) or inline; batches come back in step order.
+
+    A batch's length is fixed when it is asked for, from the schedule's progress at that moment, so with a
+    wall-clock schedule the curriculum lags by at most ``depth`` batches.
+    """
+
+    def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
+        self.recipe = recipe
+        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus)
+        self.pending: list = []
+        self.pool = None
+        if workers > 0:
+            import multiprocessing as mp
+
+            # fork before any CUDA call: the workers only build token ids
+            self.pool = mp.get_context("fork").Pool(
+                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus)
+            )
+            self.depth = 2 * workers
+
+    def get(self, step: int, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pool is None:
+            return make_batch(self.maker, self.recipe, step, progress)
+        while len(self.pending) < self.depth:
+            ahead = step + len(self.pending)
+            self.pending.append(self.pool.apply_async(_worker_batch, (self.recipe, ahead, progress)))
+        result = self.pending.pop(0).get()
+        return torch.from_numpy(result[0]).long(), torch.from_numpy(result[1]).float()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+
+
+_WORKER_MAKER: DocMaker | None = None
+
+
+def _worker_init(tok_dir: str, context_weight: float, key_focus: float) -> None:
+    global _WORKER_MAKER
+    torch.set_num_threads(1)
+    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus)
+
+
+def _worker_batch(recipe: Recipe, step: int, progress: float):
+    assert _WORKER_MAKER is not None
+    ids, weights = make_batch(_WORKER_MAKER, recipe, step, progress)
+    return ids.to(torch.int32).numpy(), weights.to(torch.float16).numpy()
