@@ -271,6 +271,16 @@ class QuantizedKVCache:
             return t[run : run + tables.shape[1]]
         return t.index_select(0, tables.view(-1))
 
+    def _blocks_and_codes(
+        self, codes: torch.Tensor, out: torch.Tensor, tables: torch.Tensor, run: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``out`` viewed as (..., M, block_size, kv_heads, head_dim) blocks, and the codes of blocks ``tables``."""
+        fmt = self.fmt
+        m, lead = tables.shape[1], out.shape[:-3]
+        blocks = out.view(*lead, m, fmt.block_size, fmt.num_kv_heads, fmt.head_dim)
+        picked = self._pick(codes, tables, run)
+        return blocks, picked if run is not None else picked.view(*lead, m, *codes.shape[1:])
+
     def read_keys_into(
         self, out: torch.Tensor, tables: torch.Tensor, run: int | None = None
     ) -> torch.Tensor | None:
@@ -283,10 +293,7 @@ class QuantizedKVCache:
         """
         fmt = self.fmt
         m, lead = tables.shape[1], out.shape[:-3]
-        blocks = out.view(*lead, m, fmt.block_size, fmt.num_kv_heads, fmt.head_dim)
-        codes = self._pick(self.k_codes, tables, run)
-        if run is None:
-            codes = codes.view(*lead, m, *self.k_codes.shape[1:])
+        blocks, codes = self._blocks_and_codes(self.k_codes, out, tables, run)
         if fmt.keys_per_token:
             blocks.copy_(codes)
             return self._pick(self.k_scale, tables, run).view(*lead, m * fmt.block_size, fmt.num_kv_heads)
@@ -308,10 +315,7 @@ class QuantizedKVCache:
         """
         fmt = self.fmt
         m, lead = tables.shape[1], out.shape[:-3]
-        blocks = out.view(*lead, m, fmt.block_size, fmt.num_kv_heads, fmt.head_dim)
-        codes = self._pick(self.v_codes, tables, run)
-        if run is None:
-            codes = codes.view(*lead, m, *self.v_codes.shape[1:])
+        blocks, codes = self._blocks_and_codes(self.v_codes, out, tables, run)
         if fmt.bits == 8:
             blocks.copy_(codes)
         else:
