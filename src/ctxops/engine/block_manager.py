@@ -133,15 +133,30 @@ class BlockManager:
             if not self.free_windows:
                 return False
             seq.window = self.free_windows.pop()
-        for _ in range(max(needed, 0)):
-            block_id, _ = self.free_queue.popitem(last=False)
-            self._evict(block_id)
-            self.blocks[block_id].ref_count = 1
-            seq.block_table.append(block_id)
+        self._take_fresh(seq, max(needed, 0))
         return True
 
     def free(self, seq: Sequence) -> None:
         """Release the sequence's blocks. Cached blocks stay findable until their space is reused."""
+        self._release(seq)
+        seq.num_computed_tokens = 0
+        seq.kv_offset = 0
+        seq.pressed = False  # a recomputed prefill is pressed again
+        if seq.window is not None:
+            self.free_windows.append(seq.window)
+            seq.window = None
+
+    def replace_blocks(self, seq: Sequence, num_kv_tokens: int) -> None:
+        """Swap a pruned sequence's blocks for fresh ones holding ``num_kv_tokens``.
+
+        The old blocks are released first (shared ones stay with their other holders, cached ones stay findable),
+        so the new, never-published blocks always fit. The caller must have copied what it keeps out of them.
+        """
+        self._release(seq)
+        self._take_fresh(seq, self.blocks_needed(num_kv_tokens))
+
+    def _release(self, seq: Sequence) -> None:
+        """Drop the sequence's hold on its blocks; a block nobody holds goes back to the free queue."""
         for block_id in reversed(seq.block_table):  # the prefix's first blocks are evicted last
             block = self.blocks[block_id]
             block.ref_count -= 1
@@ -152,35 +167,14 @@ class BlockManager:
                     self.free_queue.move_to_end(block_id, last=False)
         seq.block_table = []
         seq.block_hashes = []
-        seq.num_computed_tokens = 0
-        seq.kv_offset = 0
-        seq.pressed = False  # a recomputed prefill is pressed again
-        if seq.window is not None:
-            self.free_windows.append(seq.window)
-            seq.window = None
 
-    def replace_blocks(self, seq: Sequence, num_kv_tokens: int) -> list[int]:
-        """Swap a pruned sequence's blocks for fresh ones holding ``num_kv_tokens``; return the old table.
-
-        The old blocks are released first (shared ones stay with their other holders, cached ones stay findable),
-        so the new, never-published blocks always fit. The caller must have copied what it keeps out of them.
-        """
-        old = list(seq.block_table)
-        for block_id in reversed(old):
-            block = self.blocks[block_id]
-            block.ref_count -= 1
-            if block.ref_count == 0:
-                self.free_queue[block_id] = None
-                if block.hash is None:
-                    self.free_queue.move_to_end(block_id, last=False)
-        seq.block_table = []
-        seq.block_hashes = []
-        for _ in range(self.blocks_needed(num_kv_tokens)):
+    def _take_fresh(self, seq: Sequence, count: int) -> None:
+        """Append ``count`` blocks from the free queue (least recently freed first) to the sequence's table."""
+        for _ in range(count):
             block_id, _ = self.free_queue.popitem(last=False)
             self._evict(block_id)
             self.blocks[block_id].ref_count = 1
             seq.block_table.append(block_id)
-        return old
 
     def _take(self, block_id: int) -> None:
         block = self.blocks[block_id]

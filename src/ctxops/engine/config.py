@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctxops.models.kv_format import KVCacheDtype
+
 _UNITS = {
     "": 1,
     "b": 1,
@@ -101,8 +103,9 @@ class EngineConfig:
                 "kv_cache_dtype fp8 is not implemented by the embedded engine (CPU torch has no fp8 matmul and an "
                 "fp8 cast saves no more than int8); use kv_cache_dtype int8, which stores the same 1 byte per value"
             )
-        if self.kv_cache_dtype not in ("auto", "int8", "int4"):
-            raise ValueError(f"kv_cache_dtype must be auto, int8 or int4; got {self.kv_cache_dtype!r}")
+        if self.kv_cache_dtype not in set(KVCacheDtype):
+            names = ", ".join(KVCacheDtype)
+            raise ValueError(f"kv_cache_dtype must be one of {names}; got {self.kv_cache_dtype!r}")
         if self.kv_press is not None and self.kv_press not in ("streaming_llm", "snapkv", "h2o"):
             raise ValueError(f"kv_press must be streaming_llm, snapkv or h2o; got {self.kv_press!r}")
         if not 0.0 < self.kv_compression_ratio < 1.0:

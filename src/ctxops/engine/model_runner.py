@@ -146,10 +146,8 @@ class ModelRunner:
             model.lm_head.weight = model.model.embed_tokens.weight
         load_weights(model, path, dtype)
         model.fuse_projections()
-        if quantization == "int8":
-            quantize_linears(
-                model.model.layers
-            )  # the decoder's linears; embeddings and LM head stay as loaded
+        if quantization == "int8":  # the decoder's linears; embeddings and LM head stay as loaded
+            quantize_linears(model.model.layers)
         self.model = model.eval()
         self.kv_caches = allocate_cache(model_config, cache, dtype)
         self.quantized_kv = cache.kv_cache_dtype != "auto"
@@ -231,9 +229,6 @@ class ModelRunner:
             scorers.append(self._scorer(seq, kv_start))
         return segments, (scorers if any(s is not None for s in scorers) else None)
 
-    def prepare_quant(self, decodes: list[ScheduledSequence], prefills: list[ScheduledSequence]) -> QuantStep:
-        return quant_step(decodes, prefills, self.block_size, self.num_windows)
-
     def prepare(self, scheduled: list[ScheduledSequence]):
         """Order the batch decodes first, then prefill chunks; build ids, positions and metadata."""
         # a prompt's last token, computed alone, still goes the prefill way when a press scores that prompt
@@ -250,7 +245,9 @@ class ModelRunner:
             decode=decode,
             prefills=segments,
             rope_seq_lens=torch.tensor(rope_lens) if self.is_dynamic_rope else None,
-            quant=self.prepare_quant(decodes, prefills) if self.quantized_kv else None,
+            quant=quant_step(decodes, prefills, self.block_size, self.num_windows)
+            if self.quantized_kv
+            else None,
             scorers=scorers,
         )
         ordered = decodes + prefills
@@ -298,8 +295,8 @@ class ModelRunner:
         v_cache.view(-1, heads, dim).index_copy_(0, slots, v)
 
     @torch.inference_mode()
-    def apply_press(self, seq: Sequence, block_manager: BlockManager) -> int:
-        """Prune a just-prefilled sequence's KV to the tokens the press keeps; return the blocks freed.
+    def apply_press(self, seq: Sequence, block_manager: BlockManager) -> None:
+        """Prune a just-prefilled sequence's KV to the tokens the press keeps.
 
         The kept K/V of every layer are copied out first, then the sequence's blocks are swapped for fresh ones
         (:meth:`BlockManager.replace_blocks`) and the kept tokens written there, compacted in order.
@@ -310,7 +307,7 @@ class ModelRunner:
         length = seq.num_kv_tokens
         keep = num_kept(length, self.press_ratio)
         if keep >= length:
-            return 0
+            return
         if scores is not None:
             kept = scores.select(keep)  # (layers, kv_heads, keep)
         else:
@@ -324,12 +321,10 @@ class ModelRunner:
                 kept[layer].T.unsqueeze(-1).expand(keep, k.shape[1], k.shape[2])
             )  # (keep, kv_heads, head_dim)
             compacted.append((k.gather(0, index), v.gather(0, index)))
-        before = len(seq.block_table)
         block_manager.replace_blocks(seq, keep)
         seq.kv_offset = length - keep
         for layer, (k, v) in enumerate(compacted):
             self._write_sequence(layer, seq, k, v)
-        return before - len(seq.block_table)
 
     def release(self, request_id: str) -> None:
         """Forget a finished or aborted request's state."""

@@ -49,9 +49,8 @@ class Sequence:
         self.num_cached_tokens = 0  # prompt tokens served from the prefix cache at first admission
         self.block_table: list[int] = []
         self.block_hashes: list[int] = []  # hash chain of this sequence's full, cached blocks
-        self.window: int | None = (
-            None  # full-precision window block (quantized KV formats), from the block manager
-        )
+        # full-precision window block (quantized KV formats), from the block manager
+        self.window: int | None = None
         # KV compression (a press): the prompt's KV is pruned once its prefill ends. Such a sequence neither
         # reuses nor publishes prefix-cache blocks, since its blocks stop matching its tokens.
         self.compress = False  # a press will prune this sequence's prompt KV at the end of its prefill
@@ -101,10 +100,6 @@ class Sequence:
     def num_kv_tokens(self) -> int:
         """Tokens whose K/V sit in this sequence's blocks (fewer than computed once a press pruned the prompt)."""
         return self.num_computed_tokens - self.kv_offset
-
-    @property
-    def is_compressed(self) -> bool:
-        return self.kv_offset > 0
 
     @property
     def press_pending(self) -> bool:

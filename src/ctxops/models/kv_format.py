@@ -22,6 +22,7 @@ and minimum per key channel alone cost ``4d / 16`` and held int4 to 3.05x.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -105,19 +106,12 @@ class KVQuantFormat:
     def bytes_per_block(self) -> int:
         """K and V codes plus scales (and int4 value minima) of one block of one layer."""
         codes = 2 * self.block_size * self.num_kv_heads * self.code_dim
-        keys = _prod(self.key_scale_shape) * self.key_scale_bytes
+        keys = math.prod(self.key_scale_shape) * self.key_scale_bytes
         value_params = 2 if self.values_asymmetric else 1  # fp16 scale (+ fp16 minimum)
-        values = _prod(self.value_scale_shape) * value_params * SCALE_BYTES
+        values = math.prod(self.value_scale_shape) * value_params * SCALE_BYTES
         return codes + keys + values
 
     @property
     def bytes_per_token(self) -> float:
         """One layer's bytes per token, scales included (fractional when key scales are per block)."""
         return self.bytes_per_block / self.block_size
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out

@@ -24,6 +24,8 @@ This module knows tensors, block ids and window ids; it does not know sequences,
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ctxops.models.kv_format import INT4_VALUE_GROUP, KVCacheDtype, KVQuantFormat, value_group
@@ -184,9 +186,7 @@ class DecodeScratch:
     def take(self, *shape: int) -> torch.Tensor:
         if shape in self._views:
             return self._views[shape]
-        numel = 1
-        for size in shape:
-            numel *= size
+        numel = math.prod(shape)
         if numel > self.KEEP_NUMEL:
             return torch.empty(shape)
         if self._flat.numel() < numel:
@@ -255,10 +255,6 @@ class QuantizedKVCache:
         k = dequantize_keys(pick(self.k_codes), self._key_scale(pick(self.k_scale)), self.fmt, self.dtype)
         v = dequantize_values(pick(self.v_codes), pick(self.v_scale), pick(self.v_min), self.fmt, self.dtype)
         return k, v
-
-    def window_flat(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The window pool as (num_windows * block_size, kv_heads, head_dim) views."""
-        return self.k_window_flat, self.v_window_flat
 
     def _key_scale(self, stored: torch.Tensor) -> torch.Tensor:
         """Stored key scales as fp32: fp16 (int8), or the fp8 e4m3 bytes of int4 (see :func:`fp8_bytes_to_float`)."""

@@ -20,7 +20,7 @@ from ctxops.models.kv_quant import QuantizedKVCache
 
 def write_quantized(cache: QuantizedKVCache, k: torch.Tensor, v: torch.Tensor, plan: QuantStep) -> None:
     """Quantize the blocks this step completes, then put the remaining fresh tokens into their windows."""
-    k_win, v_win = cache.window_flat()
+    k_win, v_win = cache.k_window_flat, cache.v_window_flat
     heads, dim = k.shape[1:]
     bs = cache.fmt.block_size
     if plan.full_blocks.numel():  # gather before the window writes below: a window may be refilled this step
