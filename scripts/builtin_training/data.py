@@ -1,7 +1,9 @@
 """Training documents for the builtin model, in the exact prompt format ``ctxops eval`` sends, and their batches.
 
 Documents come from ``ctxops.evals``' own generators at training seeds; batches are built inline or ahead in worker
-processes. It knows token ids and loss weights, not the model.
+processes. Besides loss weights, a document carries *key marks*: the token where each needle's value starts and the
+token where each single-key answer starts, labelled with the key's adjective and noun, for the training-only key
+probe (``model.KeyProbe``). It knows token ids, loss weights and marks, not the model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,24 @@ from pathlib import Path
 import torch
 
 from builtin_training.recipe import EVAL_TASKS, TRAIN_SEED_BASE, Recipe
+from ctxops.evals import words
+
+Doc = tuple[
+    list[int], list[float], list[tuple[int, int, int]]
+]  # ids, loss weights, key marks (pos, adj, noun)
+Piece = tuple[list[int], bool] | tuple[list[int], bool, str]  # tokens, supervised, the key an answer is about
+
+_ADJ = {w: i for i, w in enumerate(words.ADJECTIVES)}
+_NOUN = {w: i for i, w in enumerate(words.NOUNS)}
+NUM_ADJECTIVES, NUM_NOUNS = len(_ADJ), len(_NOUN)
+
+
+def key_label(key: str) -> tuple[int, int] | None:
+    """(adjective index, noun index) of an adjective-noun key, or None for any other key."""
+    parts = key.split("-")
+    if len(parts) != 2 or parts[0] not in _ADJ or parts[1] not in _NOUN:
+        return None
+    return _ADJ[parts[0]], _NOUN[parts[1]]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -21,7 +41,9 @@ from builtin_training.recipe import EVAL_TASKS, TRAIN_SEED_BASE, Recipe
 class DocMaker:
     """Training documents as (token ids, per-token loss weights) in the exact eval prompt format."""
 
-    def __init__(self, model_dir: Path, context_weight: float, key_focus: float = 0.0) -> None:
+    def __init__(
+        self, model_dir: Path, context_weight: float, key_focus: float = 0.0, compact: float = 0.0
+    ) -> None:
         import ctxops.evals.tasks  # noqa: F401  (registers the tasks)
         from ctxops.evals.prompt import TokenizerCounter
         from ctxops.models.tokenizer import Tokenizer
@@ -31,30 +53,50 @@ class DocMaker:
         self.eos = self.tok.token_to_id("<|im_end|>")
         self.context_weight = context_weight
         self.key_focus = key_focus
+        self.compact = compact
 
     def encode_answer(self, answer: str) -> list[int]:
         return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
 
-    def _pack(self, pieces: list[tuple[list[int], bool]]) -> tuple[list[int], list[float]]:
+    def _pack(self, pieces: list[Piece], keys: list[str]) -> Doc:
+        """Concatenate pieces; mark every needle of ``keys`` and every answer piece that names its key."""
         ids: list[int] = []
         weights: list[float] = []
-        for chunk, supervised in pieces:
+        marks: list[tuple[int, int, int]] = []
+        for chunk, supervised, *about in pieces:
+            label = key_label(about[0]) if about else None
+            if label is not None:  # the last prompt token and the answer's first token predict the value
+                marks += [(len(ids) - 1, *label), (len(ids), *label)]
             ids += chunk
+            # weights[i] is the weight of predicting ids[i] from ids[:i]
             weights += [1.0 if supervised else self.context_weight] * len(chunk)
-        # weights[i] is the weight of predicting ids[i] from ids[:i]
-        return ids, weights
+        for key in keys:
+            label = key_label(key)
+            if label is not None:
+                marks += [(pos, *label) for pos in self.value_starts(ids, key)]
+        return ids, weights, sorted(marks)
 
-    def eval_task_doc(self, task: str, length: int, seed: int, depth: float) -> tuple[list[int], list[float]]:
+    def value_starts(self, ids: list[int], key: str) -> list[int]:
+        """Positions of the first value token of each needle "... for {key} is: {value}." in ``ids``."""
+        pattern = self.tok.encode(f" for {key} is: ", add_special_tokens=False)
+        n = len(pattern)
+        first = pattern[0]
+        return [i + n for i in range(len(ids) - n) if ids[i] == first and ids[i : i + n] == pattern]
+
+    def eval_task_doc(self, task: str, length: int, seed: int, depth: float) -> Doc:
         """One exact eval-task sample (training seed) with its gold answer."""
         from ctxops.evals.tasks.base import build_sample
 
         sample = build_sample(task, length, depth, seed, self.counter)
         prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
-        return self._pack([(prompt, False), (self.encode_answer(format_answer(task, sample.answers)), True)])
+        keys = list(sample.metadata.get("keys", []))
+        queried = list(sample.metadata.get("query", []))
+        answer: Piece = (self.encode_answer(format_answer(task, sample.answers)), True)
+        if len(queried) == 1:
+            answer = (*answer, queried[0])
+        return self._pack([(prompt, False), answer], keys)
 
-    def dense_doc(
-        self, rng: random.Random, length: int, drill: bool = False
-    ) -> tuple[list[int], list[float]]:
+    def dense_doc(self, rng: random.Random, length: int, drill: bool = False) -> Doc:
         """Many needles at random depths, several questions in follow-up turns: dense supervision."""
         from ctxops.evals import words
         from ctxops.evals.haystack import NOISE_SENTENCES, insert_at_depths, join_sentences
@@ -91,14 +133,14 @@ class DocMaker:
         query = niah._query_text(first)
         prefix = niah.ANSWER_PREFIX.format(kind="numbers", query=query)
 
-        follow: list[tuple[list[int], bool]] = []
+        follow: list[Piece] = []
         for k in rest:
             question = f"What are all the special magic numbers for {k} mentioned in the provided text?"
             turn = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
             turn += niah.ANSWER_PREFIX.format(kind="numbers", query=k)
             follow += [(self.tok.encode(turn, add_special_tokens=False), False)]
-            follow += [(self.encode_answer(join_values(values[k])) + self.tok.encode("\n", False), True)]
-        follow_len = sum(len(c) for c, _ in follow)
+            follow += [(self.encode_answer(join_values(values[k])) + self.tok.encode("\n", False), True, k)]
+        follow_len = sum(len(piece[0]) for piece in follow)
         answer = self.encode_answer(join_values([v for k in first for v in values[k]]))
 
         def render(n: int) -> list[int]:
@@ -122,21 +164,35 @@ class DocMaker:
                 break
             n = max(0, int(n * budget / len(ids)) - 1)
             ids = render(n)
-        pieces = [(ids, False), (answer, True)]
+        pieces: list[Piece] = [(ids, False), (answer, True, first[0]) if num_q == 1 else (answer, True)]
         if follow:
             pieces.append((self.tok.encode("\n", add_special_tokens=False), False))
             pieces += follow
-        return self._pack(pieces)
+        return self._pack(pieces, keys)
 
-    def doc(self, seed: int, length: int) -> tuple[list[int], list[float]]:
+    def compact_doc(self, rng: random.Random, length: int) -> Doc:
+        """Needles back to back, then up to 4 short questions: the densest key-matching drill (no template)."""
+        keys = words.distinct(words.key_word, rng, rng.randint(4, max(4, min(40, length // 40))))
+        values = {k: words.number_value(rng) for k in keys}
+        text = "".join(f"One of the special magic numbers for {k} is: {values[k]}. " for k in keys)
+        pieces: list[Piece] = [(self.tok.encode(text, add_special_tokens=False), False)]
+        for k in rng.sample(keys, min(4, len(keys))):
+            question = f"\nThe special magic numbers for {k} are"
+            pieces += [(self.tok.encode(question, add_special_tokens=False), False)]
+            pieces += [(self.tok.encode(f" {values[k]}.", add_special_tokens=False), True, k)]
+        return self._pack(pieces, keys)
+
+    def doc(self, seed: int, length: int) -> Doc:
         rng = random.Random(seed)
+        if self.compact > 0 and rng.random() < self.compact:
+            return self.compact_doc(rng, length)
         if rng.random() < 0.3:
             task = rng.choice(EVAL_TASKS)
             depth = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, rng.random()])
             try:
-                ids, weights = self.eval_task_doc(task, length, seed, depth)
-                if len(ids) <= length:
-                    return ids, weights
+                doc = self.eval_task_doc(task, length, seed, depth)
+                if len(doc[0]) <= length:
+                    return doc
             except ValueError:  # too short for this task (TaskError is a ValueError)
                 pass
         drill = self.key_focus > 0 and rng.random() < self.key_focus
@@ -164,10 +220,12 @@ def batch_lengths(recipe: Recipe, progress: float, rng: random.Random) -> int:
     return max(lo, min(recipe.max_len, length))
 
 
-def make_batch(
-    maker: DocMaker, recipe: Recipe, step: int, progress: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, weights) of one step, each (docs, width); padding has weight 0. Seeds come from the step alone."""
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def make_batch(maker: DocMaker, recipe: Recipe, step: int, progress: float) -> Batch:
+    """(ids, weights, marks) of one step: ids and weights (docs, width), padding weighted 0; marks (M, 4) rows of
+    (doc, position, adjective, noun). Seeds come from the step alone."""
     rng = random.Random(recipe.seed * 1_000_003 + step)
     length = batch_lengths(recipe, progress, rng)
     count = max(1, recipe.tokens_per_step // length)
@@ -175,13 +233,15 @@ def make_batch(
         1000, recipe.tokens_per_step // recipe.min_len
     )  # 1000 for the CPU recipe (as v1 was trained)
     docs = [maker.doc(TRAIN_SEED_BASE + step * stride + i, length) for i in range(count)]
-    width = max(len(ids) for ids, _ in docs)
+    width = max(len(doc[0]) for doc in docs)
     ids = torch.full((count, width), maker.eos, dtype=torch.long)
     weights = torch.zeros((count, width))
-    for i, (d, w) in enumerate(docs):
+    rows = []
+    for i, (d, w, marks) in enumerate(docs):
         ids[i, : len(d)] = torch.tensor(d)
         weights[i, : len(w)] = torch.tensor(w)
-    return ids, weights
+        rows += [(i, *m) for m in marks if m[0] < width - 1]  # the model reads ids[:, :-1]
+    return ids, weights, torch.tensor(rows, dtype=torch.long).reshape(-1, 4)
 
 
 class BatchPool:
@@ -193,7 +253,7 @@ class BatchPool:
 
     def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
         self.recipe = recipe
-        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus)
+        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus, recipe.compact)
         self.pending: list = []
         self.pool = None
         if workers > 0:
@@ -201,18 +261,18 @@ class BatchPool:
 
             # fork before any CUDA call: the workers only build token ids
             self.pool = mp.get_context("fork").Pool(
-                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus)
+                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus, recipe.compact)
             )
             self.depth = 2 * workers
 
-    def get(self, step: int, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, step: int, progress: float) -> Batch:
         if self.pool is None:
             return make_batch(self.maker, self.recipe, step, progress)
         while len(self.pending) < self.depth:
             ahead = step + len(self.pending)
             self.pending.append(self.pool.apply_async(_worker_batch, (self.recipe, ahead, progress)))
-        result = self.pending.pop(0).get()
-        return torch.from_numpy(result[0]).long(), torch.from_numpy(result[1]).float()
+        ids, weights, marks = self.pending.pop(0).get()
+        return torch.from_numpy(ids).long(), torch.from_numpy(weights).float(), torch.from_numpy(marks).long()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -222,13 +282,13 @@ class BatchPool:
 _WORKER_MAKER: DocMaker | None = None
 
 
-def _worker_init(tok_dir: str, context_weight: float, key_focus: float) -> None:
+def _worker_init(tok_dir: str, context_weight: float, key_focus: float, compact: float) -> None:
     global _WORKER_MAKER
     torch.set_num_threads(1)
-    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus)
+    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus, compact)
 
 
 def _worker_batch(recipe: Recipe, step: int, progress: float):
     assert _WORKER_MAKER is not None
-    ids, weights = make_batch(_WORKER_MAKER, recipe, step, progress)
-    return ids.to(torch.int32).numpy(), weights.to(torch.float16).numpy()
+    ids, weights, marks = make_batch(_WORKER_MAKER, recipe, step, progress)
+    return ids.to(torch.int32).numpy(), weights.to(torch.float16).numpy(), marks.to(torch.int32).numpy()

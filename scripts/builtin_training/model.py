@@ -108,24 +108,63 @@ class Llama(nn.Module):
             nn.init.normal_(layer.mlp.down_proj.weight, std=0.02 / math.sqrt(2 * r.num_layers))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_hidden(ids, None)[0]
+
+    def forward_with_hidden(
+        self, ids: torch.Tensor, layer_index: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (batch, seq, vocab) and the hidden state after layer ``layer_index`` (1-based; None: not kept)."""
         t = ids.shape[1]
         freqs = torch.outer(torch.arange(t, dtype=torch.float32, device=ids.device), self.inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
         x = self.model.embed_tokens(ids)
         cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
-        for layer in self.model.layers:
+        hidden = None
+        for i, layer in enumerate(self.model.layers, start=1):
             x = layer(x, cos, sin)
-        return self.lm_head(self.model.norm(x))
+            if i == layer_index:
+                hidden = x
+        return self.lm_head(self.model.norm(x)), hidden
+
+
+class KeyProbe(nn.Module):
+    """Training-only heads that read a needle's key (its adjective and noun) from one layer's hidden state.
+
+    Marks put the key where retrieval needs it: on each needle's first value token and on the token where a
+    single-key answer starts. Without this the model never carries a key past its own tokens (a linear probe of
+    v2 reads it at 0.01 accuracy anywhere else) and multi-key retrieval stays at chance; with it, key matching
+    forms within about a million tokens. Never exported: the shipped model is a plain Llama.
+    """
+
+    def __init__(self, hidden_size: int, num_adjectives: int, num_nouns: int) -> None:
+        super().__init__()
+        self.adjective = nn.Linear(hidden_size, num_adjectives)
+        self.noun = nn.Linear(hidden_size, num_nouns)
+
+    def forward(self, hidden: torch.Tensor, marks: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of both heads at ``marks`` (M, 4): rows of (doc, position, adjective, noun)."""
+        h = hidden[marks[:, 0], marks[:, 1]].float()
+        return F.cross_entropy(self.adjective(h), marks[:, 2]) + F.cross_entropy(self.noun(h), marks[:, 3])
 
 
 def weighted_loss(
-    model: Llama, ids: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weighted loss, answer-token loss) for next-token prediction."""
+    model: Llama,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    marks: torch.Tensor | None = None,
+    probe: KeyProbe | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weighted loss + key-probe loss, answer-token loss, key-probe loss) for next-token prediction.
+
+    The probe's loss is weighted by ``recipe.key_aux`` and read at layer ``recipe.key_aux_layer``.
+    """
+    r = model.recipe
+    use_probe = probe is not None and marks is not None and r.key_aux > 0 and len(marks) > 0
     with torch.autocast(ids.device.type, dtype=torch.bfloat16):
-        logits = model(ids[:, :-1])
+        logits, hidden = model.forward_with_hidden(ids[:, :-1], r.key_aux_layer if use_probe else None)
     nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")
     w = weights[:, 1:]
     loss = (nll * w).sum() / w.sum().clamp(min=1)
     ans = (w == 1.0).float()  # no data-dependent branch: no device sync
-    return loss, ((nll * ans).sum() / ans.sum().clamp(min=1)).detach()
+    aux = probe(hidden, marks) if use_probe else torch.zeros((), device=ids.device)
+    return loss + r.key_aux * aux, ((nll * ans).sum() / ans.sum().clamp(min=1)).detach(), aux.detach()

@@ -39,6 +39,11 @@ class Recipe:
     weight_decay: float = 0.05
     context_weight: float = 0.1  # loss weight of non-answer tokens
     key_focus: float = 0.0  # fraction of dense documents that are key drills (many needles, many questions)
+    compact: float = (
+        0.0  # fraction of documents that are compact drills (needles back to back, short questions)
+    )
+    key_aux: float = 0.0  # loss weight of the training-only key probe (model.KeyProbe); 0: off
+    key_aux_layer: int = 1  # the probe reads the hidden state after this layer (1-based)
     init_from: str = ""  # start from these weights (a model directory) instead of a random init
     min_len: int = 64
     max_len: int = 1024
@@ -80,6 +85,28 @@ class Recipe:
         r = cls.gpu()
         r.minutes, r.lr, r.warmup, r.min_len, r.hold, r.ramp = 3.5, 1e-3, 100, 128, 0.0, 0.3
         r.key_focus = 0.6
+        return r
+
+    @classmethod
+    def cpu_keys_drill(cls) -> Recipe:
+        """Stage 1 of the 2-core key-matching fine-tune of the GPU recipe's weights (``--init-from``): compact
+        drills only, 256 tokens, with the key probe (``key_aux``) on the value and answer tokens."""
+        r = cls.gpu()
+        r.minutes, r.tokens_per_step, r.lr, r.warmup = 6.0, 4096, 1e-3, 50
+        r.min_len, r.max_len, r.hold, r.ramp = 256, 256, 0.0, 0.1
+        r.compact, r.key_aux, r.key_aux_layer = 1.0, 0.1, 1
+        r.eval_every, r.ckpt_minutes, r.log_every = 200, 3.0, 10
+        return r
+
+    @classmethod
+    def cpu_keys(cls) -> Recipe:
+        """Stage 2 (``--init-from`` stage 1's output): the full eval-format mix with key drills, a fifth compact
+        drills, and the key probe, lengths 128..2K, on a wall-clock schedule."""
+        r = cls.gpu()
+        r.minutes, r.tokens_per_step, r.lr, r.warmup = 20.0, 8192, 5e-4, 50
+        r.min_len, r.max_len, r.hold, r.ramp = 128, 2048, 0.0, 0.3
+        r.compact, r.key_focus, r.key_aux, r.key_aux_layer = 0.2, 0.5, 0.1, 1
+        r.eval_every, r.ckpt_minutes, r.log_every = 250, 3.0, 10
         return r
 
     @classmethod

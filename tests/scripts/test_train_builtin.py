@@ -35,12 +35,78 @@ def test_tokenizer_splits_digits(tb, tmp_path):
 def test_training_docs_supervise_answers_in_eval_format(tb, tmp_path):
     tb.build_tokenizer(tmp_path, 512, seed=0)
     maker = tb.DocMaker(tmp_path, context_weight=0.1)
-    ids, weights = maker.dense_doc(__import__("random").Random(1), 256)
+    ids, weights, _ = maker.dense_doc(__import__("random").Random(1), 256)
     assert len(ids) == len(weights) <= 256
     text = maker.tok.decode(ids, skip_special_tokens=False)
     assert "<|im_start|>assistant\nThe special magic numbers for " in text
     answer = maker.tok.decode([i for i, w in zip(ids, weights, strict=True) if w == 1.0])
     assert any(ch.isdigit() for ch in answer)
+
+
+def test_key_marks_sit_on_needle_values_and_answer_starts(tb, tmp_path):
+    """Every needle's first value digit is marked with its key; a single-key answer is marked where it starts."""
+    import random
+
+    from ctxops.evals import words
+
+    tb.build_tokenizer(tmp_path, 512, seed=0)
+    maker = tb.DocMaker(tmp_path, context_weight=0.1)
+    for seed in range(6):
+        ids, weights, marks = maker.dense_doc(random.Random(seed), 512, drill=True)
+        text = maker.tok.decode(ids, skip_special_tokens=False)
+        needles = text.count("One of the special magic numbers for ")
+        value_marks = [
+            (p, a, n) for p, a, n in marks if weights[p] != 1.0 and maker.tok.decode([ids[p]]).isdigit()
+        ]
+        assert len(value_marks) == needles >= 3
+        for p, a, n in value_marks:
+            key = f"{words.ADJECTIVES[a]}-{words.NOUNS[n]}"
+            assert maker.tok.decode(ids[max(0, p - 40) : p]).endswith(f" for {key} is: ")
+        answer_marks = [(p, a, n) for p, a, n in marks if weights[p] == 1.0]
+        assert answer_marks, "a drill asks at least one single-key question"
+        for p, a, n in answer_marks:  # the answer's first token; its prompt names the same key
+            key = f"{words.ADJECTIVES[a]}-{words.NOUNS[n]}"
+            assert weights[p - 1] != 1.0 and (p - 1, a, n) in marks
+            assert maker.tok.decode(ids[max(0, p - 80) : p]).endswith(
+                f"numbers for {key} mentioned in the provided text are"
+            )
+    from builtin_training.data import key_label  # importable once the script has set up its path
+
+    assert key_label("quiet-lantern") is not None and key_label("x-y") is None
+
+
+def test_compact_drills_ask_about_their_own_needles(tb, tmp_path):
+    import random
+
+    tb.build_tokenizer(tmp_path, 512, seed=0)
+    maker = tb.DocMaker(tmp_path, context_weight=0.1, compact=1.0)
+    ids, weights, marks = maker.doc(7, 256)
+    text = maker.tok.decode(ids, skip_special_tokens=False)
+    assert "<|im_start|>" not in text and text.count("\nThe special magic numbers for ") == 4
+    needles = dict(__import__("re").findall(r"numbers for (\S+) is: (\d+)\.", text))
+    for key, value in __import__("re").findall(r"\nThe special magic numbers for (\S+) are (\d+)\.", text):
+        assert needles[key] == value
+    assert len(marks) == len(needles) + 2 * 4
+    assert maker.compact_doc(random.Random(1), 2048)[0]  # longer budgets get more needles, same format
+
+
+def test_key_probe_trains_but_is_never_exported(tb, tmp_path):
+    """With ``key_aux`` the probe's loss is logged and checkpointed; the exported weights are a plain Llama."""
+    import json as _json
+
+    from safetensors.torch import load_file
+
+    recipe = tb.Recipe.tiny()
+    recipe.key_focus, recipe.key_aux = 0.5, 0.1
+    work, out = tmp_path / "work", tmp_path / "out"
+    tb.train(recipe, work, out, quiet=True, stop_at=3)
+    records = [_json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert all(r["key_loss"] > 0 for r in records if "loss" in r)
+    assert "probe" in __import__("torch").load(work / "checkpoint.pt", weights_only=False)
+    names = list(load_file(str(out / "model.safetensors")))
+    assert "lm_head.weight" in names and not [k for k in names if "adjective" in k or "noun" in k]
+    tb.train(recipe, work, out, quiet=True, stop_at=4)  # resumes with the probe's state
+    assert [_json.loads(line).get("step") for line in (work / "log.jsonl").read_text().splitlines()][-2] == 4
 
 
 def test_few_steps_resume_and_export(tb, tmp_path):
@@ -97,3 +163,14 @@ def test_shipped_builtin_retrieves_single_needles():
     found = [s.answers[0] in o.outputs[0].text for s, o in zip(samples, outputs, strict=True)]
     assert sum(found) >= 9, [(s.answers, o.outputs[0].text) for s, o in zip(samples, outputs, strict=True)]
     assert all(o.outputs[0].text.strip().endswith(".") for o in outputs)
+
+
+def test_fine_tune_recipes_need_weights_to_start_from(tb, tmp_path, capsys):
+    for recipe in ("cpu-keys", "gpu-keys"):
+        with pytest.raises(SystemExit):
+            tb.main(["--recipe", recipe, "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")])
+        assert "--init-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tb.main(["--recipe", "cpu-keys", "--init-from", str(tmp_path), "--work", str(tmp_path / "w")])
+    assert "no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
