@@ -20,7 +20,8 @@ from ctxops.evals import words
 Doc = tuple[
     list[int], list[float], list[tuple[int, int, int]]
 ]  # ids, loss weights, key marks (pos, adj, noun)
-Piece = tuple[list[int], bool] | tuple[list[int], bool, str]  # tokens, supervised, the key an answer is about
+Slots = list[tuple[int, str]]  # (offset of a value's first token in an answer, the key that value belongs to)
+Piece = tuple[list[int], bool] | tuple[list[int], bool, Slots]  # tokens, supervised, an answer's value slots
 
 _ADJ = {w: i for i, w in enumerate(words.ADJECTIVES)}
 _NOUN = {w: i for i, w in enumerate(words.NOUNS)}
@@ -58,15 +59,26 @@ class DocMaker:
     def encode_answer(self, answer: str) -> list[int]:
         return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
 
+    def answer_piece(self, pairs: list[tuple[str, str]], tail: str = "") -> Piece:
+        """An answer listing ``pairs`` of (value, key) in order, ended by <|im_end|> and ``tail``, with its slots."""
+        text = join_values([value for value, _ in pairs])
+        slots: Slots = []
+        start = 0
+        for value, key in pairs:
+            start = text.index(value, start)
+            slots.append((len(self.tok.encode(text[:start], add_special_tokens=False)), key))
+        return self.encode_answer(text) + self.tok.encode(tail, add_special_tokens=False), True, slots
+
     def _pack(self, pieces: list[Piece], keys: list[str]) -> Doc:
-        """Concatenate pieces; mark every needle of ``keys`` and every answer piece that names its key."""
+        """Concatenate pieces; mark every needle of ``keys`` and the two tokens before each answer value."""
         ids: list[int] = []
         weights: list[float] = []
         marks: list[tuple[int, int, int]] = []
-        for chunk, supervised, *about in pieces:
-            label = key_label(about[0]) if about else None
-            if label is not None:  # the last prompt token and the answer's first token predict the value
-                marks += [(len(ids) - 1, *label), (len(ids), *label)]
+        for chunk, supervised, *slots in pieces:
+            for offset, key in slots[0] if slots else []:
+                label = key_label(key)
+                if label is not None:  # the two tokens before a value predict its first digit
+                    marks += [(len(ids) + offset - 2, *label), (len(ids) + offset - 1, *label)]
             ids += chunk
             # weights[i] is the weight of predicting ids[i] from ids[:i]
             weights += [1.0 if supervised else self.context_weight] * len(chunk)
@@ -91,9 +103,13 @@ class DocMaker:
         prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
         keys = list(sample.metadata.get("keys", []))
         queried = list(sample.metadata.get("query", []))
-        answer: Piece = (self.encode_answer(format_answer(task, sample.answers)), True)
-        if len(queried) == 1:
-            answer = (*answer, queried[0])
+        answers = list(sample.answers)
+        if task == "vt" or not queried:
+            answer: Piece = (self.encode_answer(format_answer(task, sample.answers)), True)
+        elif len(queried) == len(answers):  # one value per asked key, in the order asked
+            answer = self.answer_piece(list(zip(answers, queried, strict=True)))
+        else:  # several values of one key
+            answer = self.answer_piece([(a, queried[0]) for a in answers])
         return self._pack([(prompt, False), answer], keys)
 
     def dense_doc(self, rng: random.Random, length: int, drill: bool = False) -> Doc:
@@ -139,9 +155,9 @@ class DocMaker:
             turn = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
             turn += niah.ANSWER_PREFIX.format(kind="numbers", query=k)
             follow += [(self.tok.encode(turn, add_special_tokens=False), False)]
-            follow += [(self.encode_answer(join_values(values[k])) + self.tok.encode("\n", False), True, k)]
+            follow += [self.answer_piece([(v, k) for v in values[k]], tail="\n")]
         follow_len = sum(len(piece[0]) for piece in follow)
-        answer = self.encode_answer(join_values([v for k in first for v in values[k]]))
+        answer = self.answer_piece([(v, k) for k in first for v in values[k]])
 
         def render(n: int) -> list[int]:
             if noise:
@@ -156,7 +172,7 @@ class DocMaker:
         while follow and follow_len > 0.35 * length:  # keep follow-up questions to about a third
             follow_len -= len(follow[-1][0]) + len(follow[-2][0])
             follow = follow[:-2]
-        budget = length - len(answer) - follow_len - 1
+        budget = length - len(answer[0]) - follow_len - 1
         n = max(1, budget // 8)
         ids = render(n)
         for _ in range(6):
@@ -164,7 +180,7 @@ class DocMaker:
                 break
             n = max(0, int(n * budget / len(ids)) - 1)
             ids = render(n)
-        pieces: list[Piece] = [(ids, False), (answer, True, first[0]) if num_q == 1 else (answer, True)]
+        pieces: list[Piece] = [(ids, False), answer]
         if follow:
             pieces.append((self.tok.encode("\n", add_special_tokens=False), False))
             pieces += follow
@@ -179,7 +195,7 @@ class DocMaker:
         for k in rng.sample(keys, min(4, len(keys))):
             question = f"\nThe special magic numbers for {k} are"
             pieces += [(self.tok.encode(question, add_special_tokens=False), False)]
-            pieces += [(self.tok.encode(f" {values[k]}.", add_special_tokens=False), True, k)]
+            pieces += [(self.tok.encode(f" {values[k]}.", add_special_tokens=False), True, [(1, k)])]
         return self._pack(pieces, keys)
 
     def doc(self, seed: int, length: int) -> Doc:

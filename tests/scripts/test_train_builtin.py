@@ -44,14 +44,16 @@ def test_training_docs_supervise_answers_in_eval_format(tb, tmp_path):
 
 
 def test_key_marks_sit_on_needle_values_and_answer_starts(tb, tmp_path):
-    """Every needle's first value digit is marked with its key; a single-key answer is marked where it starts."""
+    """Every needle's first value digit is marked with its key, and so is the start of every value in an answer."""
     import random
+    import re
 
     from ctxops.evals import words
 
     tb.build_tokenizer(tmp_path, 512, seed=0)
     maker = tb.DocMaker(tmp_path, context_weight=0.1)
-    for seed in range(6):
+    asked = multi = 0
+    for seed in range(12):
         ids, weights, marks = maker.dense_doc(random.Random(seed), 512, drill=True)
         text = maker.tok.decode(ids, skip_special_tokens=False)
         needles = text.count("One of the special magic numbers for ")
@@ -62,14 +64,18 @@ def test_key_marks_sit_on_needle_values_and_answer_starts(tb, tmp_path):
         for p, a, n in value_marks:
             key = f"{words.ADJECTIVES[a]}-{words.NOUNS[n]}"
             assert maker.tok.decode(ids[max(0, p - 40) : p]).endswith(f" for {key} is: ")
-        answer_marks = [(p, a, n) for p, a, n in marks if weights[p] == 1.0]
-        assert answer_marks, "a drill asks at least one single-key question"
-        for p, a, n in answer_marks:  # the answer's first token; its prompt names the same key
+        # each answer value: the two tokens before its first digit carry the key whose needle holds that value
+        values = dict(re.findall(r"numbers for (\S+) is: (\d+)\.", text))
+        slots = [(p, a, n) for p, a, n in marks if p + 1 < len(ids) and weights[p + 1] == 1.0]
+        slots = [(p, a, n) for p, a, n in slots if maker.tok.decode([ids[p + 1]]).isdigit()]
+        assert slots, "a drill asks at least one question"
+        for p, a, n in slots:
             key = f"{words.ADJECTIVES[a]}-{words.NOUNS[n]}"
-            assert weights[p - 1] != 1.0 and (p - 1, a, n) in marks
-            assert maker.tok.decode(ids[max(0, p - 80) : p]).endswith(
-                f"numbers for {key} mentioned in the provided text are"
-            )
+            assert (p - 1, a, n) in marks
+            assert maker.tok.decode(ids[p + 1 : p + 8]) == values[key]
+        asked += len(slots)
+        multi += any(weights[p - 1] == 1.0 for p, _, _ in slots)  # a later value of a multi-key answer
+    assert asked >= 12 and multi >= 1
     from builtin_training.data import key_label  # importable once the script has set up its path
 
     assert key_label("quiet-lantern") is not None and key_label("x-y") is None
