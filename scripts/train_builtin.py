@@ -4,8 +4,10 @@ Usage::
 
     .venv/bin/python scripts/train_builtin.py --threads 1 --steps 3000      # the CPU recipe (v1, 77 min)
     OUT=results bash scripts/train_builtin_gpu.sh                           # the GPU recipe (v2)
-    .venv/bin/python scripts/train_builtin.py --recipe cpu-keys --init-from V2_DIR --threads 2 --workers 1 \
-        --minutes 45                                                        # v2 -> v3 (shipped), 2 CPU cores
+    .venv/bin/python scripts/train_builtin.py --recipe cpu-keys-drill --init-from V2_DIR --out S1 \
+        --threads 2 --workers 1                                             # v2 -> v3, stage 1 (6 min, 2 cores)
+    .venv/bin/python scripts/train_builtin.py --recipe cpu-keys --init-from S1 \
+        --threads 2 --workers 1                                             # stage 2 (20 min): v3, shipped
     .venv/bin/python scripts/train_builtin.py --steps 20 --tiny             # a smoke run (what the test does)
 
 What it does, in one process with one optimizer:
