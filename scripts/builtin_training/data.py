@@ -2,8 +2,8 @@
 
 Documents come from ``ctxops.evals``' own generators at training seeds; batches are built inline or ahead in worker
 processes. Besides loss weights, a document carries *key marks*: the token where each needle's value starts and the
-token where each single-key answer starts, labelled with the key's adjective and noun, for the training-only key
-probe (``model.KeyProbe``). It knows token ids, loss weights and marks, not the model.
+two tokens before each value of an answer, labelled with the adjective and noun of the key that value belongs to,
+for the training-only key probe (``model.KeyProbe``). It knows token ids, loss weights and marks, not the model.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import torch
 from builtin_training.recipe import EVAL_TASKS, TRAIN_SEED_BASE, Recipe
 from ctxops.evals import words
 
-Doc = tuple[
-    list[int], list[float], list[tuple[int, int, int]]
-]  # ids, loss weights, key marks (pos, adj, noun)
+# ids, loss weights, key marks (position, adjective index, noun index)
+Doc = tuple[list[int], list[float], list[tuple[int, int, int]]]
 Slots = list[tuple[int, str]]  # (offset of a value's first token in an answer, the key that value belongs to)
 Piece = tuple[list[int], bool] | tuple[list[int], bool, Slots]  # tokens, supervised, an answer's value slots
 
@@ -40,11 +39,9 @@ def key_label(key: str) -> tuple[int, int] | None:
 # data
 # ---------------------------------------------------------------------------------------------------------------
 class DocMaker:
-    """Training documents as (token ids, per-token loss weights) in the exact eval prompt format."""
+    """Training documents as (token ids, per-token loss weights, key marks) in the exact eval prompt format."""
 
-    def __init__(
-        self, model_dir: Path, context_weight: float, key_focus: float = 0.0, compact: float = 0.0
-    ) -> None:
+    def __init__(self, model_dir: Path, recipe: Recipe) -> None:
         import ctxops.evals.tasks  # noqa: F401  (registers the tasks)
         from ctxops.evals.prompt import TokenizerCounter
         from ctxops.models.tokenizer import Tokenizer
@@ -52,9 +49,9 @@ class DocMaker:
         self.tok = Tokenizer(model_dir)
         self.counter = TokenizerCounter(self.tok)
         self.eos = self.tok.token_to_id("<|im_end|>")
-        self.context_weight = context_weight
-        self.key_focus = key_focus
-        self.compact = compact
+        self.context_weight = recipe.context_weight
+        self.key_focus = recipe.key_focus
+        self.compact = recipe.compact
 
     def encode_answer(self, answer: str) -> list[int]:
         return self.tok.encode(answer, add_special_tokens=False) + [self.eos]
@@ -104,7 +101,7 @@ class DocMaker:
         keys = list(sample.metadata.get("keys", []))
         queried = list(sample.metadata.get("query", []))
         answers = list(sample.answers)
-        if task == "vt" or not queried:
+        if not queried:  # vt
             answer: Piece = (self.encode_answer(format_answer(task, sample.answers)), True)
         elif len(queried) == len(answers):  # one value per asked key, in the order asked
             answer = self.answer_piece(list(zip(answers, queried, strict=True)))
@@ -269,16 +266,14 @@ class BatchPool:
 
     def __init__(self, tok_dir: Path, recipe: Recipe, workers: int) -> None:
         self.recipe = recipe
-        self.maker = DocMaker(tok_dir, recipe.context_weight, recipe.key_focus, recipe.compact)
+        self.maker = DocMaker(tok_dir, recipe)
         self.pending: list = []
         self.pool = None
         if workers > 0:
             import multiprocessing as mp
 
             # fork before any CUDA call: the workers only build token ids
-            self.pool = mp.get_context("fork").Pool(
-                workers, _worker_init, (str(tok_dir), recipe.context_weight, recipe.key_focus, recipe.compact)
-            )
+            self.pool = mp.get_context("fork").Pool(workers, _worker_init, (str(tok_dir), recipe))
             self.depth = 2 * workers
 
     def get(self, step: int, progress: float) -> Batch:
@@ -298,10 +293,10 @@ class BatchPool:
 _WORKER_MAKER: DocMaker | None = None
 
 
-def _worker_init(tok_dir: str, context_weight: float, key_focus: float, compact: float) -> None:
+def _worker_init(tok_dir: str, recipe: Recipe) -> None:
     global _WORKER_MAKER
     torch.set_num_threads(1)
-    _WORKER_MAKER = DocMaker(Path(tok_dir), context_weight, key_focus, compact)
+    _WORKER_MAKER = DocMaker(Path(tok_dir), recipe)
 
 
 def _worker_batch(recipe: Recipe, step: int, progress: float):

@@ -130,8 +130,8 @@ class Llama(nn.Module):
 class KeyProbe(nn.Module):
     """Training-only heads that read a needle's key (its adjective and noun) from one layer's hidden state.
 
-    Marks put the key where retrieval needs it: on each needle's first value token and on the token where a
-    single-key answer starts. Without this the model never carries a key past its own tokens (a linear probe of
+    Marks put the key where retrieval needs it: on each needle's first value token and on the two tokens before
+    each value of an answer. Without this the model never carries a key past its own tokens (a linear probe of
     v2 reads it at 0.01 accuracy anywhere else) and multi-key retrieval stays at chance; with it, key matching
     forms within about a million tokens. Never exported: the shipped model is a plain Llama.
     """

@@ -39,9 +39,7 @@ class Recipe:
     weight_decay: float = 0.05
     context_weight: float = 0.1  # loss weight of non-answer tokens
     key_focus: float = 0.0  # fraction of dense documents that are key drills (many needles, many questions)
-    compact: float = (
-        0.0  # fraction of documents that are compact drills (needles back to back, short questions)
-    )
+    compact: float = 0.0  # fraction of documents that are compact drills (needles back to back)
     key_aux: float = 0.0  # loss weight of the training-only key probe (model.KeyProbe); 0: off
     key_aux_layer: int = 1  # the probe reads the hidden state after this layer (1-based)
     init_from: str = ""  # start from these weights (a model directory) instead of a random init

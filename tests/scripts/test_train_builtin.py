@@ -34,7 +34,7 @@ def test_tokenizer_splits_digits(tb, tmp_path):
 
 def test_training_docs_supervise_answers_in_eval_format(tb, tmp_path):
     tb.build_tokenizer(tmp_path, 512, seed=0)
-    maker = tb.DocMaker(tmp_path, context_weight=0.1)
+    maker = tb.DocMaker(tmp_path, tb.Recipe())
     ids, weights, _ = maker.dense_doc(__import__("random").Random(1), 256)
     assert len(ids) == len(weights) <= 256
     text = maker.tok.decode(ids, skip_special_tokens=False)
@@ -51,7 +51,7 @@ def test_key_marks_sit_on_needle_values_and_answer_starts(tb, tmp_path):
     from ctxops.evals import words
 
     tb.build_tokenizer(tmp_path, 512, seed=0)
-    maker = tb.DocMaker(tmp_path, context_weight=0.1)
+    maker = tb.DocMaker(tmp_path, tb.Recipe())
     asked = multi = 0
     for seed in range(12):
         ids, weights, marks = maker.dense_doc(random.Random(seed), 512, drill=True)
@@ -85,7 +85,7 @@ def test_compact_drills_ask_about_their_own_needles(tb, tmp_path):
     import random
 
     tb.build_tokenizer(tmp_path, 512, seed=0)
-    maker = tb.DocMaker(tmp_path, context_weight=0.1, compact=1.0)
+    maker = tb.DocMaker(tmp_path, tb.Recipe(compact=1.0))
     ids, weights, marks = maker.doc(7, 256)
     text = maker.tok.decode(ids, skip_special_tokens=False)
     assert "<|im_start|>" not in text and text.count("\nThe special magic numbers for ") == 4
