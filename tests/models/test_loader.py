@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
+from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from ctxops import LLM, ModelConfigError, SamplingParams
+from ctxops.cli.main import cli
 from ctxops.models.loader import resolve_model_path
 from ctxops.models.tokenizer import Tokenizer
 
@@ -148,3 +152,65 @@ def test_continue_final_message_leaves_the_assistant_turn_open(tiny_model_dir):
         tok.apply_chat_template(user, add_generation_prompt=True, continue_final_message=True)
     with pytest.raises(ValueError, match="last message to be an assistant"):
         tok.apply_chat_template(user, add_generation_prompt=False, continue_final_message=True)
+
+
+def _truncate(file, size: int) -> None:
+    with open(file, "r+b") as f:
+        f.truncate(size)
+
+
+@pytest.mark.parametrize(
+    ("cut", "error"),
+    [
+        (0.5, "truncated: it is .* bytes but its header declares 5.*bytes missing"),
+        (100, "truncated or not a safetensors file: it is 100 bytes but declares a .*-byte header"),
+        (3, "3 bytes, too short to be a safetensors file"),
+    ],
+)
+def test_truncated_weights_are_refused_before_loading(model_copy, cut, error):
+    file = model_copy / "model.safetensors"
+    _truncate(file, int(file.stat().st_size * cut) if isinstance(cut, float) else cut)
+    with pytest.raises(ModelConfigError, match=f"model.safetensors: {error}.*re-download or re-convert it"):
+        resolve_model_path(model_copy)  # the cheap check: header and size only, before any engine is built
+
+
+def test_trailing_bytes_and_lfs_pointers_are_named(model_copy):
+    file = model_copy / "model.safetensors"
+    with open(file, "ab") as f:
+        f.write(b"\0" * 7)
+    with pytest.raises(ModelConfigError, match="model.safetensors: corrupt: .*\\(7 bytes too many\\)"):
+        LLM(str(model_copy), kv_cache_memory="1MiB", max_model_len=128)
+    file.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 523592\n")
+    with pytest.raises(ModelConfigError, match="model.safetensors: a Git LFS pointer .*git lfs pull"):
+        LLM(str(model_copy), kv_cache_memory="1MiB", max_model_len=128)
+
+
+def test_a_header_safetensors_rejects_is_named(model_copy):
+    file = model_copy / "model.safetensors"
+    header = json.dumps(
+        {"model.norm.weight": {"dtype": "NOPE", "shape": [2], "data_offsets": [0, 8]}}
+    ).encode()
+    file.write_bytes(
+        len(header).to_bytes(8, "little") + header + b"\0" * 8
+    )  # sizes agree; the dtype does not
+    with pytest.raises(
+        ModelConfigError, match="model.safetensors: cannot be read as safetensors .*re-download"
+    ):
+        LLM(str(model_copy), kv_cache_memory="1MiB", max_model_len=128)
+
+
+def test_generate_and_serve_name_a_truncated_weight_file(model_copy):
+    file = model_copy / "model.safetensors"
+    _truncate(file, file.stat().st_size // 2)
+    args = ["--kv-cache-memory", "1MiB", "--max-model-len", "64"]
+    result = CliRunner().invoke(cli, ["generate", "--model", str(model_copy), *args, "hello"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a click error, not a crash
+    assert "Traceback" not in result.output and f"{file}: truncated" in result.output
+    served = subprocess.run(
+        [sys.executable, "-m", "ctxops", "serve", str(model_copy), "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # refused before the port is bound: no 503s while a doomed engine loads
+    assert served.returncode == 1 and "Traceback" not in served.stderr
+    assert f"{file}: truncated" in served.stderr and "re-download or re-convert it" in served.stderr
