@@ -15,6 +15,7 @@ This module knows shapes and bytes; it does not know sequences or which block ho
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -90,22 +91,29 @@ def plan_cache(
         per_block = fmt.bytes_per_block * config.num_hidden_layers
         num_windows = max_num_seqs
         window_bytes = num_windows * bytes_per_token(config, dtype) * block_size
-        if window_bytes >= kv_cache_memory:
-            raise ValueError(
-                f"kv_cache_memory={kv_cache_memory} bytes does not even hold the {num_windows} full-precision "
-                f"window blocks ({window_bytes} bytes) of kv_cache_dtype={kv_cache_dtype}; raise kv_cache_memory "
-                "or lower max_num_seqs"
-            )
     per_token = per_block // block_size  # rounded down when a block's key scales do not divide evenly
+    needed = -(-max_model_len // block_size) * per_block + window_bytes  # the budget max_model_len needs
+    if window_bytes >= kv_cache_memory:
+        raise ValueError(
+            f"kv_cache_memory={_size(kv_cache_memory)} does not even hold the {num_windows} full-precision "
+            f"window blocks ({_size(window_bytes)}) of kv_cache_dtype={kv_cache_dtype}; raise kv_cache_memory to "
+            f"at least {_size(needed)} for max_model_len={max_model_len}, or lower max_num_seqs"
+        )
     num_blocks = (kv_cache_memory - window_bytes) // per_block
     capacity = num_blocks * block_size
+    if num_blocks == 0:  # no max_model_len fits: the budget is the only thing to change
+        one_block = per_block + window_bytes
+        windows = f" with the {num_windows} full-precision window blocks" if num_windows else ""
+        raise ValueError(
+            f"kv_cache_memory={_size(kv_cache_memory)} cannot hold even one KV block of {block_size} tokens "
+            f"({per_token} bytes per token; one block needs {_size(one_block)}{windows}). Raise "
+            f"kv_cache_memory to at least {_size(needed)} for max_model_len={max_model_len}."
+        )
     if capacity < max_model_len:
-        needed = -(-max_model_len // block_size) * per_block + window_bytes
         raise ValueError(
             f"the model's max_model_len ({max_model_len}) is larger than the {capacity} tokens the KV cache can "
-            f"hold with kv_cache_memory={kv_cache_memory} bytes ({per_token} bytes per token). Raise "
-            f"kv_cache_memory to at least {needed} bytes ({needed / 2**20:.1f} MiB) or lower max_model_len to "
-            f"{capacity} or less."
+            f"hold with kv_cache_memory={_size(kv_cache_memory)} ({per_token} bytes per token). Raise "
+            f"kv_cache_memory to at least {_size(needed)} or lower max_model_len to {capacity} or less."
         )
     return CacheInfo(
         num_blocks=num_blocks,
@@ -119,6 +127,14 @@ def plan_cache(
         num_windows=num_windows,
         window_bytes=window_bytes,
     )
+
+
+def _size(num_bytes: int) -> str:
+    """Bytes, exact, with a binary unit rounded up beside them: ``33554432 bytes (32.0 MiB)``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if num_bytes >= scale:
+            return f"{num_bytes} bytes ({math.ceil(num_bytes / scale * 10) / 10:.1f} {unit})"
+    return f"{num_bytes} bytes"
 
 
 def allocate_cache(config: ModelConfig, info: CacheInfo, dtype: torch.dtype) -> list[tuple]:
