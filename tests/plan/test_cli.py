@@ -105,3 +105,29 @@ def test_public_api_still_resolves_lazily():
     code = "import sys, ctxops; assert 'torch' not in sys.modules; from ctxops import LLM, SamplingParams; print(LLM)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert "LLM" in out.stdout
+
+
+def test_an_unknown_architecture_is_refused_unless_assumed_dense(tmp_path):
+    config = {
+        "architectures": ["MambaForCausalLM"],
+        "model_type": "mamba",
+        "hidden_size": 512,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 4,
+        "vocab_size": 1000,
+        "max_position_embeddings": 4096,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    refused = _run(str(tmp_path))
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "MambaForCausalLM" in refused.output and "LlamaForCausalLM" in refused.output
+    assert "--assume-dense" in refused.output
+    table = _run(str(tmp_path), "--assume-dense")
+    assert table.exit_code == 0, table.output
+    assert "warning" in table.output and "MambaForCausalLM" in table.output
+    as_json = CliRunner(env={"COLUMNS": "200"}).invoke(
+        cli, ["plan", str(tmp_path), "--assume-dense", "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    assert "MambaForCausalLM" in json.loads(as_json.stdout)["warnings"][0]
+    assert "Warning: MambaForCausalLM" in as_json.stderr

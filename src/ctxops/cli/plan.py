@@ -14,7 +14,7 @@ from ctxops.models.config import ModelConfigError
 from ctxops.plan.dtypes import KvDtype, WeightDtype, choices
 from ctxops.plan.hardware import Device, UnknownGpuError, custom_device, gpu_names, parse_gpu
 from ctxops.plan.memory import EngineProfile
-from ctxops.plan.model_source import ModelSource, UnknownModelError, resolve_model
+from ctxops.plan.model_source import ModelSource, UnknownArchitectureError, UnknownModelError, resolve_model
 from ctxops.plan.performance import Efficiency
 from ctxops.plan.planner import PlanRequest, make_plan
 from ctxops.plan.recommend import recommend
@@ -80,15 +80,30 @@ _EFFICIENCY = {f.name: f.default for f in fields(Efficiency)}
 @click.option(
     "--kv-cache-memory", type=int, default=64 * 2**20, show_default=True, help="--measure: KV bytes"
 )
+@click.option(
+    "--assume-dense",
+    is_flag=True,
+    help="plan a config.json of a family the planner does not know as a dense decoder (an estimate, flagged)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 def plan(
-    model: str, gpu: str, as_json: bool, do_recommend: bool, top: int, do_measure: bool, **options
+    model: str,
+    gpu: str,
+    as_json: bool,
+    do_recommend: bool,
+    top: int,
+    do_measure: bool,
+    assume_dense: bool,
+    **options,
 ) -> None:
     """Plan MODEL (a preset, a Hugging Face id of one, a config.json, a model directory or builtin).
 
     Example: ctxops plan llama-3.1-8b --gpu rtx3090 --max-model-len 20000 --weights int4
     """
-    source = _resolve(model)
+    source = _resolve(model, assume_dense)
+    if source.warnings and (as_json or do_recommend or do_measure):  # the table shows them in a row
+        for warning in source.warnings:
+            click.echo(f"Warning: {warning}", err=True)
     if do_measure:
         _measure(source, options, as_json)
         return
@@ -109,9 +124,14 @@ def plan(
         print_table(plan_table(result))
 
 
-def _resolve(model: str) -> ModelSource:
+def _resolve(model: str, assume_dense: bool) -> ModelSource:
     try:
-        return resolve_model(model)
+        return resolve_model(model, assume_dense)
+    except UnknownArchitectureError as exc:
+        raise click.ClickException(
+            f"{exc}. To plan it as a dense decoder anyway, pass --assume-dense (the plan is then an estimate, "
+            "flagged in the report)."
+        ) from exc
     except (UnknownModelError, ModelConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -155,6 +175,7 @@ def _request(source: ModelSource, gpu: str, options: dict) -> PlanRequest:
             price_per_gpu_hour=options["price_per_gpu_hour"],
             max_ttft_s=options["max_ttft"],
             min_decode_tok_s=options["min_decode_speed"],
+            warnings=source.warnings,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

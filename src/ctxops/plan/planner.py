@@ -67,6 +67,7 @@ class PlanRequest:
     price_per_gpu_hour: float | None = None  # USD; None = the catalogue's indicative price
     max_ttft_s: float | None = None  # target, seconds
     min_decode_tok_s: float | None = None  # target, tokens/s per user
+    warnings: tuple[str, ...] = ()  # caveats shown with the plan (e.g. an unknown family planned as dense)
 
     def __post_init__(self) -> None:
         tp = self.tp or self.num_gpus
@@ -195,6 +196,7 @@ class Plan:
             "bandwidth_efficiency": req.efficiency.bandwidth,
             "compute_efficiency": req.efficiency.compute,
             "engine_profile": req.profile.value,
+            "warnings": list(req.warnings),
         }
 
     @property

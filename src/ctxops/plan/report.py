@@ -48,6 +48,8 @@ def plan_table(plan: Plan) -> Table:
         table.add_row(*row)
     verdict = "[green]fits[/green]" if plan.fits else f"[red]does not fit ({plan.limit.value})[/red]"
     table.add_row("verdict", verdict, plan.reason)
+    for warning in req.warnings:
+        table.add_row("[yellow]warning[/yellow]", "[yellow]estimate[/yellow]", warning)
     return table
 
 
