@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from ctxops.cli.main import cli
@@ -67,7 +68,35 @@ def test_bad_flags_and_models_fail_clearly(tiny_model_dir, tmp_path):
     )
     assert too_long.exit_code == 1 and "longer than the maximum model length of 8" in too_long.output
     bad_temp = runner.invoke(cli, ["generate", "--model", str(tiny_model_dir), "--temperature", "-2", "x"])
-    assert bad_temp.exit_code == 2 and "temperature must be >= 0" in bad_temp.output
+    assert bad_temp.exit_code == 2 and "temperature must be a finite number in [0, 2]" in bad_temp.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "18446744073709551616", "seed must be an integer in [-2**63, 2**63 - 1]"),
+        ("--temperature", "inf", "temperature must be a finite number in [0, 2], got inf"),
+        ("--temperature", "nan", "temperature must be a finite number in [0, 2], got nan"),
+        ("--temperature", "1e9", "temperature must be a finite number in [0, 2]"),
+        ("--top-p", "nan", "top_p must be a finite number in (0, 1]"),
+    ],
+)
+def test_out_of_range_numbers_name_their_flag(tiny_model_dir, flag, value, message):
+    """Each was accepted, or crashed the engine with a traceback that did not name the flag."""
+    result = CliRunner().invoke(cli, ["generate", "--model", str(tiny_model_dir), flag, value, "x"])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}'" in result.output and message in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("flag", ["--top-p", "--temperature"])
+def test_vanishing_top_p_or_temperature_samples_the_mode(tiny_model_dir, flag):
+    """1e-300 rounds to 0 in float32 (top_p) or overflows the logits (temperature): both used to raise."""
+    args = ["generate", "--model", str(tiny_model_dir), "--max-tokens", "6", "--json", "hello there"]
+    tiny = CliRunner().invoke(cli, [*args, flag, "1e-300"])
+    greedy = CliRunner().invoke(cli, [*args, "--temperature", "0"])
+    assert tiny.exit_code == 0, tiny.output
+    assert json.loads(tiny.output)["token_ids"] == json.loads(greedy.output)["token_ids"]
 
 
 def test_python_dash_m_runs_the_cli():

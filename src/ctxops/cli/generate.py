@@ -10,7 +10,9 @@ import click
 from ctxops.cli.options import build, engine_options, sampling_options
 from ctxops.engine.config import EngineConfig
 from ctxops.engine.llm import LLM
+from ctxops.engine.llm_engine import EngineBrokenError
 from ctxops.engine.sampling_params import SamplingParams
+from ctxops.engine.sequence import FinishReason
 from ctxops.models.config import ModelConfigError
 
 
@@ -50,10 +52,15 @@ def generate(prompts: tuple[str, ...], model: str, chat: bool, as_json: bool, **
             )
         else:
             outputs = llm.generate(prompt_list, params, use_tqdm=False)
-    except ValueError as exc:
+    except (ValueError, EngineBrokenError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for out in outputs:
+    failed = 0
+    for i, out in enumerate(outputs):
         completion = out.outputs[0]
+        if completion.finish_reason == FinishReason.ERROR:  # the others still print; the exit status says it
+            failed += 1
+            click.echo(f"error: prompt {i + 1} failed in the engine: {completion.error}", err=True)
+            continue
         if as_json:
             record = {
                 "prompt": out.prompt,
@@ -67,3 +74,5 @@ def generate(prompts: tuple[str, ...], model: str, chat: bool, as_json: bool, **
             click.echo(json.dumps(record))
         else:
             click.echo(completion.text)
+    if failed:
+        raise SystemExit(1)

@@ -70,7 +70,11 @@ def build(cls: type, values: dict[str, Any]) -> Any:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc)) from exc
+        message = str(exc)
+        field_name = message.split(" ", 1)[0]
+        if field_name in names:  # "seed must be ..." -> "--seed: seed must be ...", the flag the user typed
+            raise click.BadParameter(message, param_hint=f"'{_flag(field_name)}'") from exc
+        raise click.BadParameter(message) from exc
 
 
 SAMPLING_FLAGS = (

@@ -11,7 +11,7 @@ from ctxops.serve.config import ServerConfig, UpstreamSpec, read_keys_file
 
 SERVER_FLAGS = (
     "host", "port", "served_model_name", "max_queue", "max_body_size", "drain_timeout", "request_log",
-    "log_prompts", "upstream_timeout",
+    "log_prompts", "metrics_auth", "upstream_timeout",
 )  # fmt: skip
 # with slots=True the class attribute is a descriptor, so read the default from the field
 _DEFAULT_MODEL = EngineConfig.default("model")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,6 +23,7 @@ from ctxops.engine.kv_cache import CacheInfo
 from ctxops.engine.llm_engine import LLMEngine, Prompt
 from ctxops.engine.outputs import RequestOutput
 from ctxops.engine.sampling_params import SamplingParams
+from ctxops.engine.sequence import FinishReason
 
 Message = dict[str, Any]
 
@@ -150,6 +152,10 @@ class EngineDeadError(RuntimeError):
     """The engine loop failed; the async engine accepts no more requests."""
 
 
+class RequestFailedError(RuntimeError):
+    """One request failed inside the engine (its blocks are freed); the engine goes on with the others."""
+
+
 class AsyncLLM:
     """An engine stepped by its own thread, streaming outputs to asyncio consumers.
 
@@ -168,8 +174,14 @@ class AsyncLLM:
 
     HANDOFF_TIMEOUT_S = 0.02  # longest pause of the engine thread for the event loop after a step
 
-    def __init__(self, config: EngineConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        on_dead: Callable[[BaseException], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         config = config or EngineConfig(**kwargs)
+        self.on_dead = on_dead  # called on the event loop once the engine loop has failed for good
         self.engine: LLMEngine
         self._queues: dict[str, _Stream] = {}  # touched only on the event loop
         # ("add", Sequence) | ("abort", request_id), appended by the loop, applied by the engine thread between steps
@@ -222,6 +234,8 @@ class AsyncLLM:
                 if isinstance(item, BaseException):
                     raise item
                 finished = item.finished
+                if item.outputs[0].finish_reason == FinishReason.ERROR:
+                    raise RequestFailedError(f"the request failed in the engine: {item.outputs[0].error}")
                 yield item
                 if finished:
                     break
@@ -261,6 +275,9 @@ class AsyncLLM:
                 self._deliver(outputs)
         except Exception as exc:  # an engine bug must surface to every waiting client, not hang them
             self.errored = exc
+            # free what the dead requests held, so the gauges read true; the state may be past saving
+            with contextlib.suppress(Exception):
+                self.engine.fail_all(f"the engine failed: {type(exc).__name__}: {exc}")
             self._call_loop(self._fail_all, exc)
 
     def _apply_ops(self) -> list[RequestOutput]:
@@ -303,6 +320,8 @@ class AsyncLLM:
     def _fail_all(self, exc: BaseException) -> None:
         for queue in self._queues.values():
             queue.put(EngineDeadError(f"engine step failed: {exc!r}"))
+        if self.on_dead is not None:
+            self.on_dead(exc)
 
     def stats(self):
         return self.engine.stats()

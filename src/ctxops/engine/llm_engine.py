@@ -4,10 +4,17 @@
 see :mod:`ctxops.engine.kv_press`) -> append sampled tokens, detokenize, apply stop rules -> report. The engine
 validates requests at the door (a prompt longer than ``max_model_len`` is refused at once, never queued) and owns
 the tokenizer, so the scheduler and model runner below it see token ids only. It knows nothing about HTTP.
+
+One request's failure costs only that request: when a batched model step raises, each of its requests is run
+again alone (their KV slots are simply rewritten), and those that still fail finish with ``FinishReason.ERROR``
+and their blocks are freed, while the rest go on. A failure while pressing, sampling or detokenizing one request
+fails that request the same way. Only when every request of ``MAX_FAILED_STEPS`` steps in a row fails is the
+engine itself considered broken: :class:`EngineBrokenError` is raised for the caller to shut down.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +26,14 @@ from ctxops.engine.model_runner import ModelRunner
 from ctxops.engine.outputs import CompletionOutput, Logprob, RequestOutput
 from ctxops.engine.sampler import SampleResult
 from ctxops.engine.sampling_params import SamplingParams
-from ctxops.engine.scheduler import Scheduler
+from ctxops.engine.scheduler import ScheduledSequence, Scheduler
 from ctxops.engine.sequence import FinishReason, Sequence
 from ctxops.models.config import ModelConfig
 from ctxops.models.loader import eos_token_ids, resolve_model_path, torch_dtype
 from ctxops.models.tokenizer import Tokenizer
 
 Prompt = str | list[int] | dict[str, Any]
+logger = logging.getLogger("ctxops.engine")
 
 
 class PromptTooLongError(ValueError):
@@ -38,6 +46,10 @@ class PromptTooLongError(ValueError):
             f"the prompt has {num_tokens} tokens, longer than the maximum model length of {max_model_len}; "
             "shorten the prompt or start the engine with a larger max_model_len"
         )
+
+
+class EngineBrokenError(RuntimeError):
+    """Every request of several steps in a row failed: the engine, not a request, is at fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,8 @@ class EngineStats:
 
 class LLMEngine:
     """Runs requests on the embedded model, one scheduling step per call to :meth:`step`."""
+
+    MAX_FAILED_STEPS = 3  # steps in a row in which every request failed before the engine gives up
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -92,6 +106,7 @@ class LLMEngine:
             config.kv_compression_ratio,
         )
         self.sequences: dict[str, Sequence] = {}
+        self.num_failed_steps = 0  # consecutive steps in which every scheduled request failed
 
     # ---- requests in ------------------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: Prompt) -> tuple[str | None, list[int]]:
@@ -178,19 +193,84 @@ class LLMEngine:
             for s in out.scheduled
             if s.seq.press_pending and s.seq.num_computed_tokens + s.num_new_tokens == s.seq.press_length
         ]
-        results = self.runner.run(out.scheduled, banned)
-        self.scheduler.advance(out.scheduled)
+        results, failed = self._run_isolated(out.scheduled, banned)
+        self._check_broken(len(out.scheduled), failed)
+        self.scheduler.advance([s for s in out.scheduled if s.seq.request_id not in failed])
         for seq in pressing:
-            self.runner.apply_press(seq, self.block_manager)
+            if seq.request_id not in failed:
+                self._guarded(seq, failed, self.runner.apply_press, seq, self.block_manager)
         now = time.time()
         outputs = []
         for seq, result in results:
-            self._append(seq, result, now)
+            if seq.request_id not in failed:
+                self._guarded(seq, failed, self._append, seq, result, now)
+        produced = {seq.request_id for seq, _ in results}
+        for s in out.scheduled:
+            seq = s.seq
+            if seq.request_id in failed:
+                self._fail(seq, failed[seq.request_id])
+            elif seq.request_id not in produced:
+                continue  # a prompt chunk: nothing to report yet
             if seq.is_finished or not only_finished:
                 outputs.append(self.make_output(seq))
             if seq.is_finished:
                 self.sequences.pop(seq.request_id, None)
                 self.runner.release(seq.request_id)
+        return outputs
+
+    # ---- failures ---------------------------------------------------------------------------------------------
+    def _run_isolated(
+        self, scheduled: list[ScheduledSequence], banned: dict[str, list[int]]
+    ) -> tuple[list[tuple[Sequence, SampleResult]], dict[str, BaseException]]:
+        """Run the step; if it raises, run each request alone so only the failing ones fail."""
+        try:
+            return self.runner.run(scheduled, banned), {}
+        except Exception as exc:
+            if len(scheduled) == 1:
+                return [], {scheduled[0].seq.request_id: exc}
+        results: list[tuple[Sequence, SampleResult]] = []
+        failed: dict[str, BaseException] = {}
+        for s in scheduled:
+            try:
+                results += self.runner.run([s], banned)
+            except Exception as exc:
+                failed[s.seq.request_id] = exc
+        return results, failed
+
+    def _guarded(self, seq: Sequence, failed: dict[str, BaseException], call: Any, *args: Any) -> None:
+        """Run one request's post-step work; a failure there fails the request, not the step."""
+        try:
+            call(*args)
+        except Exception as exc:
+            failed[seq.request_id] = exc
+
+    def _check_broken(self, num_scheduled: int, failed: dict[str, BaseException]) -> None:
+        if len(failed) < num_scheduled:
+            self.num_failed_steps = 0
+            return
+        self.num_failed_steps += 1
+        if self.num_failed_steps >= self.MAX_FAILED_STEPS:
+            first = next(iter(failed.values()))
+            raise EngineBrokenError(
+                f"every request of the last {self.num_failed_steps} steps failed; last error: "
+                f"{type(first).__name__}: {first}"
+            ) from first
+
+    def _fail(self, seq: Sequence, exc: BaseException) -> None:
+        """Finish a request that failed inside the engine and free its blocks."""
+        logger.error("request %s failed in the engine: %s: %s", seq.request_id, type(exc).__name__, exc)
+        seq.error = f"{type(exc).__name__}: {exc}"
+        self.scheduler.finish(seq, FinishReason.ERROR)
+
+    def fail_all(self, reason: str) -> list[RequestOutput]:
+        """Finish every request with an error and free its blocks (the engine is shutting down after a fault)."""
+        outputs = []
+        for seq in list(self.sequences.values()):
+            seq.error = reason
+            self.scheduler.finish(seq, FinishReason.ERROR)
+            self.runner.release(seq.request_id)
+            outputs.append(self.make_output(seq))
+        self.sequences.clear()
         return outputs
 
     def _banned_tokens(self, seq: Sequence) -> list[int]:
@@ -278,6 +358,7 @@ class LLMEngine:
             logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
             finish_reason=seq.finish_reason.value if seq.finish_reason else None,
             stop_reason=seq.stop_reason,
+            error=seq.error,
         )
         return RequestOutput(
             request_id=seq.request_id,

@@ -23,8 +23,9 @@ class CompletionOutput:
     token_ids: list[int]
     cumulative_logprob: float | None
     logprobs: list[dict[int, Logprob]] | None
-    finish_reason: str | None = None  # "stop" | "length" | "abort" | None while running
+    finish_reason: str | None = None  # "stop" | "length" | "abort" | "error" | None while running
     stop_reason: str | int | None = None  # the stop string or stop token that ended it
+    error: str | None = None  # with finish_reason "error": what failed while this request ran
 
     def finished(self) -> bool:
         return self.finish_reason is not None

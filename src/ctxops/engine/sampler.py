@@ -32,8 +32,10 @@ def _truncate(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = sorted_logits.softmax(-1)
-        # drop a token when the mass before it already reaches top_p (the first token always stays)
+        # drop a token when the mass before it already reaches top_p; the most likely token always stays, even when
+        # top_p is below float32's smallest value (1e-300 rounds to 0, which would drop every token)
         drop = probs.cumsum(-1) - probs >= top_p
+        drop[0] = False
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     return logits
 
@@ -81,6 +83,10 @@ class Sampler:
     def _sample_row(self, logits: torch.Tensor, request_id: str, p: SamplingParams) -> int:
         scaled = _truncate(logits / p.temperature, p.top_k, p.top_p)
         probs = scaled.softmax(-1)
+        if not bool(
+            torch.isfinite(probs).all()
+        ):  # a distribution that overflowed has lost its mass: take the mode
+            return int(logits.argmax())
         return int(torch.multinomial(probs, 1, generator=self.generator(request_id, p)))
 
     @staticmethod

@@ -1,12 +1,15 @@
 """How one request samples and when it stops, with vLLM's field names and defaults.
 
 ``SamplingParams`` is validated when built, so a bad value fails at the edge (the CLI, the HTTP schema, the Python
-call) with a message naming the field. It knows nothing of tokenizers or tensors.
+call) with a message naming the field; the ranges themselves live in :mod:`ctxops.engine.limits`. It knows nothing
+of tokenizers or tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ctxops.engine import limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +40,32 @@ class SamplingParams:
             object.__setattr__(self, "stop", [self.stop])
         object.__setattr__(self, "stop", list(self.stop or []))
         object.__setattr__(self, "stop_token_ids", list(self.stop_token_ids or []))
-        if self.top_k == -1:
-            object.__setattr__(self, "top_k", 0)
         if self.n != 1:
             raise ValueError(
                 f"n must be 1 (several completions per request are not supported yet), got {self.n}"
             )
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be 0 or -1 (disabled) or positive, got {self.top_k}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
-        if self.min_tokens < 0 or (self.max_tokens is not None and self.min_tokens > self.max_tokens):
+        limits.TEMPERATURE.check(self.temperature)
+        limits.TOP_P.check(self.top_p)
+        limits.TOP_K.check(self.top_k)
+        limits.SEED.check(self.seed)
+        limits.MAX_TOKENS.check(self.max_tokens)
+        limits.MIN_TOKENS.check(self.min_tokens)
+        limits.LOGPROBS.check(self.logprobs)
+        if self.top_k == -1:
+            object.__setattr__(self, "top_k", 0)
+        if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens must be in [0, max_tokens], got {self.min_tokens}")
-        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
-            raise ValueError(f"logprobs must be between 0 and 20, got {self.logprobs}")
-        if any(not s for s in self.stop):
+        if any(not isinstance(s, str) or not s for s in self.stop):
             raise ValueError("stop strings must be non-empty")
-        if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
-            raise ValueError(f"stop_token_ids must be non-negative integers, got {self.stop_token_ids}")
+        for token in self.stop_token_ids:
+            try:
+                limits.TOKEN_ID.check(token)
+            except ValueError:
+                raise ValueError(
+                    f"stop_token_ids must be non-negative integer token ids, got {self.stop_token_ids}"
+                ) from None
 
     @property
     def is_greedy(self) -> bool:
-        return self.temperature == 0.0
+        """Temperatures below ``GREEDY_TEMPERATURE`` sample the argmax (dividing by them overflows)."""
+        return self.temperature < limits.GREEDY_TEMPERATURE

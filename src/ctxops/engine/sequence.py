@@ -27,6 +27,7 @@ class FinishReason(StrEnum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+    ERROR = "error"  # the request failed inside the engine; the engine goes on with the others
 
 
 class Sequence:
@@ -62,6 +63,7 @@ class Sequence:
         self.status = SequenceStatus.WAITING
         self.finish_reason: FinishReason | None = None
         self.stop_reason: str | int | None = None
+        self.error: str | None = None  # why it failed, with FinishReason.ERROR
         self.logprobs: list[dict[int, Logprob]] | None = [] if params.logprobs is not None else None
         self.cumulative_logprob = 0.0
         self.text = ""  # detokenized output, maintained by the engine

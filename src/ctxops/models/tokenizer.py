@@ -7,6 +7,7 @@ jinja2 environment configured the way transformers renders it. This module knows
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +92,28 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @functools.cached_property
+    def max_token_bytes(self) -> int:
+        """The most UTF-8 bytes of text one token covers (vocabulary strings and their decoded text).
+
+        A text of ``n`` bytes (after the normalizer) therefore holds at least ``n / max_token_bytes`` tokens: the
+        server refuses a prompt certainly over the context window by its size, before spending seconds tokenizing
+        it. Vocabulary strings are in the normalized, pre-tokenized alphabet (SentencePiece's ``▁``, byte-level
+        BPE's one character per byte), so they bound what a token consumes for the families ctxops serves.
+        """
+        vocab = self._tok.get_vocab(with_added_tokens=True)
+        longest = max((len(s.encode()) for s in vocab), default=1)
+        decoded = max(
+            (len(self._tok.decode([i], skip_special_tokens=False).encode()) for i in vocab.values()),
+            default=1,
+        )
+        return max(longest, decoded, 1)
+
+    def normalized_num_bytes(self, text: str) -> int:
+        """UTF-8 length of ``text`` as the tokenizer's normalizer leaves it (linear time; no BPE)."""
+        normalizer = self._tok.normalizer
+        return len((normalizer.normalize_str(text) if normalizer is not None else text).encode())
 
     def token_to_id(self, token: str) -> int | None:
         return self._tok.token_to_id(token)

@@ -7,6 +7,12 @@ Every generation request takes the same path: lifecycle (503) -> API key (401) -
 -> model name (404) -> in-flight cap (429) -> backend. Errors before the first token come back as OpenAI error
 objects with the right status; a stream that fails later ends with an ``error`` event. Every generation request,
 answered or refused, becomes one request-log row and one metrics observation. The app knows requests, not blocks.
+
+Nothing heavy runs on the event loop: a large body is parsed in a worker thread (the backend tokenizes in one), so
+``/health`` answers at once under any load. When the backend dies, ``/health`` turns 503 ``failed`` at once, every
+request gets 503, ``ctxops:engine_healthy`` reads 0, and the runner drains and exits non-zero for a supervisor to
+restart the process. ``/openapi.json`` describes every route; with API keys it needs one, as ``/metrics`` does
+unless ``metrics_auth`` is off. ``/health`` is always open (load balancers probe it).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ctxops.serve.config import ServerConfig
 from ctxops.serve.errors import APIError, internal_error, model_not_found
 from ctxops.serve.limits import Admission, ServerState, read_body
 from ctxops.serve.metrics import ServerMetrics
+from ctxops.serve.openapi import build_openapi
 from ctxops.serve.request_log import RequestLog, RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint, aggregate, is_usage_chunk, sse
 from ctxops.serve.schemas import (
@@ -43,6 +50,7 @@ from ctxops.serve.schemas import (
 
 logger = logging.getLogger("ctxops.serve")
 _DISCONNECT_POLL_S = 0.5  # seconds between checks that a non-streaming client is still connected
+_PARSE_ON_LOOP_BYTES = 64 * 2**10  # bodies larger than this are parsed in a worker thread
 
 
 class EventStream(StreamingResponse):
@@ -66,7 +74,7 @@ class Server:
     ):
         self.config = config
         self.backend = backend
-        self.on_fatal = on_fatal  # called if the backend cannot start (the runner exits the process)
+        self.on_fatal = on_fatal  # called if the backend cannot start or dies (the runner drains and exits)
         self.admission = Admission(config.max_queue)
         self.keys = KeyStore(config.api_keys)
         self.metrics = ServerMetrics(backend.model_name, backend.stats, lambda: self.admission.num_in_flight)
@@ -74,13 +82,15 @@ class Server:
             backend.on_attempt = self.metrics.upstream_attempt
         self.log = RequestLog(config.request_log, config.log_prompts) if config.request_log else None
         self.startup_error: BaseException | None = None
+        backend.on_fatal = self._backend_died
+        self._openapi: dict[str, Any] | None = None
         self.app = self._build_app()
 
     # ---- app and lifecycle ------------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:
         app = FastAPI(
             title="ctxops", lifespan=self._lifespan, docs_url=None, redoc_url=None, openapi_url=None
-        )
+        )  # /openapi.json is a route of ours: it needs the API key when keys are set
         app.add_api_route("/v1/chat/completions", self.chat_completions, methods=["POST"])
         app.add_api_route("/v1/completions", self.completions, methods=["POST"])
         app.add_api_route("/v1/models", self.models, methods=["GET"])
@@ -88,6 +98,7 @@ class Server:
         app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
         app.add_api_route("/health", self.health, methods=["GET"])
         app.add_api_route("/metrics", self.prometheus, methods=["GET"])
+        app.add_api_route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False)
         app.add_exception_handler(StarletteHTTPException, self._http_error)  # type: ignore[arg-type]
         app.state.server = self
         return app
@@ -115,6 +126,15 @@ class Server:
         self.admission.ready(self.backend.capacity)
         logger.info("ready: serving %r", self.backend.model_name)
 
+    def _backend_died(self, exc: BaseException) -> None:
+        """The backend can serve nothing more: refuse everything and let the runner drain and exit non-zero."""
+        logger.error(
+            "the engine died (%s: %s); draining, then exiting for a restart", type(exc).__name__, exc
+        )
+        self.admission.fail()
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
     async def drain(self, timeout_s: float) -> bool:
         """Refuse new requests (503) and wait up to ``timeout_s`` for in-flight ones; True if all finished."""
         return await self.admission.drain(timeout_s)
@@ -133,7 +153,7 @@ class Server:
         record.key_id = self.keys.check(request.headers.get("authorization"))
         body = await read_body(request, self.config.max_body_size)
         schema = ChatCompletionRequest if endpoint is Endpoint.CHAT else CompletionRequest
-        parsed: GenerationRequest = parse_body(schema, body)
+        parsed: GenerationRequest = await _parse(schema, body)
         record.model, record.user, record.stream = parsed.model, parsed.user, parsed.stream
         self._check_model(parsed.model)
         self.admission.acquire()
@@ -268,7 +288,7 @@ class Server:
         try:
             self.admission.check_open()
             record.key_id = self.keys.check(request.headers.get("authorization"))
-            parsed: Any = parse_body(schema, await read_body(request, self.config.max_body_size))
+            parsed: Any = await _parse(schema, await read_body(request, self.config.max_body_size))
             record.model, record.user = parsed.model, getattr(parsed, "user", None)
             self._check_model(parsed.model)
             result = await call(parsed, record)
@@ -284,21 +304,45 @@ class Server:
         return response
 
     async def health(self) -> Response:
-        """``GET /health``: 200 when ready; 503 while starting or draining (load balancers route away)."""
+        """``GET /health``: 200 when ready; 503 while starting, draining or failed (load balancers route away)."""
+        failure = self.startup_error or self.backend.failure
+        if failure is not None:
+            body = {"status": ServerState.FAILED.value, "error": f"{type(failure).__name__}: {failure}"}
+            return JSONResponse(body, status_code=503)
         state = self.admission.state
-        if self.startup_error is not None:
-            return JSONResponse({"status": "failed", "error": str(self.startup_error)}, status_code=503)
         return JSONResponse({"status": state.value}, status_code=200 if state is ServerState.READY else 503)
 
-    async def prometheus(self) -> Response:
-        """``GET /metrics`` in Prometheus' text format."""
+    async def prometheus(self, request: Request) -> Response:
+        """``GET /metrics`` in Prometheus' text format (needs an API key when keys are set and metrics_auth is on)."""
+        if self.config.metrics_auth:
+            try:
+                self.keys.check(request.headers.get("authorization"))
+            except APIError as exc:
+                return exc.response()
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request) -> Response:
+        """``GET /openapi.json``: the API's OpenAPI 3.1 description (needs an API key when keys are set)."""
+        try:
+            self.keys.check(request.headers.get("authorization"))
+        except APIError as exc:
+            return exc.response()
+        if self._openapi is None:
+            self._openapi = build_openapi(self.app)
+        return JSONResponse(self._openapi)
 
     async def _http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return APIError(
             exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code
         ).response()
+
+
+async def _parse(schema: type, body: bytes) -> Any:
+    """Validate a body; large ones in a worker thread, so parsing megabytes never blocks the loop."""
+    if len(body) > _PARSE_ON_LOOP_BYTES:
+        return await asyncio.to_thread(parse_body, schema, body)
+    return parse_body(schema, body)
 
 
 async def _drain_into(chunks: AsyncIterator[Chunk], items: list[Chunk]) -> None:

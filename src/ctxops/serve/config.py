@@ -107,6 +107,11 @@ class ServerConfig:
     log_prompts: bool = _opt(
         False, "store prompts and outputs in the request log (off: counts and timings only)"
     )
+    metrics_auth: bool = _opt(
+        True,
+        "with API keys, /metrics needs one too (it shows traffic and, as a gateway, upstream hosts); "
+        "--no-metrics-auth opens it to a scraper without credentials",
+    )
     upstreams: tuple[UpstreamSpec, ...] = ()  # non-empty = gateway mode
     upstream_timeout: float = _opt(600.0, "seconds to wait for an upstream response before trying another")
 

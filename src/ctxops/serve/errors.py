@@ -77,6 +77,18 @@ def context_length_exceeded(max_model_len: int, prompt_tokens: int, max_tokens: 
     )
 
 
+def prompt_too_large(max_model_len: int, num_bytes: int, max_bytes: int, param: str) -> APIError:
+    """400 ``context_length_exceeded`` for a prompt refused by its size in bytes, before tokenizing it."""
+    return APIError(
+        400,
+        f"This model's maximum context length is {max_model_len} tokens. However, the text of the {param} is "
+        f"{num_bytes} bytes long, and no token of this model covers more than {max_bytes // max_model_len} "
+        f"bytes, so it holds more than {max_model_len} tokens. Please reduce the length of the {param}.",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
 def unauthorized(message: str) -> APIError:
     """401: keys are configured and the request has none or a wrong one."""
     return APIError(
@@ -121,6 +133,8 @@ def unavailable(state: str, retry_after_s: int = 1) -> APIError:
     reason = {
         "starting": "The server is starting (loading the model); retry shortly",
         "draining": "The server is shutting down and accepts no new requests; send them to another replica",
+        "failed": "The engine failed and the server is shutting down to be restarted; send requests to another "
+        "replica",
     }.get(state, f"The server is {state}")
     return APIError(
         503, reason, type=ErrorType.UNAVAILABLE, code=state, headers={"Retry-After": str(retry_after_s)}
@@ -130,6 +144,11 @@ def unavailable(state: str, retry_after_s: int = 1) -> APIError:
 def internal_error(message: str) -> APIError:
     """500: a bug or an engine failure; the message says what failed."""
     return APIError(500, message, type=ErrorType.SERVER, code="internal_error")
+
+
+def request_failed(message: str) -> APIError:
+    """500: this request failed inside the engine; the engine goes on serving others."""
+    return APIError(500, message, type=ErrorType.SERVER, code="request_failed")
 
 
 def upstream_error(message: str, status: int = 502) -> APIError:

@@ -23,6 +23,7 @@ class ServerState(StrEnum):
     STARTING = "starting"
     READY = "ready"
     DRAINING = "draining"
+    FAILED = "failed"  # the backend died; the server drains and exits non-zero so a supervisor restarts it
 
 
 class Admission:
@@ -66,9 +67,14 @@ class Admission:
         if self.num_in_flight == 0:
             self._idle.set()
 
+    def fail(self) -> None:
+        """The backend died: refuse everything from now on (503 ``failed``)."""
+        self.state = ServerState.FAILED
+
     async def drain(self, timeout_s: float) -> bool:
         """Refuse new requests and wait for in-flight ones; False if ``timeout_s`` passed first."""
-        self.state = ServerState.DRAINING
+        if self.state is not ServerState.FAILED:
+            self.state = ServerState.DRAINING
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,6 +40,7 @@ class BackendStats:
     prefix_cache_queries: int | None = None  # tokens looked up in the prefix cache, cumulative
     prefix_cache_hits: int | None = None  # tokens found there, cumulative
     num_preemptions: int | None = None  # cumulative
+    healthy: bool = True  # False once the engine has died (the server is draining to exit)
 
 
 class _StatsCollector(Collector):
@@ -65,6 +66,7 @@ class _StatsCollector(Collector):
                 self.in_flight(),
             ),
             "kv_cache_usage_perc": ("KV cache usage; 1 means 100 percent", stats.kv_cache_usage),
+            "engine_healthy": ("1 while the engine serves; 0 once it has died (the server exits)", stats.healthy),
         }
         counters = {
             "prefix_cache_queries": (
@@ -127,6 +129,12 @@ class ServerMetrics:
         self.upstream = counter(
             "upstream_requests", "Gateway attempts by upstream and outcome", ("upstream", "outcome")
         )
+        self.upstream_circuit = Gauge(
+            PREFIX + "upstream_circuit_open",
+            "1 while an upstream's circuit breaker is open or half-open (it is ranked last), else 0",
+            [*labels, "upstream"],
+            registry=self.registry,
+        )
         self.registry.register(_StatsCollector(model_name, stats, in_flight))
 
     def observe(self, record: RequestRecord) -> None:
@@ -153,9 +161,16 @@ class ServerMetrics:
             self.generation_tokens.labels(model).inc(record.completion_tokens)
             self.output_len.labels(model).observe(record.completion_tokens)
 
-    def upstream_attempt(self, upstream: str, outcome: str) -> None:
-        """Count one gateway attempt: ``ok``, ``retried`` (failed, another upstream tried) or ``failed``."""
+    def upstream_attempt(self, upstream: str, outcome: str, circuit_open: bool | None = None) -> None:
+        """Count one gateway attempt when it ends, and set the upstream's circuit gauge when given.
+
+        Outcomes: ``ok`` (answered in full), ``retried`` (unreachable or refused it unrun with 429/503; the next
+        upstream was tried), ``rejected`` (a 4xx, passed back), ``failed`` (5xx, timeout, broken stream, or
+        unreachable with no upstream left) and ``aborted`` (the client went away mid-answer).
+        """
         self.upstream.labels(self.model_name, upstream, outcome).inc()
+        if circuit_open is not None:
+            self.upstream_circuit.labels(self.model_name, upstream).set(int(circuit_open))
 
     def render(self) -> bytes:
         """The text exposition format for ``GET /metrics``."""

@@ -4,19 +4,23 @@ Parsing happens once, at the door: :func:`parse_body` turns a raw body into a mo
 and ``param`` name the offending field. Features the server does not implement (``n > 1``, tools, penalties,
 ``echo``) are refused here with a clear message rather than silently ignored. Unknown extra fields are accepted and
 ignored, as OpenAI-compatible servers do. Responses are plain dicts built in :mod:`ctxops.serve.responses`.
-This module knows JSON, not engines.
+Numeric fields carry the ranges of :mod:`ctxops.engine.limits` (finite floats only), the same table the engine's
+``SamplingParams`` checks, so a value is judged the same over HTTP, on the CLI and in Python. This module knows
+JSON, not engines.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ctxops.engine import limits
 from ctxops.serve.errors import APIError, bad_request
 
 _Model = TypeVar("_Model", bound=BaseModel)
+TokenId = Annotated[int, Field(**limits.TOKEN_ID.constraints())]
 _UNION_TAGS = ("str", "int", "list", "dict", "function", "union", "literal", "json", "none", "bool", "float")
 
 
@@ -67,23 +71,23 @@ class _SamplingBody(_Body):
     """A name from ``GET /v1/models``."""
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, **limits.MAX_TOKENS.constraints())
     """Most tokens to generate; default: whatever fits in the model's context."""
-    temperature: float = Field(default=1.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(default=1.0, **limits.TEMPERATURE.constraints())
+    top_p: float = Field(default=1.0, **limits.TOP_P.constraints())
     n: int = 1
-    seed: int | None = None
+    seed: int | None = Field(default=None, **limits.SEED.constraints())
     stop: str | list[str] | None = None
     user: str | None = None
     """End-user id: logged, and used to keep a user on one upstream in gateway mode."""
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
+    presence_penalty: float = Field(default=0.0, allow_inf_nan=False)
+    frequency_penalty: float = Field(default=0.0, allow_inf_nan=False)
     logit_bias: dict[str, float] | None = None
     # vLLM's extra sampling fields
-    top_k: int = Field(default=-1, ge=-1)
-    min_tokens: int = Field(default=0, ge=0)
+    top_k: int = Field(default=-1, **limits.TOP_K.constraints())
+    min_tokens: int = Field(default=0, **limits.MIN_TOKENS.constraints())
     ignore_eos: bool = False
-    stop_token_ids: list[int] | None = None
+    stop_token_ids: list[Annotated[int, Field(**limits.TOKEN_ID.constraints())]] | None = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
 
@@ -133,10 +137,10 @@ class ChatCompletionRequest(_SamplingBody):
     """``POST /v1/chat/completions``."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, **limits.MAX_TOKENS.constraints())
     """OpenAI's newer name for ``max_tokens``; wins when both are given."""
     logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, **limits.LOGPROBS.constraints())
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
     add_generation_prompt: bool = True
@@ -172,8 +176,8 @@ class ChatCompletionRequest(_SamplingBody):
 class CompletionRequest(_SamplingBody):
     """``POST /v1/completions``; the prompt is text or token ids."""
 
-    prompt: str | list[int] | list[str] | list[list[int]]
-    logprobs: int | None = Field(default=None, ge=0, le=20)
+    prompt: str | list[TokenId] | list[str] | list[list[TokenId]]
+    logprobs: int | None = Field(default=None, **limits.LOGPROBS.constraints())
     echo: bool = False
     best_of: int | None = None
     suffix: str | None = None
@@ -240,7 +244,7 @@ class DetokenizeRequest(_Body):
     """``POST /detokenize`` (vLLM's)."""
 
     model: str | None = None
-    tokens: list[int]
+    tokens: list[TokenId]
 
 
 def _param(loc: tuple[int | str, ...]) -> str:
@@ -259,9 +263,11 @@ def _param(loc: tuple[int | str, ...]) -> str:
 def parse_body(cls: type[_Model], raw: bytes) -> _Model:
     """Decode and validate a JSON body; any problem is a 400 naming the field."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}", code="invalid_json") from exc
+    except ValueError as exc:
+        raise bad_request(str(exc), code="invalid_json") from exc
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object", code="invalid_json")
     try:
@@ -270,9 +276,15 @@ def parse_body(cls: type[_Model], raw: bytes) -> _Model:
         raise _validation_error(exc) from exc
 
 
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (Python's parser accepts them unless told not to)."""
+    raise ValueError(f"The request body is not valid JSON: {name} is not a JSON number; send a finite number")
+
+
 def _validation_error(exc: ValidationError) -> APIError:
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # of a union's alternatives, the one that got deepest into the value says best what is wrong with it
+    first = max(errors, key=lambda e: len(e["loc"]))
     param = _param(tuple(first["loc"])) or None
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":

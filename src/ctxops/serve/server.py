@@ -2,7 +2,9 @@
 
 The first SIGTERM (or Ctrl-C) stops admitting requests (503, and ``/health`` turns 503 so load balancers route
 away) while in-flight requests finish, for at most ``drain_timeout`` seconds; then uvicorn closes the sockets and
-the engine shuts down. A second signal skips the wait. If the backend cannot start, the process exits with status 1.
+the engine shuts down. A second signal skips the wait. If the backend cannot start, or its engine dies while
+serving, the server drains the same way (requests get 503 ``failed``) and the process exits with status 1, so a
+supervisor (systemd, Kubernetes) restarts it, as vLLM does when its engine dies.
 This module knows processes and signals, not requests.
 """
 
@@ -42,13 +44,19 @@ class _DrainingUvicorn(uvicorn.Server):
         if self.draining or self._loop is None:
             super().handle_exit(sig, frame)  # a second signal: stop now
             return
-        self.draining = True
         logger.info(
             "%s: draining (up to %.0f s); signal again to stop now",
             signal.Signals(sig).name,
             self.drain_timeout,
         )
-        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
+        self._loop.call_soon_threadsafe(self.start_drain)
+
+    def start_drain(self) -> None:
+        """Begin the drain (on the event loop); later calls do nothing."""
+        if self.draining:
+            return
+        self.draining = True
+        asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         finished = await self.app_server.drain(self.drain_timeout)
@@ -63,11 +71,11 @@ def run(config: ServerConfig, backend: Backend) -> int:
     status = 0
     uv: _DrainingUvicorn | None = None
 
-    def fatal(exc: BaseException) -> None:
+    def fatal(exc: BaseException) -> None:  # called on the event loop
         nonlocal status
         status = 1
         if uv is not None:
-            uv.should_exit = True
+            uv.start_drain()
 
     _configure_logging()
     app_server = Server(config, backend, on_fatal=fatal)

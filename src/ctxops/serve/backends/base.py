@@ -10,7 +10,7 @@ request. Backends know requests and tokens; auth, limits, metrics and the reques
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ctxops.serve.metrics import BackendStats
@@ -26,6 +26,12 @@ class Backend(ABC):
 
     model_name: str  # the name clients send in ``model``
     capacity: int  # requests run at once; the server queues up to ``max_queue`` more
+    on_fatal: Callable[[BaseException], None] | None = None  # set by the server: the backend died for good
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the backend can serve nothing any more (a dead engine), or None while it is healthy."""
+        return None
 
     @abstractmethod
     async def start(self) -> None:

@@ -5,11 +5,17 @@ gets OpenAI's ``context_length_exceeded`` with the numbers), maps OpenAI fields 
 :class:`~ctxops.engine.sampling_params.SamplingParams`, and turns the engine's cumulative outputs into deltas.
 While stop strings are set, the last ``len(longest stop) - 1`` characters are held back, so a stop string that
 arrives split over several tokens is never streamed. It knows requests and token ids, not blocks.
+
+Templating and tokenizing run in worker threads, never on the event loop, and a prompt whose size in bytes proves
+it longer than the context window is refused before it is tokenized, so a 20 MB body costs milliseconds and stalls
+no other client. A request that fails inside the engine gets a 500 of its own (``request_failed``) while the engine
+serves the others; if the engine loop itself dies, the server is told (``on_fatal``) so that it drains and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,13 +23,20 @@ from contextlib import aclosing
 from typing import Any
 
 from ctxops.engine.config import EngineConfig
-from ctxops.engine.llm import AsyncLLM
+from ctxops.engine.llm import AsyncLLM, EngineDeadError, RequestFailedError
 from ctxops.engine.llm_engine import PromptTooLongError
 from ctxops.engine.outputs import Logprob, RequestOutput
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.serve import responses
 from ctxops.serve.backends.base import Backend, GenerationRequest
-from ctxops.serve.errors import bad_request, context_length_exceeded
+from ctxops.serve.errors import (
+    APIError,
+    bad_request,
+    context_length_exceeded,
+    prompt_too_large,
+    request_failed,
+    unavailable,
+)
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint
@@ -74,10 +87,26 @@ class EmbeddedBackend(Backend):
         self.capacity = engine_config.max_num_seqs
         self.llm: AsyncLLM | None = None
         self.created = int(time.time())
+        self.max_prompt_bytes = (
+            0  # a prompt over this many (normalized) bytes certainly exceeds max_model_len
+        )
 
     async def start(self) -> None:
         """Load weights and size the KV pool in a worker thread (seconds to minutes), keeping the loop free."""
-        self.llm = await asyncio.to_thread(AsyncLLM, self.engine_config)
+        self.llm = await asyncio.to_thread(
+            functools.partial(AsyncLLM, self.engine_config, on_dead=self._engine_died)
+        )
+        token_bytes = await asyncio.to_thread(lambda: self.llm.tokenizer.max_token_bytes)  # type: ignore[union-attr]
+        self.max_prompt_bytes = self.max_model_len * token_bytes
+
+    def _engine_died(self, exc: BaseException) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that killed the engine loop, if it died."""
+        return self.llm.errored if self.llm is not None else None
 
     async def stop(self) -> None:
         """Stop the engine loop."""
@@ -92,8 +121,13 @@ class EmbeddedBackend(Backend):
 
     def stats(self) -> BackendStats:
         """Engine queue sizes, KV usage and prefix-cache counters."""
-        if self.llm is None:
-            return BackendStats(num_running=0, num_waiting=0)
+        if self.llm is None or self.llm.errored is not None:  # a dead engine runs nothing and holds nothing
+            return BackendStats(
+                num_running=0,
+                num_waiting=0,
+                kv_cache_usage=0.0 if self.llm else None,
+                healthy=self.failure is None,
+            )
         s = self.llm.stats()
         return BackendStats(
             num_running=s.num_running,
@@ -138,11 +172,14 @@ class EmbeddedBackend(Backend):
         assert self.llm is not None
         tokenizer = self.llm.tokenizer
         if isinstance(request, ChatCompletionRequest):
+            self._check_bytes(sum(len(m.text()) for m in request.messages), "messages")  # chars <= bytes
             text = self._render_chat(
                 request.messages, request.add_generation_prompt, request.continue_final_message
             )
+            self._check_bytes(tokenizer.normalized_num_bytes(text), "messages")
             return tokenizer.encode(text, add_special_tokens=False), text
         if isinstance(request.prompt, str):
+            self._check_bytes(tokenizer.normalized_num_bytes(request.prompt), "prompt")
             return tokenizer.encode(
                 request.prompt, add_special_tokens=request.add_special_tokens
             ), request.prompt
@@ -152,6 +189,11 @@ class EmbeddedBackend(Backend):
         if bad:
             raise bad_request(f"prompt token ids must be in [0, {vocab}); got {bad[:5]}", param="prompt")
         return ids, None
+
+    def _check_bytes(self, num_bytes: int, param: str) -> None:
+        """Refuse a prompt that its size alone proves longer than the context window."""
+        if self.max_prompt_bytes and num_bytes > self.max_prompt_bytes:
+            raise prompt_too_large(self.max_model_len, num_bytes, self.max_prompt_bytes, param)
 
     def _check_length(self, request: GenerationRequest, num_prompt: int) -> int:
         """The completion budget (explicit, or whatever fits); 400 context_length_exceeded when none fits."""
@@ -186,7 +228,7 @@ class EmbeddedBackend(Backend):
     ) -> AsyncIterator[Chunk]:
         """Validate, then yield one chunk per engine step that produced text, then the usage chunk."""
         assert self.llm is not None
-        prompt_ids, prompt_text = self._prompt(request)
+        prompt_ids, prompt_text = await asyncio.to_thread(self._prompt, request)
         max_tokens = self._check_length(request, len(prompt_ids))
         params = self._sampling_params(request, max_tokens)
         record.prompt_tokens, record.max_tokens = len(prompt_ids), max_tokens
@@ -201,18 +243,27 @@ class EmbeddedBackend(Backend):
                 ) from exc
             except ValueError as exc:
                 raise bad_request(str(exc)) from exc
+            except (RequestFailedError, EngineDeadError) as exc:
+                raise _engine_error(exc) from exc
             while True:
                 item = emit.step(out)
                 if item is not None:
                     yield item
                 if out.finished:
                     break
-                out = await anext(outputs)
+                try:
+                    out = await anext(outputs)
+                except (RequestFailedError, EngineDeadError) as exc:
+                    emit.note_partial()
+                    raise _engine_error(exc) from exc
         yield emit.usage_chunk()
 
     # ---- tokenizer endpoints ------------------------------------------------------------------------------------
     async def tokenize(self, request: TokenizeRequest, record: RequestRecord) -> dict[str, Any]:
-        """Count and list tokens exactly as generation would see them."""
+        """Count and list tokens exactly as generation would see them (in a worker thread)."""
+        return await asyncio.to_thread(self._tokenize, request)
+
+    def _tokenize(self, request: TokenizeRequest) -> dict[str, Any]:
         assert self.llm is not None
         tokenizer = self.llm.tokenizer
         if (request.prompt is None) == (request.messages is None):
@@ -225,6 +276,9 @@ class EmbeddedBackend(Backend):
         else:
             text = request.prompt or ""
             special = request.add_special_tokens is not False
+        self._check_bytes(
+            tokenizer.normalized_num_bytes(text), "prompt" if request.messages is None else "messages"
+        )
         ids = tokenizer.encode(text, add_special_tokens=special)
         strs = (
             [tokenizer.decode([t], skip_special_tokens=False) for t in ids]
@@ -240,7 +294,14 @@ class EmbeddedBackend(Backend):
         bad = [t for t in request.tokens if not 0 <= t < vocab]
         if bad:
             raise bad_request(f"token ids must be in [0, {vocab}); got {bad[:5]}", param="tokens")
-        return {"prompt": self.llm.tokenizer.decode(request.tokens, skip_special_tokens=False)}
+        return {"prompt": await asyncio.to_thread(self.llm.tokenizer.decode, request.tokens, False)}
+
+
+def _engine_error(exc: RequestFailedError | EngineDeadError) -> APIError:
+    """A request that failed in the engine is its own 500; a dead engine makes the server unavailable."""
+    if isinstance(exc, RequestFailedError):
+        return request_failed(str(exc))
+    return unavailable("failed")
 
 
 class _DeltaEmitter:
@@ -307,6 +368,10 @@ class _DeltaEmitter:
         if self.endpoint is Endpoint.CHAT:
             return _chat_logprobs(new_ids, new_entries, self.num_logprobs)
         return _completion_logprobs(new_ids, new_entries, self.num_logprobs, offset)
+
+    def note_partial(self) -> None:
+        """The request failed midway: keep the count of tokens already streamed (the log shows what was sent)."""
+        self.record.completion_tokens = self.num_tokens
 
     def _finish(self, out: RequestOutput) -> None:
         completion = out.outputs[0]
