@@ -2,9 +2,31 @@
 
 Each request is sent upstream as a stream with usage (whatever the client asked), so the gateway sees every token
 and the final counts: streamed clients get the chunks passed through as they arrive, others get them aggregated.
-The upstream is picked by :func:`ctxops.serve.routing.rank` (weighted, sticky per ``user`` or API key). A connection
-error, a timeout, a 5xx or a 429 before the first chunk moves the request to the next upstream in that ranking;
-a 4xx is the client's fault and is passed back as is. It knows HTTP and chunks, not tokens or blocks.
+The upstream is picked by :func:`ctxops.serve.routing.rank` (weighted, sticky per ``user`` or API key), with
+upstreams whose circuit breaker is open (:mod:`ctxops.serve.circuit_breaker`) or that are at their
+``max_concurrency`` moved to the end of that ranking (still tried when nothing else is left).
+
+Retries. A request moves to the next upstream only when this one certainly did not run it: the connection could
+not be opened (refused, connect timeout, no pool slot), or the upstream answered 429 or 503 (it refused the
+request unrun). Everything else ends the request, so a request that crashes or wedges an engine reaches one
+engine, not all of them: a 4xx is passed back as is; a 5xx becomes a 502 carrying the upstream's message; a read
+timeout before the response headers becomes a 504 and is *not* retried, because the request was sent and the
+upstream may be running it (LiteLLM retries timeouts and every 5xx; a gateway that replays a poison request takes
+down every upstream it has, so this one is stricter); a connection dropped after sending, or a stream that breaks,
+reports an error or ends without ``[DONE]`` after the upstream accepted it, is a 502 (an ``error`` event once
+chunks have been sent).
+Pooled connections are dropped after 2 s idle, before the 5 s keep-alive of uvicorn-based upstreams (vLLM,
+llama.cpp's Python server, ctxops) ends, so a connection the upstream is closing is never reused: that race would
+look like a dropped connection and would not be retried.
+
+Bookkeeping. Each attempt is counted when it ends, with its outcome (``ok``, ``retried``, ``rejected``,
+``failed``, ``aborted``), and feeds the upstream's breaker: connection errors, 5xx, timeouts and broken streams
+are failures; an answer, even a 4xx, is a success; a 429 or a client that went away is neither. When the upstream
+sends no usage (llama.cpp's server streams none), the gateway counts completion tokens itself, one per content
+chunk or one per logprob entry when chunks carry logprobs (a lower bound when an upstream batches tokens into a
+chunk), and sends that count in a usage chunk marked ``"usage_source": "counted"`` with ``prompt_tokens: null``
+(unknown); failed and aborted streams log the tokens relayed so far. It knows HTTP and chunks, not token ids or
+blocks.
 """
 
 from __future__ import annotations
@@ -13,25 +35,49 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.circuit_breaker import (
+    DEFAULT_COOLDOWN_S,
+    DEFAULT_FAILURE_THRESHOLD,
+    CircuitBreaker,
+    CircuitState,
+)
 from ctxops.serve.config import UpstreamSpec
 from ctxops.serve.errors import APIError, ErrorType, upstream_error
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
-from ctxops.serve.responses import Chunk, Endpoint, is_usage_chunk
+from ctxops.serve.responses import Chunk, Endpoint, is_usage_chunk, usage_chunk
 from ctxops.serve.routing import rank
 from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 
 logger = logging.getLogger("ctxops.serve")
 _PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
+_KEEPALIVE_S = 2.0  # idle pooled connections are closed before an upstream's keep-alive (5 s in uvicorn) ends
+# the request never left the gateway
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class _Retry(Exception):
-    """This upstream failed before answering; try the next one."""
+class _Refused(Exception):
+    """This upstream did not run the request (unreachable, or 429/503): the next one may get it."""
+
+    def __init__(self, message: str, unhealthy: bool) -> None:
+        super().__init__(message)
+        self.unhealthy = unhealthy  # counts against the breaker (unreachable, 503), or not (429)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one relayed stream has carried so far."""
+
+    tokens: int = 0  # completion tokens counted from the content chunks relayed
+    usage: bool = False  # the upstream sent its own usage chunk
+    created: int | None = None  # ``created`` of the upstream's first chunk
 
 
 def discover_model(upstream: UpstreamSpec, timeout_s: float = 10.0) -> str:
@@ -63,10 +109,15 @@ def _error_type(value: Any) -> ErrorType:
 
 
 class UpstreamBackend(Backend):
-    """Forwards to several upstreams by weight, sticky per user, failing over on upstream errors."""
+    """Forwards to several upstreams by weight, sticky per user, failing over only when that is safe."""
 
     def __init__(
-        self, upstreams: tuple[UpstreamSpec, ...], model_name: str, timeout_s: float = 600.0
+        self,
+        upstreams: tuple[UpstreamSpec, ...],
+        model_name: str,
+        timeout_s: float = 600.0,
+        failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
+        cooldown_s: float = DEFAULT_COOLDOWN_S,
     ) -> None:
         if not upstreams:
             raise ValueError("gateway mode needs at least one upstream")
@@ -74,21 +125,22 @@ class UpstreamBackend(Backend):
         self.model_name = model_name
         self.capacity = sum(u.max_concurrency for u in upstreams)  # beyond it requests queue (then 429)
         self.in_flight = {u.url: 0 for u in upstreams}  # requests forwarded to each upstream and not finished
+        self.breakers = {u.url: CircuitBreaker(failure_threshold, cooldown_s) for u in upstreams}
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
         self.upstream_models = {
             u.url: u.model for u in upstreams if u.model
         }  # url -> the upstream's model id
         self.num_running = 0
-        self.on_attempt: Callable[[str, str], None] = lambda upstream, outcome: (
-            None
-        )  # set by the server (metrics)
+        # set by the server (metrics): (upstream name, outcome, circuit open?) once per attempt, when it ends
+        self.on_attempt: Callable[[str, str, bool], None] = lambda upstream, outcome, circuit_open: None
         self.created = int(time.time())
 
     async def start(self) -> None:
         """Open the connection pool (upstreams are not required to be up yet)."""
         timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
-        self.client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=None))
+        limits = httpx.Limits(max_connections=None, keepalive_expiry=_KEEPALIVE_S)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits)
         for upstream in self.upstreams:
             if upstream.model is None:
                 try:
@@ -122,107 +174,210 @@ class UpstreamBackend(Backend):
         }
 
     def _order(self, request: Any, record: RequestRecord) -> list[UpstreamSpec]:
-        """The sticky ranking, with upstreams at their ``max_concurrency`` moved to the end (still tried last)."""
+        """The sticky ranking; upstreams with an open breaker go last, then those at their ``max_concurrency``."""
         sticky = getattr(request, "user", None) or record.key_id
         order = rank([u.url for u in self.upstreams], [u.weight for u in self.upstreams], sticky)
         ranked = [self.upstreams[i] for i in order]
         return sorted(
-            ranked, key=lambda u: self.in_flight[u.url] >= u.max_concurrency
-        )  # stable: keeps the rank
+            ranked,
+            key=lambda u: (not self.breakers[u.url].allows(), self.in_flight[u.url] >= u.max_concurrency),
+        )  # stable: keeps the rank within each group
 
     def _headers(self, upstream: UpstreamSpec) -> dict[str, str]:
         key = upstream.api_key
         return {"Authorization": f"Bearer {key}"} if key else {}
 
+    def _settle(self, upstream: UpstreamSpec, outcome: str, healthy: bool | None, probe: bool) -> None:
+        """One attempt ended: feed the breaker (None: no verdict), log a state change, count the outcome."""
+        breaker = self.breakers[upstream.url]
+        before = breaker.state
+        if healthy is None:
+            breaker.release(probe)
+        elif healthy:
+            breaker.success()
+        else:
+            breaker.failure()
+        after = breaker.state
+        if after is not before:
+            if after is CircuitState.CLOSED:
+                logger.info("upstream %s: circuit closed (it answered again)", upstream.name)
+            elif before is CircuitState.CLOSED:
+                logger.warning(
+                    "upstream %s: circuit open after %d failures in a row; ranked last for %.0f s",
+                    upstream.name, breaker.failures, breaker.cooldown_s,
+                )  # fmt: skip
+            elif after is CircuitState.OPEN:
+                logger.warning(
+                    "upstream %s: the probe failed; circuit open again for %.0f s",
+                    upstream.name,
+                    breaker.cooldown_s,
+                )
+        self.on_attempt(upstream.name, outcome, after is not CircuitState.CLOSED)
+
+    def _begin(self, upstream: UpstreamSpec) -> bool:
+        """An attempt at ``upstream`` starts; True when it is the breaker's half-open probe."""
+        probe = self.breakers[upstream.url].begin()
+        if probe:
+            logger.info("upstream %s: cool-down over; probing it with one request", upstream.name)
+        return probe
+
     # ---- generation ---------------------------------------------------------------------------------------------
     async def stream(
         self, endpoint: Endpoint, request: GenerationRequest, record: RequestRecord
     ) -> AsyncIterator[Chunk]:
-        """Try upstreams in ranked order until one starts streaming; then pass its chunks through."""
+        """Send to upstreams in ranked order until one takes the request; then pass its chunks through."""
         body = request.model_dump(exclude_unset=True)
         body.update(stream=True, stream_options={"include_usage": True})
         record.max_tokens = request.max_output_tokens
+        order = self._order(request, record)
         failures = []
-        for upstream in self._order(request, record):
+        for position, upstream in enumerate(order):
             body["model"] = self.upstream_models.get(upstream.url) or request.model
+            probe = self._begin(upstream)
             try:
-                chunks = await self._open(upstream, endpoint, body, record)
-            except _Retry as exc:
+                response = await self._send(upstream, endpoint, body)
+            except _Refused as exc:
+                outcome = "retried" if position < len(order) - 1 else "failed"
+                self._settle(upstream, outcome, False if exc.unhealthy else None, probe)
                 failures.append(f"{upstream.name}: {exc}")
-                self.on_attempt(upstream.name, "retried")
                 continue
-            self.on_attempt(upstream.name, "ok")
-            self.num_running += 1
-            self.in_flight[upstream.url] += 1
-            try:
+            except APIError as exc:
+                record.upstream = upstream.name
+                rejected = exc.status < 500
+                self._settle(upstream, "rejected" if rejected else "failed", rejected, probe)
+                raise
+            record.upstream = upstream.name
+            async with aclosing(self._relay(upstream, response, endpoint, record, probe)) as chunks:
                 async for item in chunks:
                     yield item
-            finally:
-                self.num_running -= 1
-                self.in_flight[upstream.url] -= 1
-                await chunks.aclose()  # type: ignore[attr-defined]
             return
         raise upstream_error("every upstream failed: " + "; ".join(failures))
 
-    async def _open(
-        self, upstream: UpstreamSpec, endpoint: Endpoint, body: dict[str, Any], record: RequestRecord
-    ) -> AsyncIterator[Chunk]:
-        """Send the request and read its first chunk; raise _Retry if this upstream failed before answering."""
-        assert self.client is not None
-        try:
-            request = self.client.build_request(
-                "POST", upstream.url + _PATHS[endpoint], json=body, headers=self._headers(upstream)
-            )
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise _Retry(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            await response.aclose()
-            raise _Retry(f"answered {response.status_code}")
-        if response.status_code >= 400:
-            raw = await response.aread()
-            await response.aclose()
-            raise _api_error(response.status_code, raw)
-        chunks = self._relay(response, record)
-        try:
-            first = await anext(chunks)
-        except (httpx.HTTPError, StopAsyncIteration) as exc:
-            await chunks.aclose()
-            raise _Retry(f"the stream broke before the first chunk ({type(exc).__name__})") from exc
-        record.upstream = upstream.name
-        return _prepend(first, chunks)
+    async def _send(self, upstream: UpstreamSpec, endpoint: Endpoint, body: dict[str, Any]) -> httpx.Response:
+        """POST the request and wait for the response headers; a 200 response whose body is still to be read.
 
-    async def _relay(self, response: httpx.Response, record: RequestRecord) -> AsyncIterator[Chunk]:
-        """Parse the upstream's SSE stream into chunks, noting timings and usage in the record."""
-        last_token = None
+        Raises :class:`_Refused` when the upstream certainly did not run the request, :class:`APIError` otherwise.
+        """
+        assert self.client is not None
+        request = self.client.build_request(
+            "POST", upstream.url + _PATHS[endpoint], json=body, headers=self._headers(upstream)
+        )
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                item = json.loads(data)
-                if "error" in item:
-                    error = item["error"]
-                    raise APIError(
-                        502, f"the upstream failed mid-stream: {error.get('message')}", type=ErrorType.SERVER
-                    )
-                item["model"], item["id"] = self.model_name, record.request_id  # the gateway's names and ids
-                now = time.perf_counter()
-                if is_usage_chunk(item):
-                    _note_usage(record, item["usage"])
-                elif _has_content(item):
+            response = await self.client.send(request, stream=True)
+        except _NOT_SENT as exc:
+            raise _Refused(f"{type(exc).__name__}: {exc}", unhealthy=True) from exc
+        except httpx.TimeoutException as exc:
+            raise upstream_error(
+                f"upstream {upstream.name} sent no answer within {self.timeout_s:g} s (not retried elsewhere: "
+                "it may still be running the request)",
+                status=504,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise upstream_error(
+                f"upstream {upstream.name} dropped the connection before answering ({type(exc).__name__}: {exc})"
+            ) from exc
+        status = response.status_code
+        if status == 200:
+            return response
+        raw = await response.aread()
+        await response.aclose()
+        error = _api_error(status, raw)
+        if status in (429, 503):
+            raise _Refused(f"answered {status}: {error.message}", unhealthy=status == 503)
+        if 400 <= status < 500:
+            raise error
+        raise upstream_error(f"upstream {upstream.name} answered {status}: {error.message}")
+
+    async def _relay(
+        self,
+        upstream: UpstreamSpec,
+        response: httpx.Response,
+        endpoint: Endpoint,
+        record: RequestRecord,
+        probe: bool,
+    ) -> AsyncIterator[Chunk]:
+        """The accepted response's chunks; the attempt's outcome is settled when the stream ends, however it ends."""
+        tally = _Tally()
+        outcome, healthy = "aborted", None  # unless the stream ends or fails first: the client went away
+        self.num_running += 1
+        self.in_flight[upstream.url] += 1
+        try:
+            try:
+                async with aclosing(self._chunks(response, record, tally)) as chunks:
+                    async for item in chunks:
+                        yield item
+            except httpx.TimeoutException as exc:
+                outcome, healthy = "failed", False
+                raise upstream_error(
+                    f"upstream {upstream.name} sent nothing for {self.timeout_s:g} s mid-answer", status=504
+                ) from exc
+            except (httpx.HTTPError, ValueError) as exc:
+                outcome, healthy = "failed", False
+                raise upstream_error(
+                    f"upstream {upstream.name} broke the stream mid-answer ({type(exc).__name__}: {exc})"
+                ) from exc
+            except APIError:
+                outcome, healthy = "failed", False
+                raise
+            outcome, healthy = "ok", True
+            if not tally.usage:
+                yield self._counted_usage(endpoint, record, tally)
+        finally:
+            self.num_running -= 1
+            self.in_flight[upstream.url] -= 1
+            if not tally.usage:
+                record.completion_tokens = tally.tokens
+                _mark_usage_source(record, "counted")
+            await response.aclose()
+            self._settle(upstream, outcome, healthy, probe)
+
+    async def _chunks(
+        self, response: httpx.Response, record: RequestRecord, tally: _Tally
+    ) -> AsyncIterator[Chunk]:
+        """Parse the upstream's SSE stream into chunks, noting timings, usage and counts."""
+        last_token = None
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            item = json.loads(data)
+            if "error" in item:
+                error = item["error"] if isinstance(item["error"], dict) else {"message": item["error"]}
+                raise upstream_error(f"the upstream failed mid-stream: {error.get('message')}")
+            item["model"], item["id"] = self.model_name, record.request_id  # the gateway's names and ids
+            if tally.created is None:
+                tally.created = item.get("created")
+            now = time.perf_counter()
+            if is_usage_chunk(item):
+                tally.usage = True
+                _note_usage(record, item["usage"])
+            else:
+                tokens = _count_tokens(item)
+                if tokens:
+                    tally.tokens += tokens
                     if record.ttft_s is None:
                         record.ttft_s = record.elapsed()
                     elif last_token is not None:
                         record.token_gaps_s.append(now - last_token)
                     last_token = now
-                for choice in item.get("choices") or []:
-                    record.finish_reason = choice.get("finish_reason") or record.finish_reason
-                yield item
-        finally:
-            await response.aclose()
+            for choice in item.get("choices") or []:
+                record.finish_reason = choice.get("finish_reason") or record.finish_reason
+            yield item
+        raise upstream_error("the upstream closed the stream without sending [DONE]")
+
+    def _counted_usage(self, endpoint: Endpoint, record: RequestRecord, tally: _Tally) -> Chunk:
+        """The usage chunk the upstream did not send: the completion tokens counted, the prompt unknown."""
+        prompt = record.prompt_tokens
+        used = {
+            "prompt_tokens": prompt,
+            "completion_tokens": tally.tokens,
+            "total_tokens": None if prompt is None else prompt + tally.tokens,
+            "usage_source": "counted",
+        }
+        created = tally.created if isinstance(tally.created, int) else int(record.created_at)
+        return usage_chunk(endpoint, record.request_id, created, self.model_name, used)
 
     # ---- tokenizer endpoints ------------------------------------------------------------------------------------
     async def tokenize(self, request: TokenizeRequest, record: RequestRecord) -> dict[str, Any]:
@@ -234,6 +389,7 @@ class UpstreamBackend(Backend):
         return await self._forward("/detokenize", request, record)
 
     async def _forward(self, path: str, request: Any, record: RequestRecord) -> dict[str, Any]:
+        """Tokenizer calls change nothing upstream, so any failure moves them on (they do not feed breakers)."""
         assert self.client is not None
         failures = []
         for upstream in self._order(request, record):
@@ -255,20 +411,17 @@ class UpstreamBackend(Backend):
         raise upstream_error("every upstream failed: " + "; ".join(failures))
 
 
-async def _prepend(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    try:
-        yield first
-        async for item in rest:
-            yield item
-    finally:
-        await rest.aclose()  # type: ignore[attr-defined]
-
-
-def _has_content(item: Chunk) -> bool:
+def _count_tokens(item: Chunk) -> int:
+    """Completion tokens in one chunk: its logprob entries when it has them, else one per choice with text."""
+    count = 0
     for choice in item.get("choices") or []:
-        if choice.get("text") or (choice.get("delta") or {}).get("content"):
-            return True
-    return False
+        logprobs = choice.get("logprobs") or {}
+        entries = logprobs.get("content") or logprobs.get("tokens") if isinstance(logprobs, dict) else None
+        if entries:
+            count += len(entries)
+        elif choice.get("text") or (choice.get("delta") or {}).get("content"):
+            count += 1
+    return count
 
 
 def _note_usage(record: RequestRecord, used: dict[str, Any]) -> None:
@@ -276,3 +429,10 @@ def _note_usage(record: RequestRecord, used: dict[str, Any]) -> None:
     record.completion_tokens = used.get("completion_tokens")
     details = used.get("prompt_tokens_details") or {}
     record.cached_tokens = details.get("cached_tokens")
+    _mark_usage_source(record, "upstream")
+
+
+def _mark_usage_source(record: RequestRecord, source: str) -> None:
+    """Note where the token counts came from, once the request log has a ``usage_source`` column for it."""
+    if "usage_source" in RequestRecord.__dataclass_fields__:
+        setattr(record, "usage_source", source)  # noqa: B010 (the field may not exist in this version)
