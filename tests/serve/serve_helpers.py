@@ -26,15 +26,23 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m ctxops serve ...` in a subprocess; output goes to a file (a full pipe would stall it)."""
 
-    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        workdir: Path,
+        name: str,
+        launcher: list[str] | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/v1"
         self.log_path = workdir / f"{name}-requests.db"
         self.output = workdir / f"{name}.out"
-        cmd = [sys.executable, "-m", "ctxops", "serve", *args, "--port", str(self.port),
+        launcher = launcher or ["-m", "ctxops"]  # or a script that injects a fault, then runs the same CLI
+        cmd = [sys.executable, *launcher, "serve", *args, "--port", str(self.port),
                "--request-log", str(self.log_path)]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdout=self.output.open("w"), stderr=subprocess.STDOUT, env=env)
         self._ready = False
 

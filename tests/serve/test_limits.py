@@ -35,7 +35,14 @@ def test_auth(limited_server):
         assert time.monotonic() < deadline, "the request log never showed both key ids"
         time.sleep(0.05)
     assert all("sk-" not in (r["key_id"] or "") for r in read_rows(limited_server.log_path))
-    assert httpx.get(limited_server.base + "/health").status_code == 200  # health and metrics need no key
+    assert httpx.get(limited_server.base + "/health").status_code == 200  # load balancers probe without a key
+    # /metrics shows traffic (and a gateway's upstream hosts): with keys set it needs one, as /openapi.json does
+    for path in ("/metrics", "/openapi.json"):
+        assert httpx.get(limited_server.base + path).status_code == 401
+        assert (
+            httpx.get(limited_server.base + path, headers={"Authorization": "Bearer sk-two"}).status_code
+            == 200
+        )
 
 
 def test_queue_full_is_429_then_sigterm_drains(limited_server):

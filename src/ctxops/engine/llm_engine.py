@@ -24,7 +24,7 @@ from ctxops.engine.config import EngineConfig
 from ctxops.engine.kv_cache import CacheInfo, plan_cache
 from ctxops.engine.model_runner import ModelRunner
 from ctxops.engine.outputs import CompletionOutput, Logprob, RequestOutput
-from ctxops.engine.sampler import SampleResult
+from ctxops.engine.sampler import SampleFailure, SampleResult
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.engine.scheduler import ScheduledSequence, Scheduler
 from ctxops.engine.sequence import FinishReason, Sequence
@@ -194,6 +194,7 @@ class LLMEngine:
             if s.seq.press_pending and s.seq.num_computed_tokens + s.num_new_tokens == s.seq.press_length
         ]
         results, failed = self._run_isolated(out.scheduled, banned)
+        failed.update({seq.request_id: r.error for seq, r in results if isinstance(r, SampleFailure)})
         self._check_broken(len(out.scheduled), failed)
         self.scheduler.advance([s for s in out.scheduled if s.seq.request_id not in failed])
         for seq in pressing:
@@ -221,14 +222,18 @@ class LLMEngine:
     # ---- failures ---------------------------------------------------------------------------------------------
     def _run_isolated(
         self, scheduled: list[ScheduledSequence], banned: dict[str, list[int]]
-    ) -> tuple[list[tuple[Sequence, SampleResult]], dict[str, BaseException]]:
-        """Run the step; if it raises, run each request alone so only the failing ones fail."""
+    ) -> tuple[list[tuple[Sequence, SampleResult | SampleFailure]], dict[str, BaseException]]:
+        """Run the step; if it raises, run each request alone so only the failing ones fail.
+
+        The failed batch raised before sampling (sampling failures come back per row), so the reruns compute the
+        same KV and draw the same samples as the batch would have.
+        """
         try:
             return self.runner.run(scheduled, banned), {}
         except Exception as exc:
             if len(scheduled) == 1:
                 return [], {scheduled[0].seq.request_id: exc}
-        results: list[tuple[Sequence, SampleResult]] = []
+        results: list[tuple[Sequence, SampleResult | SampleFailure]] = []
         failed: dict[str, BaseException] = {}
         for s in scheduled:
             try:

@@ -18,7 +18,7 @@ import torch
 from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.kv_cache import CacheInfo, allocate_cache
 from ctxops.engine.kv_press import PressKind, PressScores, num_kept, select_tokens
-from ctxops.engine.sampler import Sampler, SampleResult
+from ctxops.engine.sampler import SampleFailure, Sampler, SampleResult
 from ctxops.engine.scheduler import ScheduledSequence
 from ctxops.engine.sequence import Sequence
 from ctxops.models.attention import (
@@ -338,7 +338,10 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, scheduled: list[ScheduledSequence], banned: dict[str, list[int]]) -> list[tuple]:
-        """Run one step; return (sequence, SampleResult) for every sequence that produced a token."""
+        """Run one step; return (sequence, SampleResult) for every sequence that produced a token.
+
+        A row whose sampling raised comes back as a :class:`SampleFailure` for the engine to fail that request.
+        """
         if not scheduled:
             return []
         ids, positions, meta, sample_rows = self.prepare(scheduled)
@@ -347,7 +350,7 @@ class ModelRunner:
             return []
         logits = self.run_model(ids, positions, meta, [r for r, _ in sample_rows])
         seqs = [s.seq for _, s in sample_rows]
-        results: list[SampleResult] = self.sampler.sample(
+        results: list[SampleResult | SampleFailure] = self.sampler.sample(
             logits,
             [seq.request_id for seq in seqs],
             [seq.params for seq in seqs],

@@ -24,6 +24,13 @@ class SampleResult:
     top_logprobs: list[tuple[int, float]] | None = None  # (token id, logprob), best first
 
 
+@dataclass(slots=True)
+class SampleFailure:
+    """Sampling one row raised: that request fails, the other rows of the batch keep their tokens."""
+
+    error: BaseException
+
+
 def _truncate(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Mask everything outside the top-k and the top-p nucleus with -inf. (V,) in, (V,) out."""
     if top_k and top_k < logits.shape[-1]:
@@ -64,19 +71,23 @@ class Sampler:
         request_ids: list[str],
         params: list[SamplingParams],
         banned: list[list[int]],  # per row: token ids not allowed yet (eos under min_tokens)
-    ) -> list[SampleResult]:
+    ) -> list[SampleResult | SampleFailure]:
         for row, ids in enumerate(banned):
             if ids:
                 logits[row, ids] = float("-inf")
         greedy = logits.argmax(-1).tolist()
         want_logprobs = any(p.logprobs is not None for p in params)
         logprobs = logits.log_softmax(-1) if want_logprobs else None
-        results = []
+        results: list[SampleResult | SampleFailure] = []
         for row, (rid, p) in enumerate(zip(request_ids, params, strict=True)):
-            token = greedy[row] if p.is_greedy else self._sample_row(logits[row], rid, p)
-            result = SampleResult(token)
-            if logprobs is not None and p.logprobs is not None:
-                self._fill_logprobs(result, logprobs[row], p.logprobs)
+            try:  # one row's failure is its request's alone (rerunning the batch would re-advance the generators)
+                token = greedy[row] if p.is_greedy else self._sample_row(logits[row], rid, p)
+                result = SampleResult(token)
+                if logprobs is not None and p.logprobs is not None:
+                    self._fill_logprobs(result, logprobs[row], p.logprobs)
+            except Exception as exc:
+                results.append(SampleFailure(exc))
+                continue
             results.append(result)
         return results
 
