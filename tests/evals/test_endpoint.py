@@ -7,7 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -77,3 +79,58 @@ def test_endpoint_unknown_model_name(server, tmp_path):
         cli, ["eval", "--endpoint", server, "--model-name", "nope", "--out", str(tmp_path / "r")]
     )
     assert result.exit_code != 0 and "does not serve 'nope'" in result.output
+
+
+class _NoUsageServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server of the kind that streams text but no usage and has no /tokenize."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self._reply(200, "application/json", json.dumps({"data": [{"id": "stub"}]}).encode())
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if not self.path.endswith(("/completions", "/chat/completions")):
+            self._reply(404, "application/json", b'{"error": {"message": "not found"}}')
+            return
+        chat = self.path.endswith("/chat/completions")
+        chunks = [{"delta": {"content": word}} if chat else {"text": word} for word in ("no", " idea")]
+        events = [{"choices": [chunk]} for chunk in chunks]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        self._reply(200, "text/event-stream", body.encode())
+
+    def _reply(self, status, kind, body):
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def no_usage_server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NoUsageServer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _stub_eval(url, out, api):
+    args = ["eval", "--endpoint", url, "--model-name", "stub", "--api", api, "--tasks", "niah_single_1",
+            "--lengths", "1k", "--samples", "3", "--depths", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    return CliRunner().invoke(cli, args)
+
+
+def test_samples_without_server_token_counts_are_counted(no_usage_server, tmp_path):
+    result = _stub_eval(no_usage_server, tmp_path / "run", "completions")
+    assert result.exit_code == 0, result.output
+    message = "3 of 3 samples have no token counts from the server"
+    assert message in result.stderr and "TPOT leave them out" in result.stderr
+    assert "stream_options.include_usage" in result.stderr
+    report = CliRunner().invoke(cli, ["report", str(tmp_path / "run")], env={"COLUMNS": "400"})
+    assert report.exit_code == 0 and message in " ".join(report.output.split())
+    assert message in json.loads((tmp_path / "run" / "summary.json").read_text())["warnings"][0]

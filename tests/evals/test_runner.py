@@ -119,3 +119,65 @@ def test_report_and_compare_refuse_a_directory_that_is_not_a_run(tmp_path):
     assert result.exit_code != 0 and "not a ctxops eval run (no run.json)" in result.output
     result = CliRunner().invoke(cli, ["compare", str(tmp_path), str(tmp_path / "missing")])
     assert result.exit_code != 0 and "not a ctxops eval run" in result.output
+
+
+def _interrupted_run(tmp_path, echo_target, done=5) -> RunDir:
+    run_dir = RunDir(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run_eval(CONFIG, echo_target(fail_after=done), run_dir, show_progress=False))
+    return run_dir
+
+
+def _valid_jsonl(path) -> list[dict]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_report_names_a_torn_last_line_and_a_corrupt_middle_line(tmp_path, echo_target):
+    run_dir = _interrupted_run(tmp_path, echo_target)
+    lines = run_dir.samples_path.read_text().splitlines()
+    lines[2] = lines[2][:30]  # a corrupt line in the middle
+    run_dir.samples_path.write_text("\n".join(lines) + '\n{"task": "vt", "leng')  # and a torn tail
+    result = CliRunner().invoke(cli, ["report", str(run_dir.path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "2 lines without a sample record (line 3: not JSON" in text
+    assert "line 6: cut short (the run stopped mid-write)" in text
+    assert "leaves their samples out; rerun the same `ctxops eval` command" in text
+    summary = json.loads(run_dir.file("summary.json").read_text())
+    assert summary["num_samples"] == 4 and "line 3" in summary["warnings"][0]
+    assert "line 6: cut short" in run_dir.file("report.html").read_text()
+
+
+def test_resume_reruns_the_samples_of_bad_lines_once_and_keeps_valid_jsonl(tmp_path, echo_target):
+    run_dir = _interrupted_run(tmp_path, echo_target)
+    lines = run_dir.samples_path.read_bytes().split(b"\n")
+    lost = json.loads(lines[1])
+    lines[1] = lines[1][:25]  # corrupt in the middle: this sample must run again
+    torn = json.dumps({"task": "vt", "output": "café"}, ensure_ascii=False).encode()[:-4]  # cut inside "é"
+    run_dir.samples_path.write_bytes(b"\n".join(lines[:5]) + b"\n" + torn)
+    target = echo_target()
+    outcome = asyncio.run(run_eval(CONFIG, target, run_dir, show_progress=False))
+    assert outcome.skipped == 4 and outcome.done == 8 and target.calls == 8
+    assert len(outcome.warnings) == 1
+    assert "2 lines without a sample record (line 2: not JSON" in outcome.warnings[0]
+    assert "line 6: cut short" in outcome.warnings[0] and "run again" in outcome.warnings[0]
+    records = _valid_jsonl(run_dir.samples_path)
+    assert len(records) == 12 and len({record_key(r) for r in records}) == 12
+    assert record_key(lost) in {record_key(r) for r in records}
+    assert (
+        run_dir.file("samples.rejected.txt").read_bytes() == lines[1] + b"\n" + torn + b"\n"
+    )  # nothing lost
+    again = asyncio.run(run_eval(CONFIG, echo_target(), run_dir, show_progress=False))
+    assert again.done == 0 and again.warnings == []
+
+
+def test_a_last_record_missing_only_its_newline_is_kept(tmp_path, echo_target):
+    run_dir = _interrupted_run(tmp_path, echo_target)
+    run_dir.samples_path.write_bytes(run_dir.samples_path.read_bytes().rstrip(b"\n"))
+    assert len(list(run_dir.records())) == 5  # a whole record: only the newline is missing
+    target = echo_target()
+    outcome = asyncio.run(run_eval(CONFIG, target, run_dir, show_progress=False))
+    assert outcome.skipped == 5 and target.calls == 7 and outcome.warnings == []
+    assert len(_valid_jsonl(run_dir.samples_path)) == 12

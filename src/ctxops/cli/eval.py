@@ -120,14 +120,19 @@ def eval_command(**options) -> None:
         outcome = asyncio.run(run_eval(config, target, run_dir, show_progress=not options["no_progress"]))
     except (TargetError, TaskError, RunDirError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for warning in getattr(target, "warnings", []):
+    for warning in [*getattr(target, "warnings", []), *outcome.warnings]:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(
         f"{outcome.done} samples run, {outcome.skipped} already done, {outcome.failed} failed", err=True
     )
     for error in outcome.errors[:5]:
         click.secho(f"  failed {error}", fg="red", err=True)
-    write_reports(run_dir, threshold=options["threshold"])
+    try:
+        summary = write_reports(run_dir, threshold=options["threshold"])
+    except RunDirError as exc:  # nothing finished: every sample failed
+        raise click.ClickException(f"{exc}; {outcome.failed} samples failed, rerun to retry them") from exc
+    for warning in summary["warnings"]:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if outcome.failed:
         raise click.ClickException(f"{outcome.failed} samples failed; rerun the same command to retry them")
 
@@ -170,6 +175,8 @@ def _sweep(config, options: dict) -> None:
             raise click.ClickException(f"{name}: {exc}") from exc
         failed += outcome.failed
         summary = write_reports(run_dir, threshold=options["threshold"])
+        for warning in [*outcome.warnings, *summary["warnings"]]:
+            click.secho(f"warning: {name}: {warning}", fg="yellow", err=True)
         entries.append((overrides, summary, run_dir.read_run()))
     sweep = summarize_sweep(entries)
     out = Path(options["out"])

@@ -9,22 +9,38 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ctxops.evals import report_html
 from ctxops.evals.config import format_length
-from ctxops.evals.rundir import REPORT_FILE, SUMMARY_FILE, RunDir, RunDirError
+from ctxops.evals.rundir import REPORT_FILE, SUMMARY_FILE, RunDir, RunDirError, describe_bad_lines
 from ctxops.evals.stats import RULER_THRESHOLD
 from ctxops.evals.summary import summarize
 
 
 def write_reports(run_dir: RunDir, threshold: float = RULER_THRESHOLD) -> dict[str, Any]:
-    """Write summary.json and report.html into ``run_dir``; returns the summary."""
+    """Write summary.json and report.html into ``run_dir``; returns the summary.
+
+    Its ``warnings`` name what the numbers leave out: lines of samples.jsonl without a record, samples without
+    token counts.
+    """
     run = run_dir.read_run()
-    records = list(run_dir.records())
-    if not records:
-        raise RunDirError(f"{run_dir.path}: the run has no finished samples yet; nothing to report")
-    summary = summarize(records, run, threshold)
+    samples = run_dir.read_samples()
+    skipped = describe_bad_lines(
+        run_dir.samples_path,
+        samples.bad_lines,
+        "skipped, so this report leaves their samples out; rerun the same `ctxops eval` command with this --out "
+        "to run them again",
+    )
+    if not samples.records:
+        raise RunDirError(
+            f"{run_dir.path}: the run has no finished samples yet; nothing to report"
+            + (f". {skipped}" if skipped else "")
+        )
+    summary = summarize(samples.records, run, threshold)
+    if skipped:
+        summary["warnings"] = [skipped, *summary["warnings"]]
     run_dir.write_json(SUMMARY_FILE, summary)
     run_dir.file(REPORT_FILE).write_text(report_html.render(summary, run), encoding="utf-8")
     return summary
@@ -58,6 +74,8 @@ def print_table(summary: dict[str, Any], console: Console | None = None) -> None
     ttft = [summary["latency"][str(n)]["ttft_s"]["p50"] for n in lengths]
     table.add_row("[dim]TTFT p50 (ms)[/dim]", *("-" if t is None else f"{t * 1000:.0f}" for t in ttft))
     console.print(table)
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     eff = summary["effective_length"]
 
     def show(value: int | None) -> str:

@@ -20,6 +20,7 @@ table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 0.25r
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; } tr:nth-child(even) { background: #fafafa; }
 .ci { color: #777; font-size: 0.75rem; } .headline { font-size: 1.05rem; } .chart svg { max-width: 100%; height: auto; }
 pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.75rem; }
+.warning { background: #fff6d6; border-left: 4px solid #e0a800; padding: 0.4rem 0.75rem; }
 """
 
 
@@ -88,6 +89,7 @@ def render(summary: dict[str, Any], run: dict[str, Any]) -> str:
     sections = [
         f"<h1>ctxops eval: {_e(name)}</h1>",
         f"<p>{summary['num_samples']} samples · status {_e(run.get('status'))} · {_e(run.get('updated'))}</p>",
+        *(f'<p class="warning">warning: {_e(w)}</p>' for w in summary.get("warnings", [])),
         headline(summary),
         "<h2>Score by task and length</h2>",
         task_table(summary),

@@ -2,9 +2,11 @@
 
 ``run.json`` (provenance), ``samples.jsonl`` (one line per finished sample), and the ``summary.json`` / ``report.html`` derived from them.
 
-Records are appended and flushed one at a time, so a run killed at any moment leaves a valid partial run; a torn
-last line (the process died mid-write) is cut off before the next append. This module knows files and JSON, not
-models or statistics.
+Records are appended and flushed one at a time, so a run killed at any moment leaves a valid partial run. Readers
+skip a line that holds no record (a torn last line: the process died mid-write; or a corrupt line anywhere) and
+report it as a :class:`BadLine`, never silently. Before a resumed run appends, :meth:`RunDir.repair` moves such
+lines into ``samples.rejected.txt`` (nothing is thrown away) and leaves ``samples.jsonl`` valid JSONL, so the
+samples they held are run again, once. This module knows files and JSON, not models or statistics.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
+REJECTED_FILE = "samples.rejected.txt"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
+_SHOWN_LINES = 10  # bad line numbers a message lists before "..."
+TORN = "cut short (the run stopped mid-write)"  # the reason given for an unterminated, unreadable last line
 
 
 class RunDirError(ValueError):
@@ -34,6 +40,61 @@ def record_key(record: dict[str, Any]) -> tuple[str, int, float | None, int]:
         None if depth is None else round(float(depth), 6),
         int(record["seed"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A ``samples.jsonl`` line that holds no record."""
+
+    number: int  # 1-based line number
+    reason: str
+    text: bytes  # the line as it was on disk, without its newline
+
+    @property
+    def torn(self) -> bool:
+        """The unterminated last line: a write cut short when the run was killed."""
+        return self.reason == TORN
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """What ``samples.jsonl`` holds: its records in file order, and the lines that hold none."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: list[BadLine] = field(default_factory=list)
+
+
+def describe_bad_lines(path: Path, bad_lines: list[BadLine], consequence: str) -> str | None:
+    """One message naming the lines of ``path`` without a record and why, then ``consequence``; None if none."""
+    if not bad_lines:
+        return None
+    shown = "; ".join(f"line {b.number}: {b.reason}" for b in bad_lines[:_SHOWN_LINES])
+    if len(bad_lines) > _SHOWN_LINES:
+        shown += f"; and {len(bad_lines) - _SHOWN_LINES} more"
+    count = f"{len(bad_lines)} line{'s' if len(bad_lines) > 1 else ''}"
+    return f"{path}: {count} without a sample record ({shown}); {consequence}"
+
+
+def parse_samples(data: bytes) -> Samples:
+    """Split ``samples.jsonl`` bytes into records and bad lines (a torn last line is one of them)."""
+    lines = data.split(b"\n")
+    samples = Samples()
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        last = number == len(lines)  # no newline after it
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            record_key(record)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = TORN if last else f"not JSON ({exc})"
+            samples.bad_lines.append(BadLine(number, reason, raw))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            reason = "JSON but not a sample record (task, length, depth and seed are required)"
+            samples.bad_lines.append(BadLine(number, reason, raw))
+        else:
+            samples.records.append(record)
+    return samples
 
 
 class RunDir:
@@ -84,34 +145,51 @@ class RunDir:
         return file
 
     # ---- samples.jsonl --------------------------------------------------------------------------------------
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record in file order (a torn last line is skipped; a bad line elsewhere raises)."""
+    def read_samples(self) -> Samples:
+        """Every record of ``samples.jsonl`` in file order, and the lines that hold none."""
         if not self.samples_path.is_file():
-            return
-        lines = self.samples_path.read_text(encoding="utf-8").split("\n")
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                if number == len(lines):  # the last line, unterminated: a write that was cut short
-                    return
-                raise RunDirError(f"{self.samples_path}:{number}: not a JSON record ({exc})") from exc
+            return Samples()
+        return parse_samples(self.samples_path.read_bytes())
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every complete record in file order; lines without one are skipped (see :meth:`read_samples`)."""
+        yield from self.read_samples().records
 
     def finished_keys(self) -> set[tuple[str, int, float | None, int]]:
         """Keys of the samples already recorded."""
         return {record_key(r) for r in self.records()}
 
-    def repair(self) -> None:
-        """Cut a torn last line so the next append starts on a fresh line."""
+    def repair(self) -> list[BadLine]:
+        """Make ``samples.jsonl`` valid JSONL before appending; returns the lines it took out.
+
+        Lines without a record (a torn tail, a corrupt line) are appended to ``samples.rejected.txt`` and the
+        file is rewritten without them, atomically; a complete last record that only lacks its newline gets one.
+        """
         path = self.samples_path
-        if not path.is_file() or path.stat().st_size == 0:
-            return
+        if not path.is_file():
+            return []
         data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            with path.open("r+b") as handle:
-                handle.truncate(data.rfind(b"\n") + 1)
+        samples = parse_samples(data)
+        if not samples.bad_lines:
+            if data and not data.endswith(b"\n"):
+                with path.open("ab") as handle:  # the record is whole; only its newline was lost
+                    handle.write(b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            return []
+        with (self.path / REJECTED_FILE).open("ab") as handle:
+            handle.write(b"".join(b.text + b"\n" for b in samples.bad_lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        bad = {b.number for b in samples.bad_lines}
+        kept = [line for n, line in enumerate(data.split(b"\n"), 1) if n not in bad and line.strip()]
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("wb") as handle:
+            handle.write(b"".join(line + b"\n" for line in kept))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return samples.bad_lines
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record and push it to disk."""

@@ -3,7 +3,8 @@
 It builds each sample, sends it to the target with bounded concurrency, scores it, and appends the record to ``samples.jsonl`` the moment it finishes.
 
 Samples already in the run directory are skipped, so rerunning the same command resumes an interrupted run and
-never repeats or duplicates a sample. A sample the target fails on (after the target's own retries) is not
+never repeats or duplicates a sample; a line of ``samples.jsonl`` without a record (cut short by a kill, or corrupt)
+is moved aside first and its sample run again, with a warning. A sample the target fails on (after the target's own retries) is not
 recorded; the run ends ``partial`` and a rerun tries it again. Building a sample (tokenizer work, maybe HTTP
 ``/tokenize`` calls) runs in worker threads so requests keep flowing. The runner knows tasks and targets through
 their interfaces, not engines or HTTP.
@@ -30,7 +31,7 @@ from rich.progress import (
 from ctxops.evals import provenance
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.haystack import Haystack
-from ctxops.evals.rundir import RUN_FILE, RunDir
+from ctxops.evals.rundir import REJECTED_FILE, RUN_FILE, RunDir, describe_bad_lines
 from ctxops.evals.sample import Sample, SampleSpec
 from ctxops.evals.scoring import score
 from ctxops.evals.targets.base import Completion, Target, TargetError
@@ -46,6 +47,7 @@ class RunOutcome:
     done: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the user: what was repaired before the run
 
     @property
     def complete(self) -> bool:
@@ -122,11 +124,18 @@ class Runner:
     async def run(self, show_progress: bool = True) -> RunOutcome:
         """Run every planned sample not yet recorded; returns what happened."""
         self._write_run()
-        self.run_dir.repair()
+        rejected = self.run_dir.repair()
         finished = self.run_dir.finished_keys()
         plan = self.config.plan()
         todo = [s for s in plan if s.key not in finished]
         outcome = RunOutcome(planned=len(plan), skipped=len(plan) - len(todo))
+        moved = describe_bad_lines(
+            self.run_dir.samples_path,
+            rejected,
+            f"moved to {self.run_dir.file(REJECTED_FILE)}; the samples they held are run again",
+        )
+        if moved:
+            outcome.warnings.append(moved)
         if todo:
             await self._check_buildable(todo)
         queue: asyncio.Queue[SampleSpec] = asyncio.Queue()

@@ -1,7 +1,8 @@
 """Turn a run's records into ``summary.json``.
 
 It holds per task × length scores with Wilson intervals, the depth × length
-grid, latency percentiles per length, and effective context length under both definitions.
+grid, latency percentiles per length, effective context length under both definitions, and warnings about what
+the numbers leave out (samples without the target's token counts).
 
 Scores are RULER's (mean per-sample score × 100). The per-length "all tasks" score pools every sample at that
 length, which equals RULER's mean over tasks when each task has the same number of samples. This module knows
@@ -49,6 +50,38 @@ def latency(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def token_count_warnings(records: list[dict[str, Any]], run: dict[str, Any]) -> list[str]:
+    """A warning when samples lack the target's own prompt or output token counts (an endpoint sent no usage)."""
+    no_prompt = sum(r.get("prompt_tokens") is None for r in records)
+    no_output = sum(r.get("output_tokens") is None for r in records)
+    if not (no_prompt or no_output):
+        return []
+    endpoint = (run.get("target") or {}).get("kind") == "endpoint"
+    source = "the server" if endpoint else "the target"
+    prompt_effect = "prompt tokens fall back to the client-side count, input_tokens"
+    output_effect = "mean output tokens and TPOT leave them out"
+    if no_prompt == no_output:
+        parts = [
+            f"{no_prompt} of {len(records)} samples have no token counts from {source} ({prompt_effect}; {output_effect})"
+        ]
+    else:
+        parts = [
+            f"{count} of {len(records)} samples have no {kind} token count from {source} ({effect})"
+            for count, kind, effect in (
+                (no_prompt, "prompt", prompt_effect),
+                (no_output, "output", output_effect),
+            )
+            if count
+        ]
+    fix = (
+        "its responses carried no usage; use a server that reports usage when streaming "
+        "(stream_options.include_usage: vLLM, SGLang, ctxops serve)"
+        if endpoint
+        else "the target reported no usage"
+    )
+    return ["; ".join(parts) + f": {fix}"]
+
+
 def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the first record of each key (a hand-merged file may repeat one)."""
     seen: dict[tuple, dict[str, Any]] = {}
@@ -75,6 +108,7 @@ def summarize(
     tasks = [t for t in tasks if any((t, n) in by_cell for n in lengths)]
     overall = {n: cell(by_length[n]) for n in lengths}
     return {
+        "warnings": token_count_warnings(records, run),
         "run": {
             k: run.get(k)
             for k in ("ctxops_version", "created", "updated", "status", "target", "tasks", "lengths")
