@@ -98,6 +98,7 @@ class LocalTarget(Target):
         return self.llm.engine.max_model_len
 
     async def generate(self, sample: Sample) -> Completion:
+        from ctxops.engine.llm import RequestFailedError
         from ctxops.engine.sampling_params import SamplingParams
 
         ids = self._counter.encode(sample.prompt, sample.answer_prefix)
@@ -113,7 +114,7 @@ class LocalTarget(Target):
                 if ttft is None and out.outputs[0].token_ids:
                     ttft = time.perf_counter() - start
                 last = out
-        except ValueError as exc:  # too long for max_model_len, empty prompt
+        except (ValueError, RequestFailedError) as exc:  # too long, empty prompt, or it failed in the engine
             raise TargetError(str(exc)) from exc
         e2e = time.perf_counter() - start
         if last is None:
