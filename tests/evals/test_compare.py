@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -41,6 +42,7 @@ def test_identical_runs_pass(runs):
     assert result["verdict"] == "no significant change" and result["paired"] == 80
     assert result["overall"]["delta"] == 0 and result["overall"]["mcnemar_p"] == 1.0
     assert result["different_prompts"] == 0
+    assert result["setting_differences"] == [] and result["unreadable_lines"] == {"a": [], "b": []}
 
 
 def test_planted_regression_is_flagged(runs):
@@ -69,3 +71,14 @@ def test_cli_fail_on_regression(runs):
     assert bad.exit_code == 1 and "regression" in bad.output
     as_json = CliRunner().invoke(cli, ["compare", str(runs["a"].path), str(runs["worse"].path), "--json"])
     assert as_json.exit_code == 0 and json.loads(as_json.output)["verdict"] == "regression"
+
+
+def test_lines_without_a_record_are_counted_not_compared(runs, tmp_path):
+    copy = RunDir(shutil.copytree(runs["a2"].path, tmp_path / "a2"))
+    lines = copy.samples_path.read_text().splitlines()
+    lines[2] = lines[2][:40]
+    copy.samples_path.write_text("\n".join(lines) + "\n")
+    result = compare_runs(runs["a"], copy, resamples=200)
+    assert result["unreadable_lines"] == {"a": [], "b": [3]} and result["only_in_a"] == 1
+    shown = CliRunner().invoke(cli, ["compare", str(runs["a"].path), str(copy.path)], env={"COLUMNS": "300"})
+    assert "1 samples.jsonl lines without a record (line 3) were left out" in " ".join(shown.output.split())

@@ -119,9 +119,9 @@ def no_usage_server():
     httpd.server_close()
 
 
-def _stub_eval(url, out, api):
+def _stub_eval(url, out, api, *extra):
     args = ["eval", "--endpoint", url, "--model-name", "stub", "--api", api, "--tasks", "niah_single_1",
-            "--lengths", "1k", "--samples", "3", "--depths", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+            "--lengths", "1k", "--samples", "3", "--depths", "1", "--out", str(out), "--no-progress", *extra]  # fmt: skip
     return CliRunner().invoke(cli, args)
 
 
@@ -134,3 +134,24 @@ def test_samples_without_server_token_counts_are_counted(no_usage_server, tmp_pa
     report = CliRunner().invoke(cli, ["report", str(tmp_path / "run")], env={"COLUMNS": "400"})
     assert report.exit_code == 0 and message in " ".join(report.output.split())
     assert message in json.loads((tmp_path / "run" / "summary.json").read_text())["warnings"][0]
+
+
+def test_compare_names_the_settings_run_json_records_differently(no_usage_server, tmp_path, tiny_model_dir):
+    exact = _stub_eval(no_usage_server, tmp_path / "a", "completions", "--tokenizer", str(tiny_model_dir))
+    estimated = _stub_eval(no_usage_server, tmp_path / "b", "chat")  # no answer prefix, lengths estimated
+    assert exact.exit_code == 0 and estimated.exit_code == 0, exact.output + estimated.output
+    result = CliRunner().invoke(
+        cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b")], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "target.answer_prefix: 'sent' vs 'omitted (chat API)'" in text
+    assert "target.tokenizer: 'local tokenizer" in text and "lengths_exact: True vs False" in text
+    assert "3 pairs whose prompts differ (see the recorded differences above)" in text
+    assert "different tokenizer or haystack?" not in text
+    data = json.loads(
+        CliRunner().invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]).output
+    )
+    fields = {d["field"] for d in data["setting_differences"]}
+    assert {"target.answer_prefix", "target.api", "target.tokenizer", "lengths_exact"} <= fields
+    assert "target.url" not in fields  # the same server: not a difference

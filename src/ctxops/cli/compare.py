@@ -66,15 +66,45 @@ def compare(
             )  # fmt: skip
         console = Console()
         console.print(table)
-        for key, text in (
-            ("only_in_a", "only in A"),
-            ("only_in_b", "only in B"),
-            ("different_prompts", "pairs whose prompts differ"),
-        ):
-            if result[key]:
-                console.print(f"[yellow]warning:[/yellow] {result[key]} samples {text} (not compared)" if key != "different_prompts"
-                              else f"[yellow]warning:[/yellow] {result[key]} {text} (different tokenizer or haystack?)")  # fmt: skip
+        _print_notes(console, result)
         colour = {"regression": "red", "improvement": "green"}.get(result["verdict"], "white")
         console.print(f"verdict: [bold {colour}]{result['verdict']}[/bold {colour}]")
     if fail_on_regression and result["verdict"] == "regression":
         raise SystemExit(1)
+
+
+def _print_notes(console, result: dict) -> None:
+    """What run.json records differently, then what could not be compared, before any guess about causes."""
+    from rich.markup import escape
+
+    differences = result["setting_differences"]
+    if differences:
+        console.print("[bold]recorded differences (run.json), A vs B:[/bold]")
+        for d in differences:
+            why = f" [dim]- {escape(d['why'])}[/dim]" if d["why"] else ""
+            console.print(
+                f"  {escape(d['field'])}: {escape(repr(d['a']))} vs {escape(repr(d['b']))}{why}",
+                highlight=False,
+            )
+    for side in ("a", "b"):
+        lines = result["unreadable_lines"][side]
+        if lines:
+            shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+            console.print(
+                f"[yellow]warning:[/yellow] {escape(result[side])}: {len(lines)} samples.jsonl lines without a "
+                f"record (line {shown}) were left out; `ctxops report` says why",
+                highlight=False,
+            )
+    for key, text in (("only_in_a", "only in A"), ("only_in_b", "only in B")):
+        if result[key]:
+            console.print(f"[yellow]warning:[/yellow] {result[key]} samples {text} (not compared)")
+    if result["different_prompts"]:
+        cause = (
+            "see the recorded differences above"
+            if differences
+            else "run.json records no difference in target, tokenizer or haystack: were the runs made with "
+            "different ctxops builds of the same version?"
+        )
+        console.print(
+            f"[yellow]warning:[/yellow] {result['different_prompts']} pairs whose prompts differ ({cause})"
+        )

@@ -3,8 +3,9 @@
 Samples are paired by (task, length, depth, seed). Two tests, overall and per length: the exact McNemar test on
 correct/incorrect (``scipy.stats.binomtest`` on the discordant pairs) and a paired bootstrap of the mean score
 difference (B - A), resampled within each task. A difference is significant when McNemar's p < alpha or the
-bootstrap interval excludes zero; its sign makes it a regression or an improvement. Also reports latency deltas.
-This module knows records and statistics, not how runs were produced.
+bootstrap interval excludes zero; its sign makes it a regression or an improvement. Also reports latency deltas,
+the settings the two run.json files record differently (from :mod:`.provenance`), and lines of samples.jsonl that
+hold no record. This module knows records and statistics, not how runs were produced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ctxops.evals import stats
+from ctxops.evals.provenance import setting_differences
 from ctxops.evals.rundir import RunDir, RunDirError, record_key
 from ctxops.evals.summary import dedupe
 
@@ -83,8 +85,9 @@ def compare_runs(
     run_a: RunDir, run_b: RunDir, alpha: float = 0.05, resamples: int = 10_000, seed: int = 0
 ) -> dict[str, Any]:
     """Pair the two runs' samples and test them overall and per length."""
-    a = {record_key(r): r for r in dedupe(run_a.records())}
-    b = {record_key(r): r for r in dedupe(run_b.records())}
+    samples_a, samples_b = run_a.read_samples(), run_b.read_samples()
+    a = {record_key(r): r for r in dedupe(samples_a.records)}
+    b = {record_key(r): r for r in dedupe(samples_b.records)}
     keys = sorted(a.keys() & b.keys(), key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2], k[3]))
     if not keys:
         raise RunDirError(
@@ -105,6 +108,11 @@ def compare_runs(
         "only_in_a": len(a) - len(keys),
         "only_in_b": len(b) - len(keys),
         "different_prompts": mismatched,
+        "setting_differences": setting_differences(run_a.read_run(), run_b.read_run()),
+        "unreadable_lines": {
+            "a": [line.number for line in samples_a.bad_lines],
+            "b": [line.number for line in samples_b.bad_lines],
+        },
         "overall": _plain(overall),
         "per_length": {
             str(n): _plain(paired(ps, alpha, resamples, seed)) for n, ps in sorted(by_length.items())

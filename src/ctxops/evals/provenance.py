@@ -4,7 +4,8 @@ It records the ctxops version, target, model hash or served name, engine setting
 haystack, and decides whether a rerun into the same directory may resume it.
 
 A resume may add tasks, lengths or samples; it may not change the target or what the prompts are made of, since
-finished samples would then mean something else.
+finished samples would then mean something else. Two different runs' records are compared field by field
+(:func:`setting_differences`), so ``ctxops compare`` names what was recorded to differ before anyone guesses.
 """
 
 from __future__ import annotations
@@ -76,3 +77,58 @@ def merge_run_record(
     merged["depths"] = sorted({*old.get("depths", []), *new["depths"]})
     merged["resumed"] = old.get("resumed", 0) + 1
     return merged
+
+
+# run.json fields that can move scores when two runs differ in them; a dict is compared leaf by leaf.
+_SCORE_FIELDS = ("target", "identity.haystack", "identity.qa_file", "lengths_exact", "ctxops_version")
+# Derived from other fields (the pool from the engine settings) or local to one machine (the path).
+_NOT_SETTINGS = ("target.model_path", "target.kv_cache", "target.kv_press_query_aware")
+_WHY = {
+    "target.answer_prefix": "RULER's answer prefix starts the model's answer; without it (the chat API cannot "
+    "send one) models answer in their own words and usually score lower; rerun with --api completions or against "
+    "a server that continues an assistant turn (vLLM, ctxops serve)",
+    "target.tokenizer": "lengths were counted differently, so haystacks were cut to different sizes",
+    "lengths_exact": "one run's lengths were estimated, not counted, so its prompts have other sizes",
+    "target.prompt_style": "one run wrapped prompts in the chat template, the other sent them raw",
+    "target.api": "the chat and completions APIs format the prompt differently",
+    "identity.haystack": "the haystack text differs, so the prompts differ",
+    "identity.qa_file": "the QA records differ, so the questions differ",
+}
+
+
+def _leaves(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_leaves(item, f"{prefix}.{key}"))
+        return out
+    return {prefix: value}
+
+
+def _score_settings(run: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name in _SCORE_FIELDS:
+        value: Any = run
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        flat.update(_leaves(value, name))
+    return {k: v for k, v in flat.items() if not k.startswith(_NOT_SETTINGS)}
+
+
+def setting_differences(run_a: dict[str, Any], run_b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded settings that differ between two runs' run.json and can move scores.
+
+    Returns:
+        One ``{"field", "a", "b", "why"}`` per differing leaf, in field order; ``why`` says how the field moves
+        scores where that is not obvious, else None. A field one run lacks is None on that side.
+    """
+    a, b = _score_settings(run_a), _score_settings(run_b)
+    return [
+        {"field": key, "a": a.get(key), "b": b.get(key), "why": _why(key)}
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key) != b.get(key)
+    ]
+
+
+def _why(key: str) -> str | None:
+    return next((why for name, why in _WHY.items() if key == name or key.startswith(name + ".")), None)
