@@ -6,11 +6,13 @@ import json
 
 import click
 
+from ctxops.cli.options import FINITE_FLOAT
+
 
 @click.command()
 @click.argument("run_a", type=click.Path())
 @click.argument("run_b", type=click.Path())
-@click.option("--alpha", default=0.05, show_default=True, help="significance level")
+@click.option("--alpha", type=FINITE_FLOAT, default=0.05, show_default=True, help="significance level")
 @click.option("--resamples", default=10_000, show_default=True, help="paired bootstrap resamples")
 @click.option(
     "--fail-on-regression", is_flag=True, help="exit 1 when B is significantly worse than A (CI gates)"

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from ctxops.cli.options import build, dataclass_options
+from ctxops.cli.options import FINITE_FLOAT, FiniteFloat, build, dataclass_options
 from ctxops.engine.config import EngineConfig
 
 _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt,cwe,fwe"
@@ -64,7 +64,9 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
     help="JSONL of {documents, question, answers} for task qa",
 )
 @click.option("--concurrency", default=8, show_default=True, help="requests in flight at once")
-@click.option("--timeout", default=600.0, show_default=True, help="seconds per endpoint request")
+@click.option(
+    "--timeout", type=FINITE_FLOAT, default=600.0, show_default=True, help="seconds per endpoint request"
+)
 @click.option(
     "--retries",
     default=4,
@@ -74,7 +76,11 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
 @click.option("--prompt-style", type=click.Choice(["chat", "raw"]), default="chat", show_default=True,
               help="in-process: wrap prompts in the model's chat template (if it has one) or not")  # fmt: skip
 @click.option(
-    "--threshold", default=85.6, show_default=True, help="score that counts as effective (RULER's 85.6)"
+    "--threshold",
+    type=FiniteFloat(0, 100),
+    default=85.6,
+    show_default=True,
+    help="score that counts as effective (RULER's 85.6)",
 )
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False), help="run directory; rerun to resume"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,7 +12,29 @@ import click
 from ctxops.engine.config import EngineConfig
 from ctxops.engine.sampling_params import SamplingParams
 
-_TYPES = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str}
+
+class FiniteFloat(click.ParamType):
+    """A float flag that refuses ``nan`` and ``inf`` (Python's float() accepts both; no setting means either)."""
+
+    name = "float"
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
+            self.fail(f"{number:g} is not in [{self.low:g}, {self.high:g}]", param, ctx)
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()  # every float flag of the CLI uses this type
+_TYPES = {"int": int, "int | None": int, "float": FINITE_FLOAT, "str": str, "str | None": str}
 
 
 def _flag(name: str) -> str:

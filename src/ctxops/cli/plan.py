@@ -10,6 +10,7 @@ from dataclasses import fields
 
 import click
 
+from ctxops.cli.options import FINITE_FLOAT
 from ctxops.models.config import ModelConfigError
 from ctxops.plan.dtypes import KvDtype, WeightDtype, choices
 from ctxops.plan.hardware import Device, UnknownGpuError, custom_device, gpu_names, parse_gpu
@@ -28,10 +29,12 @@ _EFFICIENCY = {f.name: f.default for f in fields(Efficiency)}
 @click.argument("model")
 @click.option("--gpu", default="h100", show_default=True, help=f"NAME[xN]: {', '.join(gpu_names())}")
 @click.option(
-    "--gpu-memory", type=float, help="custom device: memory in GiB (with --gpu-bandwidth, --gpu-tflops)"
+    "--gpu-memory",
+    type=FINITE_FLOAT,
+    help="custom device: memory in GiB (with --gpu-bandwidth, --gpu-tflops)",
 )
-@click.option("--gpu-bandwidth", type=float, help="custom device: memory bandwidth in GB/s")
-@click.option("--gpu-tflops", type=float, help="custom device: dense bf16 TFLOP/s")
+@click.option("--gpu-bandwidth", type=FINITE_FLOAT, help="custom device: memory bandwidth in GB/s")
+@click.option("--gpu-tflops", type=FINITE_FLOAT, help="custom device: dense bf16 TFLOP/s")
 @click.option(
     "--weights",
     type=click.Choice(choices(WeightDtype)),
@@ -50,7 +53,10 @@ _EFFICIENCY = {f.name: f.default for f in fields(Efficiency)}
     help="requests of max-model-len tokens served at once",
 )
 @click.option(
-    "--gpu-memory-utilization", type=float, default=_DEFAULTS["gpu_memory_utilization"], show_default=True
+    "--gpu-memory-utilization",
+    type=FINITE_FLOAT,
+    default=_DEFAULTS["gpu_memory_utilization"],
+    show_default=True,
 )
 @click.option("--block-size", type=int, default=_DEFAULTS["block_size"], show_default=True)
 @click.option(
@@ -65,13 +71,19 @@ _EFFICIENCY = {f.name: f.default for f in fields(Efficiency)}
     show_default=True,
     help="v1: activation a measured constant; v0: grows with max-model-len",
 )
-@click.option("--activation-gib", type=float, help="activation peak per GPU in GiB [default: the profile's]")
-@click.option("--cuda-graphs-gib", type=float, default=_DEFAULTS["cuda_graphs_gib"], show_default=True)
-@click.option("--bandwidth-efficiency", type=float, default=_EFFICIENCY["bandwidth"], show_default=True)
-@click.option("--compute-efficiency", type=float, default=_EFFICIENCY["compute"], show_default=True)
-@click.option("--price-per-gpu-hour", type=float, help="USD [default: the catalogue's indicative price]")
-@click.option("--max-ttft", type=float, help="target: seconds to first token")
-@click.option("--min-decode-speed", type=float, help="target: tokens/s per user")
+@click.option(
+    "--activation-gib", type=FINITE_FLOAT, help="activation peak per GPU in GiB [default: the profile's]"
+)
+@click.option("--cuda-graphs-gib", type=FINITE_FLOAT, default=_DEFAULTS["cuda_graphs_gib"], show_default=True)
+@click.option(
+    "--bandwidth-efficiency", type=FINITE_FLOAT, default=_EFFICIENCY["bandwidth"], show_default=True
+)
+@click.option("--compute-efficiency", type=FINITE_FLOAT, default=_EFFICIENCY["compute"], show_default=True)
+@click.option(
+    "--price-per-gpu-hour", type=FINITE_FLOAT, help="USD [default: the catalogue's indicative price]"
+)
+@click.option("--max-ttft", type=FINITE_FLOAT, help="target: seconds to first token")
+@click.option("--min-decode-speed", type=FINITE_FLOAT, help="target: tokens/s per user")
 @click.option("--recommend", "do_recommend", is_flag=True, help="list the cheapest setups that fit instead")
 @click.option("--top", type=int, default=10, show_default=True, help="setups --recommend lists")
 @click.option(

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import click
 
+from ctxops.cli.options import FiniteFloat
+
 
 @click.command()
 @click.argument("run", type=click.Path())
 @click.option(
-    "--threshold", default=85.6, show_default=True, help="score that counts as effective (RULER's 85.6)"
+    "--threshold",
+    type=FiniteFloat(0, 100),
+    default=85.6,
+    show_default=True,
+    help="score that counts as effective (RULER's 85.6)",
 )
 def report(run: str, threshold: float) -> None:
     """Write RUN/summary.json and RUN/report.html and print the score table.

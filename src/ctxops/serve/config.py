@@ -6,6 +6,7 @@ layer decides (address, keys, limits, logging, upstreams for gateway mode). It k
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,8 @@ class ServerConfig:
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
         if self.max_body_size <= 0:
             raise ValueError(f"max_body_size must be positive, got {self.max_body_size}")
+        if not (math.isfinite(self.drain_timeout) and math.isfinite(self.upstream_timeout)):
+            raise ValueError("drain_timeout and upstream_timeout must be finite numbers of seconds")
         if self.drain_timeout < 0 or self.upstream_timeout <= 0:
             raise ValueError("drain_timeout must be >= 0 and upstream_timeout > 0 (seconds)")
         if any(not key or key != key.strip() for key in self.api_keys):
