@@ -112,6 +112,7 @@ if __name__ == "__main__":
 # ---- the tests ----------------------------------------------------------------------------------------------------
 import signal  # noqa: E402
 import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import httpx  # noqa: E402
 import openai  # noqa: E402
@@ -120,6 +121,9 @@ from serve_helpers import KV, MODEL_NAME, ServerProcess, free_port, metric, metr
 
 from ctxops.serve.request_log import read_rows  # noqa: E402
 from ctxops.serve.routing import rank  # noqa: E402
+
+LAUNCHER = [str(Path(__file__).with_name("fault_launcher.py"))]  # the real CLI with an engine fault injected
+DIE = 667  # the seed that kills an engine started with CTXOPS_TEST_FAULT=die
 
 
 class StandIn:
@@ -309,12 +313,65 @@ def test_a_dead_upstream_is_skipped_once_its_circuit_opens(standins, serve_dir):
         gateway.stop()
 
 
+@pytest.fixture(scope="module")
+def doomed(tiny_model_dir, serve_dir):
+    """Real ctxops upstreams that do not survive their test, started together: one to SIGKILL, and one whose
+    engine dies on a request with seed 667 (``fault_launcher.py``)."""
+    common = [
+        str(tiny_model_dir),
+        "--served-model-name",
+        MODEL_NAME,
+        "--kv-cache-memory",
+        KV,
+        "--drain-timeout",
+        "2",
+    ]
+    procs = {
+        "victim": ServerProcess(common, serve_dir, "victim"),
+        "dying": ServerProcess(
+            common, serve_dir, "dying", launcher=LAUNCHER, env={"CTXOPS_TEST_FAULT": "die"}
+        ),
+    }
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
 @pytest.mark.slow
-def test_an_upstream_killed_mid_stream(tiny_model_dir, second_server, serve_dir):
+def test_a_request_that_kills_an_engine_reaches_no_other(doomed, request, serve_dir):
+    """The original bug: replayed on a 5xx, one poison request took down every upstream behind the gateway."""
+    dying = doomed["dying"].wait_ready()
+    second_server = request.getfixturevalue("second_server")
+    gateway = ServerProcess(
+        ["--upstream", f"{dying.url},model={MODEL_NAME}", "--upstream", f"{second_server.url},model={MODEL_NAME}",
+         "--served-model-name", "gw-d"], serve_dir, "gw-die",
+    ).wait_ready()  # fmt: skip
+    try:
+        user = pinned_user([dying.url, second_server.url], 0)
+        client = openai.OpenAI(base_url=gateway.url, api_key="x", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.completions.create(model="gw-d", prompt="fatal", max_tokens=4, seed=DIE, user=user)
+        assert info.value.status_code == 502
+        assert dying.proc.wait(30) != 0  # that engine died and its server exited for a restart
+        assert httpx.get(second_server.base + "/health").status_code == 200
+        assert not read_rows(second_server.log_path, "user = ?", (user,))  # never replayed there
+        raw = client.completions.with_raw_response.create(
+            model="gw-d", prompt="next", max_tokens=2, user=user
+        )
+        assert raw.headers["x-ctxops-upstream"] == second_server.base[7:]
+        values = gateway.metrics()
+        dead = dying.base[7:]
+        assert metric(values, "ctxops:upstream_requests_total", upstream=dead, outcome="failed") == 1
+        assert metric(values, "ctxops:upstream_requests_total", upstream=dead, outcome="retried") == 1
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.slow
+def test_an_upstream_killed_mid_stream(doomed, request, serve_dir):
     """SIGKILL the upstream while it streams: an error event ends the stream; the next request goes elsewhere."""
-    victim = ServerProcess(
-        [str(tiny_model_dir), "--served-model-name", MODEL_NAME, "--kv-cache-memory", KV], serve_dir, "victim"
-    ).wait_ready()
+    victim = doomed["victim"].wait_ready()
+    second_server = request.getfixturevalue("second_server")
     urls = [victim.url, second_server.url]
     gateway = ServerProcess(
         ["--upstream", f"{victim.url},model={MODEL_NAME}", "--upstream", f"{second_server.url},model={MODEL_NAME}",

@@ -8,16 +8,16 @@ upstreams whose circuit breaker is open (:mod:`ctxops.serve.circuit_breaker`) or
 
 Retries. A request moves to the next upstream only when this one certainly did not run it: the connection could
 not be opened (refused, connect timeout, no pool slot), or the upstream answered 429 or 503 (it refused the
-request unrun). Everything else ends the request, so a request that crashes or wedges an engine reaches one
-engine, not all of them: a 4xx is passed back as is; a 5xx becomes a 502 carrying the upstream's message; a read
-timeout before the response headers becomes a 504 and is *not* retried, because the request was sent and the
-upstream may be running it (LiteLLM retries timeouts and every 5xx; a gateway that replays a poison request takes
-down every upstream it has, so this one is stricter); a connection dropped after sending, or a stream that breaks,
-reports an error or ends without ``[DONE]`` after the upstream accepted it, is a 502 (an ``error`` event once
-chunks have been sent).
-Pooled connections are dropped after 2 s idle, before the 5 s keep-alive of uvicorn-based upstreams (vLLM,
-llama.cpp's Python server, ctxops) ends, so a connection the upstream is closing is never reused: that race would
-look like a dropped connection and would not be retried.
+request unrun; except ctxops' 503 ``failed``, which a dead engine also sends for the requests it was running, the
+one that killed it among them). Everything else ends the request, so a request that crashes or wedges an engine
+reaches one engine, not all of them: a 4xx is passed back as is; a 5xx becomes a 502 carrying the upstream's
+message; a read timeout before the response headers becomes a 504 and is *not* retried, because the request was
+sent and the upstream may be running it (LiteLLM retries timeouts and every 5xx; a gateway that replays a poison
+request takes down every upstream it has, so this one is stricter); a connection dropped after sending, or a
+stream that breaks, reports an error or ends without ``[DONE]`` after the upstream accepted it, is a 502 (an
+``error`` event once chunks have been sent). Pooled connections are dropped after 2 s idle, before the 5 s
+keep-alive of uvicorn-based upstreams (vLLM, llama.cpp's Python server, ctxops) ends, so a connection the upstream
+is closing is never reused: that race would look like a dropped connection and would not be retried.
 
 Bookkeeping. Each attempt is counted when it ends, with its outcome (``ok``, ``retried``, ``rejected``,
 ``failed``, ``aborted``), and feeds the upstream's breaker: connection errors, 5xx, timeouts and broken streams
@@ -59,6 +59,9 @@ from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 logger = logging.getLogger("ctxops.serve")
 _PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
 _KEEPALIVE_S = 2.0  # idle pooled connections are closed before an upstream's keep-alive (5 s in uvicorn) ends
+# ctxops' 503 code once its engine died; it also answers the requests that were running then (the one that killed
+# it among them), so that 503 is a failure, never a refusal to replay elsewhere
+_ENGINE_DIED = "failed"
 # the request never left the gateway
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -282,7 +285,7 @@ class UpstreamBackend(Backend):
         raw = await response.aread()
         await response.aclose()
         error = _api_error(status, raw)
-        if status in (429, 503):
+        if status in (429, 503) and not (status == 503 and error.code == _ENGINE_DIED):
             raise _Refused(f"answered {status}: {error.message}", unhealthy=status == 503)
         if 400 <= status < 500:
             raise error
