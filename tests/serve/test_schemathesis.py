@@ -45,6 +45,8 @@ ROUTES = {
     "GET /health",
     "GET /metrics",
 }
+# schemathesis' default markers less "token": reproductions show max_tokens, stop_token_ids, ...; keys stay hidden
+SENSITIVE_MARKERS = ["key", "secret", "password", "passwd", "auth", "session", "credential"]
 CHUNK_SCHEMAS = {"/v1/chat/completions": "ChatCompletionChunk", "/v1/completions": "CompletionChunk"}
 
 
@@ -99,8 +101,9 @@ def api(fuzz_server) -> schemathesis.BaseSchema:
         {
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
             "request-timeout": 60,
-            "max-stream-events": 1000,
-        }  # whole streams: an uncapped request streams up to ~250 tokens
+            "max-stream-events": 1000,  # whole streams: an uncapped request streams up to ~250 tokens
+            "output": {"sanitization": {"sensitive-markers": SENSITIVE_MARKERS}},
+        }
     )
     schema = schemathesis.openapi.from_url(fuzz_server.base + "/openapi.json", config=config)
     schema.hook(map_body)
