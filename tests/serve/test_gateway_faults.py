@@ -84,17 +84,23 @@ class _StandIn(BaseHTTPRequestHandler):
             return
         count = int(body.get("max_tokens") or 4)
         broken_after = int(prompt.split()[1]) if kind == "break" else None
+        # llama.cpp's shapes: a chat stream opens with a role chunk; one chunk per token, with empty text for a
+        # token that is not a whole character yet (token 1 here); an end marker carries only the finish reason
+        chunks = [{"delta": {"role": "assistant"}}] if chat else []
         for i in range(count):
+            text = "" if i == 1 else f"t{i} "
+            chunks.append({"delta": {"content": text}} if chat else {"text": text})
+        chunks.append(
+            {"delta": {}, "finish_reason": "length"} if chat else {"text": "", "finish_reason": "length"}
+        )
+        for i, fields in enumerate(chunks):
             if i == broken_after:
                 self.close_connection = True  # no terminating chunk: a broken transfer
                 return
             if kind == "slow":
                 time.sleep(0.05)
-            delta = {"content": f"t{i} "} if chat else None
-            choice = {"index": 0, "finish_reason": "length" if i == count - 1 else None}
-            choice.update({"delta": delta} if chat else {"text": f"t{i} "})
             item = {"id": "x", "object": "chat.completion.chunk" if chat else "text_completion", "created": 1,
-                    "model": STANDIN_MODEL, "choices": [choice]}  # fmt: skip
+                    "model": STANDIN_MODEL, "choices": [{"index": 0, "finish_reason": None, **fields}]}  # fmt: skip
             try:
                 self._chunk(f"data: {json.dumps(item)}\n\n".encode())
             except OSError:  # the gateway hung up
@@ -226,7 +232,7 @@ def test_refusals_go_to_the_next_upstream_and_rejections_come_back(faulty, stand
 def test_usage_is_counted_when_the_upstream_sends_none(faulty, faulty_gateway):
     """A llama.cpp-style upstream streams one token a chunk and no usage: the gateway counts and says so."""
     reply = faulty.completions.create(model="gw-f", prompt="plain text", max_tokens=5, user="counted-plain")
-    assert reply.choices[0].text == "t0 t1 t2 t3 t4 "
+    assert reply.choices[0].text == "t0 t2 t3 t4 "
     assert reply.usage is not None and reply.usage.completion_tokens == 5
     assert reply.usage.prompt_tokens is None and reply.usage.model_extra["usage_source"] == "counted"
     chat = faulty.chat.completions.create(
@@ -251,7 +257,7 @@ def test_a_stream_broken_mid_answer_is_a_failure_with_its_tokens_logged(faulty, 
     ) as response:  # fmt: skip
         assert response.status_code == 200
         events = [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
-    assert [json.loads(e)["choices"][0]["text"] for e in events[:3]] == ["t0 ", "t1 ", "t2 "]
+    assert [json.loads(e)["choices"][0]["text"] for e in events[:3]] == ["t0 ", "", "t2 "]
     assert json.loads(events[-1])["error"]["code"] == "upstream_error" and "[DONE]" not in events
     (row,) = log_rows(faulty_gateway, "user = ?", ("broken",))
     assert row["status"] == 502 and row["completion_tokens"] == 3 and row["finish_reason"] == "abort"

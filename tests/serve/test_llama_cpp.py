@@ -55,7 +55,12 @@ def convert_to_gguf(model_dir: Path, out: Path) -> Path:
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
     writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // heads)
-    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    rope = (
+        config.get("rope_parameters") or config.get("rope_scaling") or {}
+    )  # transformers 5 keeps theta in it
+    if rope.get("rope_type", "default") != "default":
+        raise NotImplementedError(f"this converter writes plain RoPE only, not {rope['rope_type']}")
+    writer.add_rope_freq_base(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
@@ -72,10 +77,8 @@ def convert_to_gguf(model_dir: Path, out: Path) -> Path:
     writer.add_token_types(
         [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
     )
-    writer.add_add_bos_token(True)  # the tokenizer's post-processor prepends <|begin_of_text|>
-    gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(
-        writer
-    )  # merges, ids, chat
+    # merges, bos/eos ids, add_bos_token (read from the post-processor that prepends <|begin_of_text|>), chat template
+    gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(writer)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers)
     for name, tensor in load_file(str(model_dir / "model.safetensors")).items():
@@ -147,16 +150,23 @@ def llama_gateway(llama_server, serve_dir):
     proc.stop()
 
 
-def test_the_converted_gguf_matches_the_model(tiny_model_dir, gguf_path):
+@pytest.mark.parametrize("embeddings", ["untied", "tied"])
+def test_the_converted_gguf_matches_the_model(tiny_model_dir, gguf_path, tmp_path, embeddings):
     """llama.cpp greedy-decodes the same tokens as ctxops from the same weights (so the conversion is right)."""
     from llama_cpp import Llama
 
     from ctxops import LLM, SamplingParams
+    from hf_models import make_hf_model
 
+    if embeddings == "tied":  # no lm_head tensor: llama.cpp reuses token_embd, as ctxops reuses embed_tokens
+        model_dir = make_hf_model(tmp_path / "tied", "llama3.2-tied")
+        path = convert_to_gguf(model_dir, tmp_path / "tied.gguf")
+    else:
+        model_dir, path = tiny_model_dir, gguf_path
     prompt = "The quick brown fox"
-    ours = LLM(str(tiny_model_dir), kv_cache_memory="16MiB")
+    ours = LLM(str(model_dir), kv_cache_memory="16MiB")
     expected = ours.generate([prompt], SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True))[0]
-    llama = Llama(str(gguf_path), n_ctx=256, n_threads=1, verbose=False)
+    llama = Llama(str(path), n_ctx=256, n_threads=1, verbose=False)
     prompt_ids = llama.tokenize(prompt.encode(), add_bos=True, special=False)
     assert prompt_ids == expected.prompt_token_ids
     generated = []

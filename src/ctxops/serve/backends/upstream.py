@@ -22,11 +22,11 @@ is closing is never reused: that race would look like a dropped connection and w
 Bookkeeping. Each attempt is counted when it ends, with its outcome (``ok``, ``retried``, ``rejected``,
 ``failed``, ``aborted``), and feeds the upstream's breaker: connection errors, 5xx, timeouts and broken streams
 are failures; an answer, even a 4xx, is a success; a 429 or a client that went away is neither. When the upstream
-sends no usage (llama.cpp's server streams none), the gateway counts completion tokens itself, one per content
-chunk or one per logprob entry when chunks carry logprobs (a lower bound when an upstream batches tokens into a
-chunk), and sends that count in a usage chunk marked ``"usage_source": "counted"`` with ``prompt_tokens: null``
-(unknown); failed and aborted streams log the tokens relayed so far. It knows HTTP and chunks, not token ids or
-blocks.
+sends no usage (llama.cpp's server streams none), the gateway counts completion tokens itself, one per chunk with
+text or one per logprob entry when chunks carry logprobs (llama.cpp and vLLM stream a chunk per token; the count
+is a lower bound where an upstream holds a partial character back or batches tokens into a chunk), and sends that
+count in a usage chunk marked ``"usage_source": "counted"`` with ``prompt_tokens: null`` (unknown); failed and
+aborted streams log the tokens relayed so far. It knows HTTP and chunks, not token ids or blocks.
 """
 
 from __future__ import annotations
@@ -415,14 +415,22 @@ class UpstreamBackend(Backend):
 
 
 def _count_tokens(item: Chunk) -> int:
-    """Completion tokens in one chunk: its logprob entries when it has them, else one per choice with text."""
+    """Completion tokens in one chunk: its logprob entries when it has them, else one per choice with text.
+
+    An empty text counts (llama.cpp and vLLM send one for a token whose bytes are not yet a whole character),
+    except in a chat stream's opening role chunk and in an end marker that only carries the finish reason.
+    """
     count = 0
     for choice in item.get("choices") or []:
-        logprobs = choice.get("logprobs") or {}
-        entries = logprobs.get("content") or logprobs.get("tokens") if isinstance(logprobs, dict) else None
+        logprobs = choice.get("logprobs")
+        entries = (logprobs.get("content") or logprobs.get("tokens")) if isinstance(logprobs, dict) else None
         if entries:
             count += len(entries)
-        elif choice.get("text") or (choice.get("delta") or {}).get("content"):
+            continue
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        opener = isinstance(delta, dict) and "role" in delta
+        if isinstance(text, str) and (text or not (opener or choice.get("finish_reason"))):
             count += 1
     return count
 
