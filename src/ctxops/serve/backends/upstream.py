@@ -249,6 +249,9 @@ class UpstreamBackend(Backend):
                 rejected = exc.status < 500
                 self._settle(upstream, "rejected" if rejected else "failed", rejected, probe)
                 raise
+            except BaseException:  # the client went away while the headers were awaited: no verdict
+                self._settle(upstream, "aborted", None, probe)
+                raise
             record.upstream = upstream.name
             async with aclosing(self._relay(upstream, response, endpoint, record, probe)) as chunks:
                 async for item in chunks:
