@@ -39,8 +39,8 @@ def test_health_and_metrics_turn_at_once_when_the_engine_dies(tiny_model_dir, mo
 
         monkeypatch.setattr(Scheduler, "advance", advance)
         body = {"model": "tiny", "prompt": "hello", "max_tokens": 8}
-        dead = client.post("/v1/completions", json=body)
-        assert dead.status_code == 503 and dead.json()["error"]["code"] == "failed"
+        dead = client.post("/v1/completions", json=body)  # a 500, never a 503 that invites a replay elsewhere
+        assert dead.status_code == 500 and dead.json()["error"]["code"] == "engine_failed"
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["status"] == "failed"
         assert "scheduler state corrupt" in health.json()["error"]

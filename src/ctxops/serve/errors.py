@@ -151,6 +151,16 @@ def request_failed(message: str) -> APIError:
     return APIError(500, message, type=ErrorType.SERVER, code="request_failed")
 
 
+def engine_failed() -> APIError:
+    """500: the engine died while running this request; the server drains and exits to be restarted."""
+    return APIError(
+        500,
+        "The engine failed while running this request; the server is shutting down to be restarted",
+        type=ErrorType.SERVER,
+        code="engine_failed",
+    )
+
+
 def upstream_error(message: str, status: int = 502) -> APIError:
     """502/504: every upstream failed (gateway mode)."""
     return APIError(status, message, type=ErrorType.SERVER, code="upstream_error")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: usage_source
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id        TEXT PRIMARY KEY,
@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS requests (
     queue_time_s      REAL,              -- arrival -> first scheduled
     ttft_s            REAL,              -- arrival -> first token
     e2e_s             REAL,              -- arrival -> last byte
-    finish_reason     TEXT,              -- stop | length | abort
+    finish_reason     TEXT,              -- stop | length | abort | error
+    usage_source      TEXT,              -- NULL: the engine's exact counts; upstream: the upstream's usage;
+                                         -- counted: the gateway counted the chunks it relayed (a lower bound)
     prompt            TEXT,              -- only with --log-prompts
     output            TEXT               -- only with --log-prompts
 );
@@ -47,8 +49,10 @@ CREATE INDEX IF NOT EXISTS requests_model_created_at ON requests (model, created
 COLUMNS = (
     "request_id", "created_at", "endpoint", "model", "key_id", "user", "upstream", "stream", "status", "error_code",
     "prompt_tokens", "cached_tokens", "completion_tokens", "max_tokens", "queue_time_s", "ttft_s", "e2e_s",
-    "finish_reason", "prompt", "output",
+    "finish_reason", "usage_source", "prompt", "output",
 )  # fmt: skip
+# columns added after version 1, each with its SQL type: an older log grows them when opened (no row is lost)
+_ADDED_COLUMNS = {"usage_source": "TEXT"}
 
 
 @dataclass(slots=True)
@@ -74,6 +78,7 @@ class RequestRecord:
     ttft_s: float | None = None
     e2e_s: float | None = None
     finish_reason: str | None = None
+    usage_source: str | None = None  # where the token counts came from (gateway mode)
     prompt: str | None = None
     output: str | None = None
     token_gaps_s: list[float] = field(default_factory=list)  # inter-token latencies for metrics; not stored
@@ -102,6 +107,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
             f"{path}: request log schema version {version} is newer than this ctxops ({SCHEMA_VERSION})"
         )
     conn.executescript(_SCHEMA)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    for name, sql_type in _ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {sql_type}")
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     conn.commit()
     return conn

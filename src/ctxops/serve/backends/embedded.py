@@ -33,9 +33,9 @@ from ctxops.serve.errors import (
     APIError,
     bad_request,
     context_length_exceeded,
+    engine_failed,
     prompt_too_large,
     request_failed,
-    unavailable,
 )
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
@@ -298,10 +298,14 @@ class EmbeddedBackend(Backend):
 
 
 def _engine_error(exc: RequestFailedError | EngineDeadError) -> APIError:
-    """A request that failed in the engine is its own 500; a dead engine makes the server unavailable."""
+    """A request that failed in the engine is its own 500; so is one the engine was running when it died.
+
+    Never a 503 for those: a 503 invites a gateway or client to replay the request elsewhere, and one of them is
+    the request that killed the engine. Requests that arrive after the death get 503 ``failed`` at the door.
+    """
     if isinstance(exc, RequestFailedError):
         return request_failed(str(exc))
-    return unavailable("failed")
+    return engine_failed()
 
 
 class _DeltaEmitter:

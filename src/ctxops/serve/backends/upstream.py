@@ -447,6 +447,5 @@ def _note_usage(record: RequestRecord, used: dict[str, Any]) -> None:
 
 
 def _mark_usage_source(record: RequestRecord, source: str) -> None:
-    """Note where the token counts came from, once the request log has a ``usage_source`` column for it."""
-    if "usage_source" in RequestRecord.__dataclass_fields__:
-        setattr(record, "usage_source", source)  # noqa: B010 (the field may not exist in this version)
+    """Note where the token counts came from (the request log's ``usage_source``)."""
+    record.usage_source = source
