@@ -66,7 +66,10 @@ class _StatsCollector(Collector):
                 self.in_flight(),
             ),
             "kv_cache_usage_perc": ("KV cache usage; 1 means 100 percent", stats.kv_cache_usage),
-            "engine_healthy": ("1 while the engine serves; 0 once it has died (the server exits)", stats.healthy),
+            "engine_healthy": (
+                "1 while the engine serves; 0 once it has died (the server exits)",
+                stats.healthy,
+            ),
         }
         counters = {
             "prefix_cache_queries": (
