@@ -134,9 +134,12 @@ class Scheduler:
         self.waiting.extendleft(reversed(deferred))
 
     def _first_block_key(self, seq: Sequence) -> int | None:
-        """The prefix-cache hash of the sequence's first block, if it has one that could be shared."""
+        """The prefix-cache hash of the sequence's first block, if it has one that could be shared.
+
+        A pressed sequence (``seq.compress``) has none: it neither publishes nor reuses prefix-cache blocks.
+        """
         size = self.block_manager.block_size
-        if not self.block_manager.enable_prefix_caching or seq.num_tokens - 1 < size:
+        if not self.block_manager.enable_prefix_caching or seq.compress or seq.num_tokens - 1 < size:
             return None
         return block_hash(None, seq.token_ids[:size])
 
