@@ -1,9 +1,8 @@
 """llama.cpp's server (``python -m llama_cpp.server``) as a gateway upstream and as an eval target, on loopback.
 
-The GGUF is converted here from the tiny random-weight Llama the other tests use, with the ``gguf`` package: the
-Hugging Face tensors under GGUF names (query and key rows reordered from the rotate-half layout to llama.cpp's
-interleaved pairs), the byte-level BPE vocabulary and merges as a ``gpt2`` tokenizer, and the chat template. Needs
-the ``[bench]`` extra (``llama-cpp-python[server]``, ``gguf``); skipped without it.
+The GGUF is converted from the tiny random-weight Llama the other tests use by ``gguf_models.convert_to_gguf`` (the
+``gguf`` package's writer; shared with the GGUF import tests). Needs the ``[bench]`` extra
+(``llama-cpp-python[server]``); skipped without it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import openai
 import pytest
 from click.testing import CliRunner
@@ -25,74 +23,12 @@ from serve_helpers import ServerProcess, free_port
 
 from ctxops.cli.main import cli
 from ctxops.serve.request_log import read_rows
+from gguf_models import convert_to_gguf
 
 pytestmark = pytest.mark.llama_cpp
-gguf = pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp.server")
 
 ALIAS = "tiny-gguf"
-
-
-def _interleave_rope_rows(weight: np.ndarray, heads: int) -> np.ndarray:
-    """Per head, rows (i, i + d/2) rotate together in HF's layout and rows (2i, 2i + 1) in llama.cpp's."""
-    d = weight.shape[0] // heads
-    return weight.reshape(heads, 2, d // 2, -1).transpose(0, 2, 1, 3).reshape(weight.shape)
-
-
-def convert_to_gguf(model_dir: Path, out: Path) -> Path:
-    """A float32 GGUF of an HF Llama directory (config.json, model.safetensors, tokenizer.json)."""
-    from safetensors.numpy import load_file
-
-    config = json.loads((model_dir / "config.json").read_text())
-    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
-    layers = config["num_hidden_layers"]
-    writer = gguf.GGUFWriter(str(out), "llama")
-    writer.add_name("ctxops tiny random llama")
-    writer.add_context_length(config["max_position_embeddings"])
-    writer.add_embedding_length(config["hidden_size"])
-    writer.add_block_count(layers)
-    writer.add_feed_forward_length(config["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // heads)
-    rope = (
-        config.get("rope_parameters") or config.get("rope_scaling") or {}
-    )  # transformers 5 keeps theta in it
-    if rope.get("rope_type", "default") != "default":
-        raise NotImplementedError(f"this converter writes plain RoPE only, not {rope['rope_type']}")
-    writer.add_rope_freq_base(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
-    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-
-    tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
-    ids = dict(tokenizer["model"]["vocab"])
-    special = {added["content"] for added in tokenizer["added_tokens"] if added["special"]}
-    ids.update({added["content"]: added["id"] for added in tokenizer["added_tokens"]})
-    tokens = sorted(ids, key=ids.__getitem__)
-    assert [ids[t] for t in tokens] == list(range(len(tokens))), "token ids must be dense"
-    writer.add_vocab_size(len(tokens))
-    writer.add_tokenizer_model("gpt2")  # byte-level BPE
-    writer.add_tokenizer_pre("gpt-2")  # GPT-2's pre-tokenizer regex, as ByteLevel(use_regex=True) splits
-    writer.add_token_list(tokens)
-    writer.add_token_types(
-        [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
-    )
-    # merges, bos/eos ids, add_bos_token (read from the post-processor that prepends <|begin_of_text|>), chat template
-    gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(writer)
-
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers)
-    for name, tensor in load_file(str(model_dir / "model.safetensors")).items():
-        data = tensor.astype(np.float32)
-        if name.endswith("q_proj.weight"):
-            data = _interleave_rope_rows(data, heads)
-        elif name.endswith("k_proj.weight"):
-            data = _interleave_rope_rows(data, kv_heads)
-        writer.add_tensor(names.get_name(name, try_suffixes=(".weight",)), data)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
 
 
 class LlamaCppServer:

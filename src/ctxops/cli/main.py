@@ -36,6 +36,7 @@ class LazyGroup(click.Group):
         "compare": "ctxops.cli.compare:compare",
         "eval": "ctxops.cli.eval:eval_command",
         "generate": "ctxops.cli.generate:generate",
+        "models": "ctxops.cli.models:models",
         "plan": "ctxops.cli.plan:plan",
         "report": "ctxops.cli.report:report",
         "serve": "ctxops.cli.serve:serve",
