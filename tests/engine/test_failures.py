@@ -70,25 +70,43 @@ def test_one_failing_request_fails_alone(tiny_model_dir, fault, request):
         assert outs[i].outputs[0].finish_reason == "length"
         assert outs[i].outputs[0].token_ids == clean[i].outputs[0].token_ids
     assert _free_blocks(llm) == total  # the failed request's blocks came back
-    assert not llm.engine.sequences and llm.engine.num_failed_steps == 0
+    assert not llm.engine.sequences
     again = llm.generate(PROMPTS[:1], _params(), use_tqdm=False)  # and the engine goes on
     assert again[0].outputs[0].token_ids == clean[0].outputs[0].token_ids
 
 
-def test_every_request_failing_step_after_step_breaks_the_engine(tiny_model_dir, monkeypatch):
-    llm = LLM(str(tiny_model_dir), kv_cache_memory=KV, max_num_seqs=2)  # 8 prompts take several steps
+@pytest.mark.usefixtures("poison_sampler")
+def test_a_client_repeating_a_bad_request_cannot_break_the_engine(tiny_model_dir):
+    """Every request of each step fails, step after step: the engine's probe still runs, so it goes on."""
+    llm = LLM(str(tiny_model_dir), kv_cache_memory=KV)
+    total = _free_blocks(llm)
+    for _ in range(10):
+        out = llm.generate("x", _params(POISON_SEED), use_tqdm=False)[0]
+        assert out.outputs[0].finish_reason == "error"
+    assert llm.generate("x", _params(), use_tqdm=False)[0].outputs[0].finish_reason == "length"
+    assert _free_blocks(llm) == total
+
+
+def test_an_engine_that_fails_its_own_probe_is_broken(tiny_model_dir, monkeypatch):
+    llm = LLM(str(tiny_model_dir), kv_cache_memory=KV)
     total = _free_blocks(llm)
 
     def broken(self, scheduled, banned):
         raise RuntimeError("injected: the model cannot run at all")
 
     monkeypatch.setattr(ModelRunner, "run", broken)
-    # a lone request that fails is just that request's failure
-    assert llm.generate("x", _params(), use_tqdm=False)[0].outputs[0].finish_reason == "error"
-    assert llm.engine.num_failed_steps == 1
-    with pytest.raises(EngineBrokenError, match="every request of the last 3 steps failed"):
-        llm.generate(PROMPTS * 2, _params(), use_tqdm=False)
+    with pytest.raises(EngineBrokenError, match="and so did a one-token probe"):
+        llm.generate(PROMPTS, _params(), use_tqdm=False)
     assert _free_blocks(llm) == total
+
+
+def test_stop_token_ids_outside_the_vocabulary_are_refused_at_the_door(tiny_model_dir):
+    """With min_tokens they indexed past the logits (an IndexError in the engine, once per step)."""
+    llm = LLM(str(tiny_model_dir), kv_cache_memory=KV)
+    vocab = llm.engine.model_config.vocab_size
+    bad = SamplingParams(max_tokens=4, min_tokens=2, stop_token_ids=[vocab])
+    with pytest.raises(ValueError, match=rf"stop_token_ids must be token ids in \[0, {vocab}\)"):
+        llm.generate("x", bad, use_tqdm=False)
 
 
 @pytest.mark.usefixtures("poison_sampler")

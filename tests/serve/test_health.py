@@ -83,3 +83,19 @@ def test_out_of_range_sampling_values_are_400_before_the_engine(tiny_model_dir, 
             ).status_code
             == 200
         )
+
+
+def test_a_bad_request_repeated_is_a_400_every_time_and_the_server_stays_up(tiny_model_dir):
+    """An out-of-vocabulary stop token with min_tokens was a 500 from the engine; three in a row took it down."""
+    backend = EmbeddedBackend(EngineConfig(model=str(tiny_model_dir), kv_cache_memory="32MiB"), "tiny")
+    with TestClient(Server(ServerConfig(request_log=None), backend).app) as client:
+        while client.get("/health").status_code != 200:
+            pass
+        vocab = backend.llm.engine.model_config.vocab_size
+        body = {"model": "tiny", "prompt": "hi", "max_tokens": 4, "min_tokens": 2, "stop_token_ids": [vocab]}
+        for _ in range(8):
+            reply = client.post("/v1/completions", json=body)
+            assert reply.status_code == 400 and reply.json()["error"]["param"] == "stop_token_ids"
+        assert client.get("/health").status_code == 200
+        ok = client.post("/v1/completions", json={**body, "stop_token_ids": [vocab - 1]})
+        assert ok.status_code == 200

@@ -8,8 +8,9 @@ the tokenizer, so the scheduler and model runner below it see token ids only. It
 One request's failure costs only that request: when a batched model step raises, each of its requests is run
 again alone (their KV slots are simply rewritten), and those that still fail finish with ``FinishReason.ERROR``
 and their blocks are freed, while the rest go on. A failure while pressing, sampling or detokenizing one request
-fails that request the same way. Only when every request of ``MAX_FAILED_STEPS`` steps in a row fails is the
-engine itself considered broken: :class:`EngineBrokenError` is raised for the caller to shut down.
+fails that request the same way. When every request of a step failed, a one-token probe of the engine's own
+tells a broken engine from bad requests (a client cannot take the engine down by repeating one): only if the probe
+fails too is :class:`EngineBrokenError` raised, for the caller to shut down.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class EngineStats:
 class LLMEngine:
     """Runs requests on the embedded model, one scheduling step per call to :meth:`step`."""
 
-    MAX_FAILED_STEPS = 3  # steps in a row in which every request failed before the engine gives up
+    PROBE_ID = "ctxops-engine-probe"  # the request id of the one-token health probe (never a client's)
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -106,7 +107,6 @@ class LLMEngine:
             config.kv_compression_ratio,
         )
         self.sequences: dict[str, Sequence] = {}
-        self.num_failed_steps = 0  # consecutive steps in which every scheduled request failed
 
     # ---- requests in ------------------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: Prompt) -> tuple[str | None, list[int]]:
@@ -140,6 +140,11 @@ class LLMEngine:
             raise ValueError("the prompt is empty; give at least one token")
         if len(ids) > self.max_model_len:
             raise PromptTooLongError(len(ids), self.max_model_len)
+        vocab = self.model_config.vocab_size
+        if any(t >= vocab for t in params.stop_token_ids):
+            raise ValueError(
+                f"stop_token_ids must be token ids in [0, {vocab}); got {params.stop_token_ids[:5]}"
+            )
         seq = Sequence(request_id, ids, params, prompt=text)
         seq.compress = self.config.kv_press is not None and len(ids) >= self.config.kv_press_min_tokens
         if isinstance(prompt, dict) and prompt.get("question_start") is not None:
@@ -195,7 +200,6 @@ class LLMEngine:
         ]
         results, failed = self._run_isolated(out.scheduled, banned)
         failed.update({seq.request_id: r.error for seq, r in results if isinstance(r, SampleFailure)})
-        self._check_broken(len(out.scheduled), failed)
         self.scheduler.advance([s for s in out.scheduled if s.seq.request_id not in failed])
         for seq in pressing:
             if seq.request_id not in failed:
@@ -217,6 +221,8 @@ class LLMEngine:
             if seq.is_finished:
                 self.sequences.pop(seq.request_id, None)
                 self.runner.release(seq.request_id)
+        if len(failed) == len(out.scheduled):
+            self._check_broken(failed)
         return outputs
 
     # ---- failures ---------------------------------------------------------------------------------------------
@@ -249,17 +255,22 @@ class LLMEngine:
         except Exception as exc:
             failed[seq.request_id] = exc
 
-    def _check_broken(self, num_scheduled: int, failed: dict[str, BaseException]) -> None:
-        if len(failed) < num_scheduled:
-            self.num_failed_steps = 0
-            return
-        self.num_failed_steps += 1
-        if self.num_failed_steps >= self.MAX_FAILED_STEPS:
+    def _check_broken(self, failed: dict[str, BaseException]) -> None:
+        """Every request of the step failed: raise EngineBrokenError if a one-token probe fails too."""
+        probe = Sequence(self.PROBE_ID, [0], SamplingParams(temperature=0.0, max_tokens=1))
+        if not self.block_manager.allocate_slots(probe, 1):
+            return  # no free block to test with: the failed requests were the evidence, and they were bad
+        try:
+            self.runner.run([ScheduledSequence(probe, 1)], {})
+        except Exception as exc:
             first = next(iter(failed.values()))
             raise EngineBrokenError(
-                f"every request of the last {self.num_failed_steps} steps failed; last error: "
-                f"{type(first).__name__}: {first}"
-            ) from first
+                f"every request of a step failed ({type(first).__name__}: {first}) and so did a one-token probe "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        finally:
+            self.block_manager.free(probe)
+            self.runner.release(self.PROBE_ID)
 
     def _fail(self, seq: Sequence, exc: BaseException) -> None:
         """Finish a request that failed inside the engine and free its blocks."""

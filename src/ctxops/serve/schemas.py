@@ -25,7 +25,9 @@ _UNION_TAGS = ("str", "int", "list", "dict", "function", "union", "literal", "js
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+    # strict: a value of the wrong JSON type is refused (0 for a boolean, "5" for a token id), as OpenAI does,
+    # instead of being coerced; an integer is still a valid number
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True, strict=True)
 
 
 class StreamOptions(_Body):

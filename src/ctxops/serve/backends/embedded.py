@@ -219,8 +219,7 @@ class EmbeddedBackend(Backend):
                 skip_special_tokens=request.skip_special_tokens,
             )  # fmt: skip
         except ValueError as exc:
-            field = str(exc).split(" ", 1)[0]
-            raise bad_request(str(exc), param=field if field.isidentifier() else None) from exc
+            raise bad_request(str(exc), param=_param_of(exc)) from exc
 
     # ---- generation ---------------------------------------------------------------------------------------------
     async def stream(
@@ -242,7 +241,7 @@ class EmbeddedBackend(Backend):
                     exc.max_model_len, exc.num_tokens, max_tokens, "prompt"
                 ) from exc
             except ValueError as exc:
-                raise bad_request(str(exc)) from exc
+                raise bad_request(str(exc), param=_param_of(exc)) from exc
             except (RequestFailedError, EngineDeadError) as exc:
                 raise _engine_error(exc) from exc
             while True:
@@ -295,6 +294,12 @@ class EmbeddedBackend(Backend):
         if bad:
             raise bad_request(f"token ids must be in [0, {vocab}); got {bad[:5]}", param="tokens")
         return {"prompt": await asyncio.to_thread(self.llm.tokenizer.decode, request.tokens, False)}
+
+
+def _param_of(exc: ValueError) -> str | None:
+    """The request field a sampling or engine validation message starts with ("top_p must be ..."), if any."""
+    word = str(exc).split(" ", 1)[0]
+    return word if word in SamplingParams.__dataclass_fields__ else None
 
 
 def _engine_error(exc: RequestFailedError | EngineDeadError) -> APIError:
