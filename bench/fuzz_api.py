@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import jsonschema_rs
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.engine import Status, events
+from server_process import free_port, start_server
 
 CHECKS = (
     "not_a_server_error",
@@ -47,29 +47,10 @@ CHUNK_SCHEMAS = {"/v1/chat/completions": "ChatCompletionChunk", "/v1/completions
 MAX_TOKENS = 8
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(model: str, port: int, workdir: Path, name: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ctxops", "serve", model, "--port", str(port), "--served-model-name", name,
-           "--max-model-len", "256", "--kv-cache-memory", "32MiB",
-           "--request-log", str(workdir / "fuzz-requests.db")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=(workdir / "server.out").open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit((workdir / "server.out").read_text())
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
+def start_fuzz_server(model: str, port: int, workdir: Path, name: str) -> subprocess.Popen:
+    args = [model, "--served-model-name", name, "--max-model-len", "256", "--kv-cache-memory", "32MiB",
+            "--request-log", str(workdir / "fuzz-requests.db")]  # fmt: skip
+    return start_server(args, port, workdir)
 
 
 class Recorder:
@@ -221,7 +202,7 @@ def main() -> None:
 
             model = str(write_random_model(workdir / "model"))
         port = free_port()
-        server = start_server(model, port, workdir, "fuzz")
+        server = start_fuzz_server(model, port, workdir, "fuzz")
         base = f"http://127.0.0.1:{port}"
     os.nice(10)  # the server keeps its priority; the generator must not take its CPU
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +30,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from server_process import free_port, start_server
 
 
 def make_prompts(n: int, words: int, start: int = 0) -> list[str]:
@@ -46,22 +40,10 @@ def make_prompts(n: int, words: int, start: int = 0) -> list[str]:
     ]
 
 
-def start_server(model: str, kv: str, port: int, workdir: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ctxops", "serve", model, "--port", str(port), "--served-model-name", "bench",
-           "--kv-cache-memory", kv, "--request-log", str(workdir / "bench-requests.db")]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=(workdir / "server.out").open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit((workdir / "server.out").read_text())
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
+def start_bench_server(model: str, kv: str, port: int, workdir: Path) -> subprocess.Popen:
+    args = [model, "--served-model-name", "bench", "--kv-cache-memory", kv,
+            "--request-log", str(workdir / "bench-requests.db")]  # fmt: skip
+    return start_server(args, port, workdir, timeout_s=120)
 
 
 async def one_request(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> dict:
@@ -200,7 +182,7 @@ def main() -> None:
     llm = LLM(model, kv_cache_memory=args.kv_cache_memory)
     llm.generate(["warm up"], SamplingParams(max_tokens=4), use_tqdm=False)
     port = free_port()
-    server = start_server(model, args.kv_cache_memory, port, workdir)
+    server = start_bench_server(model, args.kv_cache_memory, port, workdir)
     rounds, results = [], []
     try:
         for r in range(args.rounds):

@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from server_process import free_port, start_server
 
 SENTENCES = [
     "The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again.",
@@ -48,30 +48,12 @@ SENTENCES = [
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(args: argparse.Namespace, port: int, workdir: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ctxops", "serve", args.model, "--port", str(port), "--served-model-name", "soak",
-           "--kv-cache-memory", args.kv_cache_memory, "--request-log", str(workdir / "soak-requests.db")]  # fmt: skip
+def start_soak_server(args: argparse.Namespace, port: int, workdir: Path) -> subprocess.Popen:
+    serve_args = [args.model, "--served-model-name", "soak", "--kv-cache-memory", args.kv_cache_memory,
+                  "--request-log", str(workdir / "soak-requests.db")]  # fmt: skip
     if args.max_model_len:
-        cmd += ["--max-model-len", str(args.max_model_len)]
-    proc = subprocess.Popen(cmd, stdout=(workdir / "server.out").open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit((workdir / "server.out").read_text())
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
+        serve_args += ["--max-model-len", str(args.max_model_len)]
+    return start_server(serve_args, port, workdir, timeout_s=300)
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -314,7 +296,7 @@ def main() -> None:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="ctxops-soak-"))
         port = free_port()
-        server = start_server(args, port, workdir)
+        server = start_soak_server(args, port, workdir)
         base, pid = f"http://127.0.0.1:{port}", server.pid
     try:
         model, max_len, cpt = calibrate(base, headers)
