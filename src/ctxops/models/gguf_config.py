@@ -26,8 +26,10 @@ def build_config(file: GGUFFile, dtype: str) -> dict[str, Any]:
     model_type, hf_class, _ = SUPPORTED_ARCHITECTURES[arch]
     if "token_embd.weight" not in file.tensors:
         raise GGUFImportError(f"{file.path}: no token_embd.weight tensor; is this a language model?")
-    hidden = _scalar(file, "embedding_length")
-    heads = _scalar(file, "attention.head_count")
+    hidden = _scalar(file, "embedding_length", required=True)
+    heads = _scalar(file, "attention.head_count", required=True)
+    if hidden <= 0 or heads <= 0:
+        raise GGUFImportError(f"{file.path}: {arch}.embedding_length and attention.head_count must be positive")
     kv_heads = _scalar(file, "attention.head_count_kv", heads)
     head_dim = _scalar(file, "attention.key_length", hidden // heads)
     value_dim = _scalar(file, "attention.value_length", head_dim)

