@@ -26,7 +26,8 @@ sends no usage (llama.cpp's server streams none), the gateway counts completion 
 text or one per logprob entry when chunks carry logprobs (llama.cpp and vLLM stream a chunk per token; the count
 is a lower bound where an upstream holds a partial character back or batches tokens into a chunk), and sends that
 count in a usage chunk marked ``"usage_source": "counted"`` with ``prompt_tokens: null`` (unknown); failed and
-aborted streams log the tokens relayed so far. It knows HTTP and chunks, not token ids or blocks.
+aborted streams log the tokens relayed so far (the parsing and counting live in
+:mod:`ctxops.serve.backends.upstream_stream`). It knows HTTP and chunks, not token ids or blocks.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.backends.upstream_stream import Tally, counted_usage, read_chunks
 from ctxops.serve.circuit_breaker import (
     DEFAULT_COOLDOWN_S,
     DEFAULT_FAILURE_THRESHOLD,
@@ -52,7 +53,7 @@ from ctxops.serve.config import UpstreamSpec
 from ctxops.serve.errors import APIError, ErrorType, upstream_error
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
-from ctxops.serve.responses import Chunk, Endpoint, is_usage_chunk, usage_chunk
+from ctxops.serve.responses import Chunk, Endpoint
 from ctxops.serve.routing import rank
 from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 
@@ -72,15 +73,6 @@ class _Refused(Exception):
     def __init__(self, message: str, unhealthy: bool) -> None:
         super().__init__(message)
         self.unhealthy = unhealthy  # counts against the breaker (unreachable, 503), or not (429)
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What one relayed stream has carried so far."""
-
-    tokens: int = 0  # completion tokens counted from the content chunks relayed
-    usage: bool = False  # the upstream sent its own usage chunk
-    created: int | None = None  # ``created`` of the upstream's first chunk
 
 
 def discover_model(upstream: UpstreamSpec, timeout_s: float = 10.0) -> str:
@@ -303,13 +295,13 @@ class UpstreamBackend(Backend):
         probe: bool,
     ) -> AsyncIterator[Chunk]:
         """The accepted response's chunks; the attempt's outcome is settled when the stream ends, however it ends."""
-        tally = _Tally()
+        tally = Tally()
         outcome, healthy = "aborted", None  # unless the stream ends or fails first: the client went away
         self.num_running += 1
         self.in_flight[upstream.url] += 1
         try:
             try:
-                async with aclosing(self._chunks(response, record, tally)) as chunks:
+                async with aclosing(read_chunks(response, record, tally, self.model_name)) as chunks:
                     async for item in chunks:
                         yield item
             except httpx.TimeoutException as exc:
@@ -327,63 +319,15 @@ class UpstreamBackend(Backend):
                 raise
             outcome, healthy = "ok", True
             if not tally.usage:
-                yield self._counted_usage(endpoint, record, tally)
+                yield counted_usage(endpoint, record, tally, self.model_name)
         finally:
             self.num_running -= 1
             self.in_flight[upstream.url] -= 1
             if not tally.usage:
                 record.completion_tokens = tally.tokens
-                _mark_usage_source(record, "counted")
+                record.usage_source = "counted"
             await response.aclose()
             self._settle(upstream, outcome, healthy, probe)
-
-    async def _chunks(
-        self, response: httpx.Response, record: RequestRecord, tally: _Tally
-    ) -> AsyncIterator[Chunk]:
-        """Parse the upstream's SSE stream into chunks, noting timings, usage and counts."""
-        last_token = None
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                return
-            item = json.loads(data)
-            if "error" in item:
-                error = item["error"] if isinstance(item["error"], dict) else {"message": item["error"]}
-                raise upstream_error(f"the upstream failed mid-stream: {error.get('message')}")
-            item["model"], item["id"] = self.model_name, record.request_id  # the gateway's names and ids
-            if tally.created is None:
-                tally.created = item.get("created")
-            now = time.perf_counter()
-            if is_usage_chunk(item):
-                tally.usage = True
-                _note_usage(record, item["usage"])
-            else:
-                tokens = _count_tokens(item)
-                if tokens:
-                    tally.tokens += tokens
-                    if record.ttft_s is None:
-                        record.ttft_s = record.elapsed()
-                    elif last_token is not None:
-                        record.token_gaps_s.append(now - last_token)
-                    last_token = now
-            for choice in item.get("choices") or []:
-                record.finish_reason = choice.get("finish_reason") or record.finish_reason
-            yield item
-        raise upstream_error("the upstream closed the stream without sending [DONE]")
-
-    def _counted_usage(self, endpoint: Endpoint, record: RequestRecord, tally: _Tally) -> Chunk:
-        """The usage chunk the upstream did not send: the completion tokens counted, the prompt unknown."""
-        prompt = record.prompt_tokens
-        used = {
-            "prompt_tokens": prompt,
-            "completion_tokens": tally.tokens,
-            "total_tokens": None if prompt is None else prompt + tally.tokens,
-            "usage_source": "counted",
-        }
-        created = tally.created if isinstance(tally.created, int) else int(record.created_at)
-        return usage_chunk(endpoint, record.request_id, created, self.model_name, used)
 
     # ---- tokenizer endpoints ------------------------------------------------------------------------------------
     async def tokenize(self, request: TokenizeRequest, record: RequestRecord) -> dict[str, Any]:
@@ -415,37 +359,3 @@ class UpstreamBackend(Backend):
                 raise _api_error(response.status_code, response.content)
             return response.json()
         raise upstream_error("every upstream failed: " + "; ".join(failures))
-
-
-def _count_tokens(item: Chunk) -> int:
-    """Completion tokens in one chunk: its logprob entries when it has them, else one per choice with text.
-
-    An empty text counts (llama.cpp and vLLM send one for a token whose bytes are not yet a whole character),
-    except in a chat stream's opening role chunk and in an end marker that only carries the finish reason.
-    """
-    count = 0
-    for choice in item.get("choices") or []:
-        logprobs = choice.get("logprobs")
-        entries = (logprobs.get("content") or logprobs.get("tokens")) if isinstance(logprobs, dict) else None
-        if entries:
-            count += len(entries)
-            continue
-        delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        opener = isinstance(delta, dict) and "role" in delta
-        if isinstance(text, str) and (text or not (opener or choice.get("finish_reason"))):
-            count += 1
-    return count
-
-
-def _note_usage(record: RequestRecord, used: dict[str, Any]) -> None:
-    record.prompt_tokens = used.get("prompt_tokens")
-    record.completion_tokens = used.get("completion_tokens")
-    details = used.get("prompt_tokens_details") or {}
-    record.cached_tokens = details.get("cached_tokens")
-    _mark_usage_source(record, "upstream")
-
-
-def _mark_usage_source(record: RequestRecord, source: str) -> None:
-    """Note where the token counts came from (the request log's ``usage_source``)."""
-    record.usage_source = source
