@@ -29,7 +29,9 @@ def build_config(file: GGUFFile, dtype: str) -> dict[str, Any]:
     hidden = _scalar(file, "embedding_length", required=True)
     heads = _scalar(file, "attention.head_count", required=True)
     if hidden <= 0 or heads <= 0:
-        raise GGUFImportError(f"{file.path}: {arch}.embedding_length and attention.head_count must be positive")
+        raise GGUFImportError(
+            f"{file.path}: {arch}.embedding_length and attention.head_count must be positive"
+        )
     kv_heads = _scalar(file, "attention.head_count_kv", heads)
     head_dim = _scalar(file, "attention.key_length", hidden // heads)
     value_dim = _scalar(file, "attention.value_length", head_dim)
