@@ -17,6 +17,11 @@ KV = "32MiB"
 MODEL_NAME = "tiny"
 
 
+def tiny_args(model_dir, *extra: str) -> list[str]:
+    """`ctxops serve` arguments for the tiny test model under the tests' served name and KV pool."""
+    return [str(model_dir), "--served-model-name", MODEL_NAME, "--kv-cache-memory", KV, *extra]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from serve_helpers import KV, MODEL_NAME, ServerProcess, metric
+from serve_helpers import MODEL_NAME, ServerProcess, metric, tiny_args
 
 from ctxops.serve.request_log import read_rows
 
@@ -23,15 +23,7 @@ PROMPTS = ["one prompt", "another prompt, a little longer", "three", "and the fo
 
 
 def _server(tiny_model_dir, serve_dir, name: str, fault: str) -> ServerProcess:
-    args = [
-        str(tiny_model_dir),
-        "--served-model-name",
-        MODEL_NAME,
-        "--kv-cache-memory",
-        KV,
-        "--drain-timeout",
-        "5",
-    ]
+    args = tiny_args(tiny_model_dir, "--drain-timeout", "5")
     return ServerProcess(args, serve_dir, name, launcher=LAUNCHER, env={"CTXOPS_TEST_FAULT": fault})
 
 

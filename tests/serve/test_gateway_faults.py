@@ -123,7 +123,7 @@ from pathlib import Path  # noqa: E402
 import httpx  # noqa: E402
 import openai  # noqa: E402
 import pytest  # noqa: E402
-from serve_helpers import KV, MODEL_NAME, ServerProcess, free_port, metric, metric_sum  # noqa: E402
+from serve_helpers import MODEL_NAME, ServerProcess, free_port, metric, metric_sum, tiny_args  # noqa: E402
 
 from ctxops.serve.request_log import read_rows  # noqa: E402
 from ctxops.serve.routing import rank  # noqa: E402
@@ -323,15 +323,7 @@ def test_a_dead_upstream_is_skipped_once_its_circuit_opens(standins, serve_dir):
 def doomed(tiny_model_dir, serve_dir):
     """Real ctxops upstreams that do not survive their test, started together: one to SIGKILL, and one whose
     engine dies on a request with seed 667 (``fault_launcher.py``)."""
-    common = [
-        str(tiny_model_dir),
-        "--served-model-name",
-        MODEL_NAME,
-        "--kv-cache-memory",
-        KV,
-        "--drain-timeout",
-        "2",
-    ]
+    common = tiny_args(tiny_model_dir, "--drain-timeout", "2")
     procs = {
         "victim": ServerProcess(common, serve_dir, "victim"),
         "dying": ServerProcess(

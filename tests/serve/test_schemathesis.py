@@ -26,7 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from serve_helpers import KV, MODEL_NAME, ServerProcess
+from serve_helpers import MODEL_NAME, ServerProcess, tiny_args
 
 MAX_TOKENS = 8
 KEY = "sk-fuzz"
@@ -52,15 +52,7 @@ CHUNK_SCHEMAS = {"/v1/chat/completions": "ChatCompletionChunk", "/v1/completions
 
 def serve(tiny_model_dir, serve_dir, name: str, *extra: str) -> ServerProcess:
     """The tiny model behind `ctxops serve` with a 256-token context, so any generation is cheap."""
-    args = [
-        str(tiny_model_dir),
-        "--served-model-name",
-        MODEL_NAME,
-        "--kv-cache-memory",
-        KV,
-        "--max-model-len",
-        "256",
-    ]
+    args = tiny_args(tiny_model_dir, "--max-model-len", "256")
     return ServerProcess([*args, *extra], serve_dir, name)
 
 
