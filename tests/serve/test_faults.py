@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,15 @@ def faulty_server(tiny_model_dir, serve_dir):
     server = _server(tiny_model_dir, serve_dir, "faulty", "sample").wait_ready()
     yield server
     server.stop()
+
+
+def _rows(server: ServerProcess, where: str) -> list[dict]:
+    """Request-log rows matching ``where``, waiting for the log's writer thread to commit them (up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while not (rows := read_rows(server.log_path, where)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rows, f"no request-log row where {where}"
+    return rows
 
 
 async def _stream(client: openai.AsyncOpenAI, prompt: str, seed: int) -> tuple[str, str | None]:
@@ -68,8 +78,8 @@ def test_a_failing_request_costs_only_itself(faulty_server):
     assert metric(values, "ctxops:engine_healthy") == 1.0
     assert metric(values, "ctxops:request_errors_total", status="500") >= 1
     assert httpx.get(faulty_server.base + "/health").json() == {"status": "ready"}
-    rows = read_rows(faulty_server.log_path, "error_code = 'request_failed'")
-    assert rows and rows[-1]["status"] == 500
+    rows = _rows(faulty_server, "error_code = 'request_failed'")
+    assert rows[-1]["status"] == 500
 
 
 def test_a_request_failing_mid_stream_ends_with_an_error_event(faulty_server):
@@ -82,8 +92,8 @@ def test_a_request_failing_mid_stream_ends_with_an_error_event(faulty_server):
     assert len(texts) == 3  # three tokens made it out, one chunk each
     error = json.loads(events[-1])["error"]
     assert error["code"] == "request_failed" and "injected fault" in error["message"]
-    rows = read_rows(faulty_server.log_path, "status = 500 AND completion_tokens IS NOT NULL")
-    assert rows and rows[-1]["completion_tokens"] == 3  # the log counts what was sent
+    rows = _rows(faulty_server, "status = 500 AND completion_tokens IS NOT NULL")
+    assert rows[-1]["completion_tokens"] == 3  # the log counts what was sent
     after = httpx.post(
         faulty_server.url + "/completions", json={**body, "seed": 1, "stream": False}, timeout=30
     )
