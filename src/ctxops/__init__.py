@@ -19,25 +19,32 @@ _EXPORTS = {
     "AsyncLLM": "ctxops.engine.llm",
     "CacheInfo": "ctxops.engine.kv_cache",
     "CompletionOutput": "ctxops.engine.outputs",
+    "EngineBrokenError": "ctxops.engine.llm_engine",
     "EngineConfig": "ctxops.engine.config",
+    "EngineDeadError": "ctxops.engine.llm",
+    "GGUFImportError": "ctxops.models.gguf_file",
     "Logprob": "ctxops.engine.outputs",
     "ModelConfig": "ctxops.models.config",
     "ModelConfigError": "ctxops.models.config",
     "PromptTooLongError": "ctxops.engine.llm_engine",
+    "RequestFailedError": "ctxops.engine.llm",
     "RequestMetrics": "ctxops.engine.outputs",
     "RequestOutput": "ctxops.engine.outputs",
     "SamplingParams": "ctxops.engine.sampling_params",
     "UnsupportedModelError": "ctxops.models.config",
+    "import_gguf": "ctxops.models.gguf_import",
 }
 
 if TYPE_CHECKING:
     from ctxops.engine.config import EngineConfig
     from ctxops.engine.kv_cache import CacheInfo
-    from ctxops.engine.llm import LLM, AsyncLLM
-    from ctxops.engine.llm_engine import PromptTooLongError
+    from ctxops.engine.llm import LLM, AsyncLLM, EngineDeadError, RequestFailedError
+    from ctxops.engine.llm_engine import EngineBrokenError, PromptTooLongError
     from ctxops.engine.outputs import CompletionOutput, Logprob, RequestMetrics, RequestOutput
     from ctxops.engine.sampling_params import SamplingParams
     from ctxops.models.config import ModelConfig, ModelConfigError, UnsupportedModelError
+    from ctxops.models.gguf_file import GGUFImportError
+    from ctxops.models.gguf_import import import_gguf
 
 
 def __getattr__(name: str) -> Any:
@@ -58,14 +65,19 @@ __all__ = [
     "AsyncLLM",
     "CacheInfo",
     "CompletionOutput",
+    "EngineBrokenError",
     "EngineConfig",
+    "EngineDeadError",
+    "GGUFImportError",
     "Logprob",
     "ModelConfig",
     "ModelConfigError",
     "PromptTooLongError",
+    "RequestFailedError",
     "RequestMetrics",
     "RequestOutput",
     "SamplingParams",
     "UnsupportedModelError",
     "__version__",
+    "import_gguf",
 ]
