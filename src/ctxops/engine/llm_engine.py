@@ -50,7 +50,7 @@ class PromptTooLongError(ValueError):
 
 
 class EngineBrokenError(RuntimeError):
-    """Every request of several steps in a row failed: the engine, not a request, is at fault."""
+    """Every request of a step failed and so did a one-token probe: the engine, not a request, is at fault."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,9 +94,8 @@ class Sampler:
     def _sample_row(self, logits: torch.Tensor, request_id: str, p: SamplingParams) -> int:
         scaled = _truncate(logits / p.temperature, p.top_k, p.top_p)
         probs = scaled.softmax(-1)
-        if not bool(
-            torch.isfinite(probs).all()
-        ):  # a distribution that overflowed has lost its mass: take the mode
+        # a distribution that overflowed has lost its mass: take the mode
+        if not bool(torch.isfinite(probs).all()):
             return int(logits.argmax())
         return int(torch.multinomial(probs, 1, generator=self.generator(request_id, p)))
 

@@ -262,12 +262,18 @@ class Server:
             raise model_not_found(model, [self.backend.model_name])
 
     # ---- other endpoints --------------------------------------------------------------------------------------
-    async def models(self, request: Request) -> Response:
-        """``GET /v1/models``."""
+    def _refuse_key(self, request: Request) -> Response | None:
+        """The 401 for a request without a valid API key (None when it has one, or no keys are set)."""
         try:
             self.keys.check(request.headers.get("authorization"))
         except APIError as exc:
             return exc.response()
+        return None
+
+    async def models(self, request: Request) -> Response:
+        """``GET /v1/models``."""
+        if refused := self._refuse_key(request):
+            return refused
         return JSONResponse({"object": "list", "data": [self.backend.model_card()]})
 
     async def tokenize(self, request: Request) -> Response:
@@ -314,19 +320,14 @@ class Server:
 
     async def prometheus(self, request: Request) -> Response:
         """``GET /metrics`` in Prometheus' text format (needs an API key when keys are set and metrics_auth is on)."""
-        if self.config.metrics_auth:
-            try:
-                self.keys.check(request.headers.get("authorization"))
-            except APIError as exc:
-                return exc.response()
+        if self.config.metrics_auth and (refused := self._refuse_key(request)):
+            return refused
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``: the API's OpenAPI 3.1 description (needs an API key when keys are set)."""
-        try:
-            self.keys.check(request.headers.get("authorization"))
-        except APIError as exc:
-            return exc.response()
+        if refused := self._refuse_key(request):
+            return refused
         if self._openapi is None:
             self._openapi = build_openapi(self.app)
         return JSONResponse(self._openapi)

@@ -89,7 +89,7 @@ class _SamplingBody(_Body):
     top_k: int = Field(default=-1, **limits.TOP_K.constraints())
     min_tokens: int = Field(default=0, **limits.MIN_TOKENS.constraints())
     ignore_eos: bool = False
-    stop_token_ids: list[Annotated[int, Field(**limits.TOKEN_ID.constraints())]] | None = None
+    stop_token_ids: list[TokenId] | None = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
 

@@ -87,9 +87,8 @@ class EmbeddedBackend(Backend):
         self.capacity = engine_config.max_num_seqs
         self.llm: AsyncLLM | None = None
         self.created = int(time.time())
-        self.max_prompt_bytes = (
-            0  # a prompt over this many (normalized) bytes certainly exceeds max_model_len
-        )
+        # a prompt over this many (normalized) bytes certainly exceeds max_model_len; set once the model is loaded
+        self.max_prompt_bytes = 0
 
     async def start(self) -> None:
         """Load weights and size the KV pool in a worker thread (seconds to minutes), keeping the loop free."""
