@@ -8,8 +8,8 @@ upstreams whose circuit breaker is open (:mod:`ctxops.serve.circuit_breaker`) or
 
 Retries. A request moves to the next upstream only when this one certainly did not run it: the connection could
 not be opened (refused, connect timeout, no pool slot), or the upstream answered 429 or 503 (it refused the
-request unrun; except ctxops' 503 ``failed``, which a dead engine also sends for the requests it was running, the
-one that killed it among them). Everything else ends the request, so a request that crashes or wedges an engine
+request unrun: a ctxops engine that dies answers the requests it was running with 500 ``engine_failed``, and only
+later arrivals with 503 ``failed``). Everything else ends the request, so a request that crashes or wedges an engine
 reaches one engine, not all of them: a 4xx is passed back as is; a 5xx becomes a 502 carrying the upstream's
 message; a read timeout before the response headers becomes a 504 and is *not* retried, because the request was
 sent and the upstream may be running it (LiteLLM retries timeouts and every 5xx; a gateway that replays a poison
@@ -60,9 +60,6 @@ from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 logger = logging.getLogger("ctxops.serve")
 _PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
 _KEEPALIVE_S = 2.0  # idle pooled connections are closed before an upstream's keep-alive (5 s in uvicorn) ends
-# ctxops' 503 code once its engine died; it also answers the requests that were running then (the one that killed
-# it among them), so that 503 is a failure, never a refusal to replay elsewhere
-_ENGINE_DIED = "failed"
 # the request never left the gateway
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -280,7 +277,7 @@ class UpstreamBackend(Backend):
         raw = await response.aread()
         await response.aclose()
         error = _api_error(status, raw)
-        if status in (429, 503) and not (status == 503 and error.code == _ENGINE_DIED):
+        if status in (429, 503):
             raise _Refused(f"answered {status}: {error.message}", unhealthy=status == 503)
         if 400 <= status < 500:
             raise error
