@@ -1,0 +1,205 @@
+"""Prompt-injection signatures in text of any length: pure functions, no model, no cut at 512 tokens.
+
+:func:`find_injections` reads the whole text in overlapping windows (:func:`windows`) and reports every match as
+a :class:`Finding` with its rule and character span, never the matched text. Four rules:
+
+- ``instruction``: phrases aimed at the model that reading a document should not contain: "ignore the previous
+  instructions", "note to the AI assistant", "reveal your system prompt", "do not tell the user", also in a few
+  other languages.
+- ``role_marker``: chat-template special tokens (``<|im_start|>``, ``[INST]``, ``<|eot_id|>``...) and fake turns
+  (a line opening with ``System:``), which let a document pose as another speaker.
+- ``invisible``: Unicode tag characters (U+E0000-E007F, invisible but read by models; valid emoji tag sequences
+  excepted) and clusters of zero-width or bidi-control characters.
+- ``encoded``: base64 or hex blobs that decode to text matching ``instruction`` or ``role_marker``.
+
+The text hidden in tag characters is decoded and checked too. Matching is case-insensitive on a lower-cased copy
+of each window. This module knows strings, not requests, messages or actions; what to do with a finding is the
+caller's business (the guard, the scanner, the data checks).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ctxops.detect.signatures import INSTRUCTION, ROLE_MARKER, SIGNATURES, Signature
+
+INVISIBLE = "invisible"
+ENCODED = "encoded"
+RULES = (INSTRUCTION, ROLE_MARKER, INVISIBLE, ENCODED)
+
+WINDOW_CHARS = 65_536  # characters read at once (about 16K tokens of English)
+OVERLAP_CHARS = 512  # windows overlap by this much, so a phrase cut by a window edge is still seen whole
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One match: which rule, where (character offsets ``[start, end)`` in the scanned text), and what kind."""
+
+    rule: str
+    start: int
+    end: int
+    detail: str = ""  # a description of the signature (never the matched text itself)
+
+
+_REACH = 240  # characters a match may extend past its anchor
+_PUNCT = "\"'([{<*#>-_`“‘"
+_ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in SIGNATURES for a in s.anchors}
+_FIRST_WORDS = tuple(sorted(set(_ANCHOR_FIRST_WORDS.values())))
+
+_TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
+_EMOJI_TAG_SEQUENCE = re.compile(r"\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")  # flags of regions
+_INVISIBLE_CHAR = re.compile(r"[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069]")
+_ZERO_WIDTH = re.compile(r"(?:[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069][^\s]{0,8}){3,}")
+_BLOB = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_BLOB_CHARS = bytes(
+    ord("a") if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else ord(" ") for i in range(256)
+)
+MIN_BLOB_CHARS = 24
+MIN_PRINTABLE = 0.9  # share of printable characters for a decoded blob to count as text
+
+
+def windows(length: int, size: int = WINDOW_CHARS, overlap: int = OVERLAP_CHARS) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` windows covering ``length`` characters; each overlaps the previous by ``overlap``."""
+    if size <= overlap:
+        raise ValueError(f"window size {size} must exceed the overlap {overlap}")
+    start = 0
+    while True:
+        end = min(start + size, length)
+        yield start, end
+        if end >= length:
+            return
+        start = end - overlap
+
+
+def _anchored(lowered: str) -> set[str]:
+    """The anchors worth looking for: those whose first word begins some word of ``lowered``.
+
+    Splitting into words once is cheaper than searching the whole text for every anchor; text without spaces
+    (Chinese, Japanese) is covered because a whole run of it is one "word" checked by substring.
+    """
+    words = {w.strip(_PUNCT) for w in set(lowered.split())}
+    firsts = {f for w in words if w.startswith(_FIRST_WORDS) for f in _FIRST_WORDS if w.startswith(f)}
+    firsts |= {f for w in words if len(w) > 24 for f in _FIRST_WORDS if f in w}  # unsegmented text, markup
+    markup = {c for c in "<[" if c in lowered}  # special tokens are glued to words: search them directly
+    return {a for a, first in _ANCHOR_FIRST_WORDS.items() if first in firsts or a[0] in markup}
+
+
+def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[re.Match[str]]:
+    for anchor in signature.anchors:
+        if anchor not in present:
+            continue
+        at = lowered.find(anchor)
+        while at >= 0:
+            if signature.back == 0:
+                m = signature.pattern.match(lowered, at)
+                if m:
+                    yield m
+            else:
+                lo = max(0, at - signature.back)
+                for m in signature.pattern.finditer(
+                    lowered, lo, min(len(lowered), at + len(anchor) + _REACH)
+                ):
+                    if m.start() <= at < m.end():
+                        yield m
+            at = lowered.find(anchor, at + 1)
+
+
+def find_instructions(text: str, offset: int = 0) -> list[Finding]:
+    """``instruction`` and ``role_marker`` matches in ``text`` (one window; offsets shifted by ``offset``)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters lower-case to two; keep offsets aligned
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    present = _anchored(lowered)
+    return [
+        Finding(signature.rule, offset + m.start(), offset + m.end(), signature.label)
+        for signature in SIGNATURES
+        for m in _matches(lowered, signature, present)
+    ]
+
+
+def find_invisible(text: str, offset: int = 0) -> list[Finding]:
+    """Unicode tag runs (outside emoji flag sequences) and clusters of three or more zero-width characters."""
+    if text.isascii():
+        return []
+    found = []
+    flags = [m.span() for m in _EMOJI_TAG_SEQUENCE.finditer(text)]
+    for m in _TAGS.finditer(text):
+        if any(a <= m.start() and m.end() <= b for a, b in flags):
+            continue
+        hidden = "".join(chr(ord(c) - 0xE0000) for c in m.group() if 0xE0020 <= ord(c) <= 0xE007E)
+        says = " that spell an instruction" if find_instructions(hidden) else ""
+        found.append(
+            Finding(INVISIBLE, offset + m.start(), offset + m.end(), f"Unicode tag characters{says}")
+        )
+    if _INVISIBLE_CHAR.search(text):
+        found += [
+            Finding(INVISIBLE, offset + m.start(), offset + m.end(), "zero-width or bidi-control characters")
+            for m in _ZERO_WIDTH.finditer(text)
+        ]
+    return found
+
+
+def decode_blob(blob: str) -> str | None:
+    """The text a base64 or hex blob holds, or None when it is not mostly printable text."""
+    raw: bytes | None = None
+    if len(blob) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in blob):
+        raw = bytes.fromhex(blob)
+    else:
+        try:
+            raw = base64.b64decode(blob + "=" * (-len(blob.rstrip("=")) % 4), validate=False)
+        except (binascii.Error, ValueError):
+            return None
+    text = raw.decode("utf-8", errors="replace")
+    printable = sum(c.isprintable() or c in "\n\t\r" for c in text)
+    return text if text and printable / len(text) >= MIN_PRINTABLE else None
+
+
+def find_encoded(text: str, offset: int = 0) -> list[Finding]:
+    """Base64 and hex blobs (24+ characters) whose decoded text matches ``instruction`` or ``role_marker``."""
+    marked = text.encode("ascii", "replace").translate(_BLOB_CHARS)  # one byte per character: offsets hold
+    run = b"a" * MIN_BLOB_CHARS
+    found = []
+    at = marked.find(run)
+    while at >= 0:
+        m = _BLOB.match(text, at)
+        end = m.end() if m else at + MIN_BLOB_CHARS
+        decoded = decode_blob(m.group()) if m else None
+        if decoded is not None and find_instructions(decoded):
+            kind = "hex" if all(c in "0123456789abcdefABCDEF" for c in m.group()) else "base64"
+            found.append(Finding(ENCODED, offset + at, offset + end, f"{kind} blob of an instruction"))
+        stop = marked.find(b" ", end)
+        at = -1 if stop < 0 else marked.find(run, stop)
+    return found
+
+
+def find_injections(text: str, rules: tuple[str, ...] = RULES) -> list[Finding]:
+    """Every finding of ``rules`` in ``text``, whatever its length, sorted by position and without repeats."""
+    unknown = set(rules) - set(RULES)
+    if unknown:
+        raise ValueError(f"unknown injection rules {sorted(unknown)}; choose from {', '.join(RULES)}")
+    found: list[Finding] = []
+    for start, end in windows(len(text)):
+        window = text[start:end]
+        if INSTRUCTION in rules or ROLE_MARKER in rules:
+            found += [f for f in find_instructions(window, start) if f.rule in rules]
+        if INVISIBLE in rules:
+            found += find_invisible(window, start)
+        if ENCODED in rules:
+            found += find_encoded(window, start)
+    return _without_repeats(found)
+
+
+def _without_repeats(found: list[Finding]) -> list[Finding]:
+    """Drop findings that overlap an earlier one of the same rule (windows overlap, so edges are seen twice)."""
+    kept: list[Finding] = []
+    last_end: dict[str, int] = {}
+    for finding in sorted(found, key=lambda f: (f.start, -f.end)):
+        if finding.start < last_end.get(finding.rule, -1):
+            continue
+        kept.append(finding)
+        last_end[finding.rule] = finding.end
+    return kept

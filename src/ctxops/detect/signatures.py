@@ -1,0 +1,178 @@
+"""The catalogue of injection phrases and role markers that :mod:`ctxops.detect.injection` looks for.
+
+Each :class:`Signature` is a lower-case regular expression with the anchors (substrings every match contains) that
+let the scanner skip text without one. The phrases are the kinds the public taxonomies describe (garak's
+promptinject goal hijacks, BIPIA's text attacks, Greshake et al.'s indirect injections) in our own wording: overrides
+of earlier instructions, messages addressed to the model, role changes, requests to leak hidden instructions,
+concealment from the user, forced replies, overrides in other languages, chat-template tokens and fake turns.
+This module is data; it knows no text and no actions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+INSTRUCTION = "instruction"
+ROLE_MARKER = "role_marker"
+
+_PRIOR = r"(?:(?:all|any|each|every|the|your|my|of|these|those|such)\s+){0,3}"
+_BEFORE = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|existing|old)"
+_ORDERS = (
+    r"(?:instructions?|directions?|directives?|rules?|prompts?|guidelines?|commands?|orders?|"
+    r"constraints?|guardrails?|programming|context|messages?|policies|policy|tasks?)"
+)
+_MODEL = (
+    r"(?:ai|a\.i\.|llm|language model|large language model|chatbot|ai assistant|assistant|model|agent|gpt)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A rule's pattern and its anchors.
+
+    Every match contains one of the anchors, at most ``back`` characters after the match's start (0: the match
+    starts at the anchor). Only text at an anchor is matched, which keeps long scans fast.
+    """
+
+    rule: str
+    label: str
+    anchors: tuple[str, ...]
+    pattern: re.Pattern[str]
+    back: int = 0
+
+
+def _signature(rule: str, label: str, anchors: str, pattern: str, back: int = 0) -> Signature:
+    return Signature(rule, label, tuple(anchors.split(";")), re.compile(pattern), back)
+
+
+_OVERRIDE, _ADDRESSED, _ROLE, _FORCED = (
+    "override of earlier instructions",
+    "message addressed to the model",
+    "change of the model's role",
+    "forced reply",
+)
+SIGNATURES = (
+    _signature(
+        INSTRUCTION,
+        _OVERRIDE,
+        "ignor;disregard;forget;overr;bypass;discard;abandon;set aside;pay no;stop follow;do not follow;don't follow",
+        r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|overrid(?:e|ing)|overrul(?:e|ing)|bypass(?:ing)?|"
+        r"discard(?:ing)?|abandon(?:ing)?|set aside|pay no attention to|stop following|do not follow|"
+        rf"don't follow)\s+(?:{_PRIOR}{_BEFORE}\s+(?:\w+\s+){{0,2}}{_ORDERS}\b|everything (?:above|before|"
+        r"you were told|you have been told)|all (?:of )?(?:that|the above)|what you were told)",
+    ),
+    _signature(
+        INSTRUCTION,
+        "new instructions for the model",
+        "instruction;directive;orders",
+        r"\b(?:new|updated|revised|real|true|secret|hidden|actual)\s+(?:system\s+)?(?:instructions?|directives?|"
+        rf"orders)\s*(?:(?:for|to)\s+(?:the\s+|you,?\s+)?{_MODEL}\b|:)",
+        back=24,
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "note;message;instruction;attention;important;reminder;memo;directive",
+        r"\b(?:note|message|instructions?|attention|important|reminder|memo|directive)\s+(?:to|for)\s+"
+        rf"(?:the |any |all )?{_MODEL}s?\b",
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "if you are;dear;hey;hello;attention;listen",
+        r"\bif you are an? (?:ai|a\.i\.|llm|language model|large language model|chatbot|ai assistant|"
+        r"assistant reading|model reading)"
+        r"|\b(?:dear|hey|hello|attention|listen),? (?:ai|llm|chatbot|ai assistant|language model|chatgpt|gpt)\b",
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "reading this;processing this;summarizing this;summarising this",
+        r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model)s? (?:reading|processing|"
+        r"summari[sz]ing) this\b",
+        back=24,
+    ),
+    _signature(
+        INSTRUCTION,
+        _ROLE,
+        "you are now;you are no longer;enter;switch to;activate;enable;from now on;act as if",
+        r"\byou are (?:now|no longer) (?:dan\b|in (?:developer|god|admin|debug|jailbreak|unrestricted) mode|"
+        r"(?:an? )?(?:unrestricted|unfiltered|uncensored|jailbroken)|free (?:from|of) )"
+        r"|\b(?:enter|switch to|activate|enable) (?:developer|god|admin|debug|jailbreak|dan) mode\b"
+        r"|\bfrom now on,? you (?:are|will|must|shall|should) (?:act|respond|reply|answer|only|always|ignore|obey)"
+        r"|\bact as if you have no (?:rules|restrictions|guidelines|filters)",
+    ),
+    _signature(
+        INSTRUCTION,
+        "request to leak hidden instructions",
+        "system prompt;system message;initial prompt;initial instructions;hidden prompt;hidden instructions;"
+        "secret;instructions you were given;developer message;developer prompt",
+        r"\b(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me)\s+"
+        r"(?:me\s+)?(?:back\s+)?(?:your|the|all|any)\s+(?:\w+\s+){0,2}(?:system prompt|system message|"
+        r"initial (?:prompt|instructions)|hidden (?:prompt|instructions)|secret (?:key|password|instructions|code)|"
+        r"instructions you were given|developer (?:message|prompt))",
+        back=64,
+    ),
+    _signature(
+        INSTRUCTION,
+        "concealment from the user",
+        "the user",
+        r"\b(?:do not|don't|never|without) (?:tell(?:ing)?|inform(?:ing)?|alert(?:ing)?|notify(?:ing)?|"
+        r"let(?:ting)?|warn(?:ing)?|mention(?:ing)? (?:this|it) to) the user\b"
+        r"|\bthe user (?:must|should) (?:not|never) (?:know|find out|learn|see) (?:about )?(?:this|these)",
+        back=40,
+    ),
+    _signature(
+        INSTRUCTION,
+        _FORCED,
+        "instead;rather;respond;reply;answer;begin your;start your",
+        r"\b(?:instead|rather),? (?:respond|reply|answer|say|output|print|write) (?:only |just |exactly )?"
+        r"(?:with |the (?:word|phrase|text|string|code) )"
+        r"|\b(?:respond|reply|answer|begin your (?:answer|reply|response)|start your (?:answer|reply|response))"
+        r" (?:only |exclusively )?with (?:the (?:word|phrase|text|string|code) |exactly )",
+    ),
+    _signature(
+        INSTRUCTION,
+        _FORCED,
+        "answer;reply;response;output",
+        r"\b(?:your|the) (?:only |whole |entire )?(?:answer|reply|response|output) (?:must|should|shall) "
+        r"(?:be|contain|include) (?:only |exactly |just )?(?:the (?:word|phrase|text|string|code)|[\"'“])",
+        back=16,
+    ),
+    _signature(
+        INSTRUCTION,
+        "override in another language",
+        "ignor;игнорир;忽略;以前の指示;前の指示",
+        r"\bignor(?:a|ar|e|ez|er)\s+(?:(?:todas|toutes|tutte)\s+)?(?:las|les|le|as)\s+"
+        r"(?:instrucciones|instructions|istruzioni|instruções|indicaciones|consignes)\s+"
+        r"(?:anteriores|previas|précédentes|antérieures|precedenti)"
+        r"|\bignorier(?:e|en)?\s+(?:(?:alle|sämtliche)\s+)?(?:die\s+)?(?:vorherigen|bisherigen|obigen|früheren)\s+"
+        r"(?:anweisungen|instruktionen|befehle|regeln)"
+        r"|игнорируй(?:те)?\s+(?:все\s+)?(?:предыдущие|прошлые|вышеуказанные)\s+(?:инструкции|указания)"
+        r"|忽略(?:之前|以上|前面|先前)的?(?:所有)?(?:指令|指示|说明)"
+        r"|(?:以前|前)の指示を無視",
+    ),
+    _signature(
+        ROLE_MARKER,
+        "chat-template special token",
+        "<|;[inst];[/inst];<<sys>>;<</sys>>;<start_of_turn>;<end_of_turn>;<bos>;<eos>",
+        r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|eom_id|start_header_id|"
+        r"end_header_id|begin_of_text|end_of_text|end|tool|ipython|bos|eos)\|>"
+        r"|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>|<(?:bos|eos)>",
+    ),
+    _signature(
+        ROLE_MARKER,
+        "fake conversation turn",
+        "system;developer",
+        r"(?m)^[ \t>#*\[(]*(?:system|developer)(?: ?(?:message|prompt|note|override|instruction|update))?"
+        r"[\])*]*[ \t]*:",
+        back=8,
+    ),
+    _signature(
+        ROLE_MARKER,
+        "fake conversation turn",
+        "<system;</system;<assistant;</assistant;<instructions;</instructions",
+        r"</?(?:system|assistant|system_prompt|instructions)>",
+    ),
+)
