@@ -29,6 +29,10 @@ _DEFAULT_MODEL = EngineConfig.default("model")
     help="gateway mode: forward to this OpenAI-compatible server (repeatable); key_env names the environment "
     "variable holding its API key; max_concurrency (default 64) caps requests forwarded to it at once",
 )  # fmt: skip
+@click.option(
+    "--db", envvar="CTXOPS_DB", default=None,
+    help="the store the request log goes to: a SQLite file or postgresql:// URL (overrides --request-log)",
+)  # fmt: skip
 @dataclass_options(ServerConfig, include=SERVER_FLAGS)
 @engine_options
 def serve(
@@ -36,6 +40,7 @@ def serve(
     api_keys: tuple[str, ...],
     api_key_file: str | None,
     upstreams: tuple[str, ...],
+    db: str | None,
     **options,
 ) -> None:
     """Serve MODEL (a local Hugging Face directory or `builtin`) over OpenAI's HTTP API.
@@ -54,9 +59,23 @@ def serve(
         raise click.BadParameter(str(exc), param_hint="--upstream") from exc
     if specs and not options.get("served_model_name") and model:
         options["served_model_name"] = model  # in gateway mode MODEL is just the name clients use
+    if db is not None:
+        options["request_log"] = db
     config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs})
+    if config.request_log:
+        _check_store(config.request_log)
     backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
     raise SystemExit(run(config, backend))
+
+
+def _check_store(db: str) -> None:
+    """Open (and migrate) the request log's store before the port is bound: a bad --db is one error line."""
+    from ctxops.store import StoreError, open_store
+
+    try:
+        open_store(db).close()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _read_keys(path: str) -> list[str]:

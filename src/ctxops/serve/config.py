@@ -104,7 +104,10 @@ class ServerConfig:
         32 * 2**20, "largest request body, e.g. 32MiB; larger gets 413", parse=parse_bytes
     )
     drain_timeout: float = _opt(30.0, "seconds in-flight requests may take to finish after SIGTERM")
-    request_log: str | None = _opt("ctxops-requests.db", "SQLite file for the per-request log ('' = no log)")
+    request_log: str | None = _opt(
+        "ctxops-requests.db",
+        "the per-request log: a SQLite file or postgresql:// URL ('' = no log; --db and CTXOPS_DB set it too)",
+    )
     log_prompts: bool = _opt(
         False, "store prompts and outputs in the request log (off: counts and timings only)"
     )

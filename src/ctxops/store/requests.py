@@ -1,0 +1,88 @@
+"""Rows of the ``requests`` table: insert a batch, read rows back, read columns of a time window as arrays.
+
+Inserting replaces a row with the same ``request_id`` (the former log's ``INSERT OR REPLACE``), on SQLite and Postgres
+alike. Window reads return NumPy arrays straight from the driver's cursor so that a million rows stay fast. This
+module knows rows, not statistics and not HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ctxops.store.database import Store
+from ctxops.store.schema import REQUEST_COLUMNS, requests
+
+_UPDATED = [c for c in REQUEST_COLUMNS if c != "request_id"]
+
+
+def _upsert(store: Store) -> sa.Insert:
+    insert = (sqlite if store.is_sqlite else postgresql).insert(requests)
+    return insert.on_conflict_do_update(
+        index_elements=["request_id"], set_={c: insert.excluded[c] for c in _UPDATED}
+    )
+
+
+def insert_requests(store: Store, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` (dicts keyed by column name; missing columns are NULL) in one transaction."""
+    if not rows:
+        return
+    full = [{c: row.get(c) for c in REQUEST_COLUMNS} for row in rows]
+    with store.engine.begin() as conn:
+        conn.execute(_upsert(store), full)
+
+
+def read_requests(
+    store: Store, where: str = "1=1", params: Sequence[Any] | dict[str, Any] = ()
+) -> list[dict[str, Any]]:
+    """Rows as dicts, oldest first. ``where`` is raw SQL in the driver's parameter style (``?`` on SQLite)."""
+    with store.engine.connect() as conn:
+        result = conn.exec_driver_sql(
+            f"SELECT * FROM requests WHERE {where} ORDER BY created_at",
+            tuple(params) if not isinstance(params, dict) else params,
+        )
+        return [dict(row._mapping) for row in result]
+
+
+def window_filter(start: float, end: float, filters: dict[str, str] | None = None) -> sa.ColumnElement[bool]:
+    """``start <= created_at < end`` and ``column = value`` for each of ``filters``."""
+    clauses = [requests.c.created_at >= start, requests.c.created_at < end]
+    clauses += [requests.c[name] == value for name, value in (filters or {}).items()]
+    return sa.and_(*clauses)
+
+
+def read_columns(
+    store: Store, columns: Iterable[str], where: sa.ColumnElement[bool]
+) -> dict[str, np.ndarray]:
+    """The named columns of the matching rows as float arrays (NULL -> nan), in one pass over the cursor."""
+    names = list(columns)
+    query = sa.select(*(requests.c[n] for n in names)).where(where)
+    with store.engine.connect() as conn:
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(str(compiled))
+            data = cursor.fetchall()
+        finally:
+            cursor.close()
+    table = np.array(data, dtype=float).reshape(len(data), len(names)) if data else np.empty((0, len(names)))
+    return {name: table[:, i] for i, name in enumerate(names)}
+
+
+def count_by(store: Store, column: str, where: sa.ColumnElement[bool]) -> dict[str, int]:
+    """Rows per value of ``column`` (NULL counted as ``"none"``) among the matching rows."""
+    value = requests.c[column]
+    query = sa.select(value, sa.func.count()).where(where).group_by(value)
+    with store.engine.connect() as conn:
+        return {("none" if v is None else str(v)): int(n) for v, n in conn.execute(query)}
+
+
+def distinct_values(store: Store, column: str, where: sa.ColumnElement[bool]) -> list[str]:
+    """The non-NULL values of ``column`` among the matching rows, sorted."""
+    query = sa.select(requests.c[column]).where(where, requests.c[column].is_not(None)).distinct()
+    with store.engine.connect() as conn:
+        return sorted(str(v) for (v,) in conn.execute(query))

@@ -1,0 +1,46 @@
+"""The requests table on both backends: upsert by request id, window reads as arrays, counts per category, and the
+server's request log writing through the store."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ctxops.serve.request_log import RequestLog, RequestRecord, read_rows
+from ctxops.store import open_store
+from ctxops.store.requests import count_by, distinct_values, insert_requests, read_columns, window_filter
+
+
+def _row(i: int, **extra) -> dict:
+    return {"request_id": f"r{i}", "created_at": 100.0 + i, "endpoint": "chat.completions", "status": 200,
+            "model": "m", "prompt_tokens": i, "ttft_s": None if i % 2 else 0.5 * i, **extra}  # fmt: skip
+
+
+def test_insert_replaces_by_request_id_and_reads_windows(db_url):
+    store = open_store(db_url)
+    insert_requests(store, [_row(i) for i in range(10)])
+    insert_requests(store, [_row(3, status=500, error_code="engine_failed")])  # same id: replaced
+    window = window_filter(102.0, 106.0, {"model": "m"})
+    columns = read_columns(store, ["prompt_tokens", "ttft_s"], window)
+    assert columns["prompt_tokens"].tolist() == [2, 3, 4, 5]
+    assert [x if not math.isnan(x) else None for x in columns["ttft_s"]] == [1.0, None, 2.0, None]
+    assert count_by(store, "status", window) == {"200": 3, "500": 1}
+    assert count_by(store, "error_code", window) == {"none": 3, "engine_failed": 1}
+    assert distinct_values(store, "model", window_filter(0, 1e9)) == ["m"]
+    assert read_columns(store, ["e2e_s"], window_filter(0, 1))["e2e_s"].shape == (0,)
+    store.close()
+
+
+def test_the_request_log_writes_through_the_store(db_url):
+    log = RequestLog(db_url, log_prompts=False)
+    for i in range(600):  # more than one writer batch
+        log.append(RequestRecord(f"q{i}", "completions", model="m", prompt="secret", prompt_tokens=i))
+    log.close()
+    store = open_store(db_url)
+    tokens = read_columns(store, ["prompt_tokens"], window_filter(0, 1e12))["prompt_tokens"]
+    assert np.sort(tokens).tolist() == list(range(600))
+    store.close()
+    if not db_url.startswith("postgresql"):
+        rows = read_rows(db_url, "prompt_tokens < ?", (3,))
+        assert [r["request_id"] for r in rows] == ["q0", "q1", "q2"] and rows[0]["prompt"] is None
