@@ -38,6 +38,7 @@ class LazyGroup(click.Group):
         "eval": "ctxops.cli.eval:eval_command",
         "generate": "ctxops.cli.generate:generate",
         "models": "ctxops.cli.models:models",
+        "monitor": "ctxops.cli.monitor:monitor",
         "plan": "ctxops.cli.plan:plan",
         "report": "ctxops.cli.report:report",
         "serve": "ctxops.cli.serve:serve",

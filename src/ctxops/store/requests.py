@@ -7,6 +7,7 @@ module knows rows, not statistics and not HTTP.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,7 +51,9 @@ def read_requests(
 
 def window_filter(start: float, end: float, filters: dict[str, str] | None = None) -> sa.ColumnElement[bool]:
     """``start <= created_at < end`` and ``column = value`` for each of ``filters``."""
-    clauses = [requests.c.created_at >= start, requests.c.created_at < end]
+    clauses = [requests.c.created_at < end]
+    if math.isfinite(start):  # an open start (-inf) is no bound at all
+        clauses.append(requests.c.created_at >= start)
     clauses += [requests.c[name] == value for name, value in (filters or {}).items()]
     return sa.and_(*clauses)
 
@@ -86,3 +89,15 @@ def distinct_values(store: Store, column: str, where: sa.ColumnElement[bool]) ->
     query = sa.select(requests.c[column]).where(where, requests.c[column].is_not(None)).distinct()
     with store.engine.connect() as conn:
         return sorted(str(v) for (v,) in conn.execute(query))
+
+
+def count_above(
+    store: Store, column: str, threshold: float, where: sa.ColumnElement[bool]
+) -> tuple[int, int]:
+    """(rows where ``column`` > ``threshold``, rows where ``column`` is not NULL) among the matching rows."""
+    value = requests.c[column]
+    above = sa.func.sum(sa.case((value > threshold, 1), else_=0))
+    query = sa.select(above, sa.func.count(value)).where(where)
+    with store.engine.connect() as conn:
+        n_above, n = conn.execute(query).one()
+    return int(n_above or 0), int(n)
