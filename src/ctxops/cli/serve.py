@@ -8,6 +8,7 @@ from ctxops.cli.options import build, dataclass_options, engine_options
 from ctxops.engine.config import EngineConfig
 from ctxops.models.config import ModelConfig, ModelConfigError
 from ctxops.serve.config import ServerConfig, UpstreamSpec, read_keys_file
+from ctxops.serve.guard_config import GuardConfig, GuardConfigError
 
 SERVER_FLAGS = (
     "host", "port", "served_model_name", "max_queue", "max_body_size", "drain_timeout", "request_log",
@@ -33,6 +34,10 @@ _DEFAULT_MODEL = EngineConfig.default("model")
     "--db", envvar="CTXOPS_DB", default=None,
     help="the store the request log goes to: a SQLite file or postgresql:// URL (overrides --request-log)",
 )  # fmt: skip
+@click.option(
+    "--guard", "guard_file", type=click.Path(dir_okay=False),
+    help="guard TOML file: injection and personal-data rules (log, redact or block) on requests and answers",
+)  # fmt: skip
 @dataclass_options(ServerConfig, include=SERVER_FLAGS)
 @engine_options
 def serve(
@@ -41,6 +46,7 @@ def serve(
     api_key_file: str | None,
     upstreams: tuple[str, ...],
     db: str | None,
+    guard_file: str | None,
     **options,
 ) -> None:
     """Serve MODEL (a local Hugging Face directory or `builtin`) over OpenAI's HTTP API.
@@ -61,7 +67,8 @@ def serve(
         options["served_model_name"] = model  # in gateway mode MODEL is just the name clients use
     if db is not None:
         options["request_log"] = db
-    config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs})
+    guard = _read_guard(guard_file) if guard_file else None
+    config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs, "guard": guard})
     if config.request_log:
         _check_store(config.request_log)
     backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
@@ -76,6 +83,13 @@ def _check_store(db: str) -> None:
         open_store(db).close()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _read_guard(path: str) -> GuardConfig:
+    try:
+        return GuardConfig.from_file(path)
+    except GuardConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--guard") from exc
 
 
 def _read_keys(path: str) -> list[str]:

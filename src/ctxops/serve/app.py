@@ -35,6 +35,7 @@ from ctxops.serve.auth import KeyStore
 from ctxops.serve.backends.base import Backend, GenerationRequest
 from ctxops.serve.config import ServerConfig
 from ctxops.serve.errors import APIError, internal_error, model_not_found
+from ctxops.serve.guard import Guard, GuardMetrics
 from ctxops.serve.limits import Admission, ServerState, read_body
 from ctxops.serve.metrics import ServerMetrics
 from ctxops.serve.openapi import build_openapi
@@ -81,6 +82,11 @@ class Server:
         if hasattr(backend, "on_attempt"):  # gateway: count attempts per upstream
             backend.on_attempt = self.metrics.upstream_attempt
         self.log = RequestLog(config.request_log, config.log_prompts) if config.request_log else None
+        self.guard = (
+            Guard(config.guard, GuardMetrics(self.metrics.registry, backend.model_name))
+            if config.guard
+            else None
+        )
         self.startup_error: BaseException | None = None
         backend.on_fatal = self._backend_died
         self._openapi: dict[str, Any] | None = None
@@ -156,6 +162,11 @@ class Server:
         parsed: GenerationRequest = await _parse(schema, body)
         record.model, record.user, record.stream = parsed.model, parsed.user, parsed.stream
         self._check_model(parsed.model)
+        if self.guard is not None:  # before a queue slot: a blocked request costs no capacity
+            if len(body) > _PARSE_ON_LOOP_BYTES:
+                await asyncio.to_thread(self.guard.check_request, endpoint, parsed)
+            else:
+                self.guard.check_request(endpoint, parsed)
         self.admission.acquire()
         return parsed
 
@@ -167,6 +178,8 @@ class Server:
         except APIError as exc:
             return self._refuse(record, exc, acquired=False)
         chunks = self.backend.stream(endpoint, parsed, record)
+        if self.guard is not None and self.guard.checks_output:
+            chunks = self.guard.filter_output(endpoint, chunks, record)
         try:
             first = await anext(chunks)  # request-level errors surface here, before any byte is sent
         except Exception as exc:

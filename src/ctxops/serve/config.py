@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ctxops.engine.config import parse_bytes
+from ctxops.serve.guard_config import GuardConfig
 
 _UPSTREAM_OPTIONS = {
     "weight": "weight=W",
@@ -118,6 +119,7 @@ class ServerConfig:
     )
     upstreams: tuple[UpstreamSpec, ...] = ()  # non-empty = gateway mode
     upstream_timeout: float = _opt(600.0, "seconds to wait for an upstream response before trying another")
+    guard: GuardConfig | None = None  # --guard FILE: injection and personal-data rules on input and output
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_size, str):
