@@ -21,9 +21,10 @@ def counter(tokenizer):
 class EchoTarget(Target):
     """A fake model for runner tests: answers with the gold answers (or nothing), instantly."""
 
-    def __init__(self, counter, correct=True, fail_after=None, name="echo"):
+    def __init__(self, counter, correct=True, fail_after=None, name="echo", answer=None):
         self._counter = counter
         self.correct = correct
+        self.answer = answer  # sample -> output text, overriding ``correct``
         self.fail_after = fail_after
         self.calls = 0
         self.name = name
@@ -38,6 +39,8 @@ class EchoTarget(Target):
             raise KeyboardInterrupt  # what Ctrl-C does mid-run
         right = self.correct(sample) if callable(self.correct) else self.correct
         text = " ".join(sample.answers) if right else "no idea"
+        if self.answer is not None:
+            text = self.answer(sample)
         return Completion(text, sample.input_tokens, 5, 0, 0.01, 0.05)
 
     def describe(self):

@@ -16,7 +16,28 @@ def test_string_match_all_is_the_fraction_found_case_insensitively():
     assert string_match_all("only 123", ["123", "456"]) == 0.5
     assert string_match_all("APPLE pie", ["apple"]) == 1.0
     assert string_match_all("", ["x"]) == 0.0
-    assert string_match_all("a\x00b\x07c", ["abc"]) == 1.0  # control characters are dropped first
+    assert string_match_all("a\x00b\x07c", ["abc"]) == 0.0  # RULER: a control character becomes a newline
+
+
+@pytest.mark.parametrize(
+    ("metric", "output", "answers", "expected"),
+    [
+        (Metric.ALL, "12\x0034", ["1234"], 0.0),  # RULER: a control character becomes a newline, splitting it
+        (Metric.ALL, "12\t34", ["1234"], 0.0),  # so does a tab
+        (Metric.ALL, "\x1b[0m4412\x1b", ["4412"], 1.0),  # ANSI escapes around the answer
+        (Metric.ALL, "A\x1fB", ["a\nb"], 1.0),  # \x1f is a newline after cleaning
+        (Metric.ALL, "caf\x7fe", ["cafe"], 0.0),  # \x7f is left alone (outside \x00-\x1f)
+        (Metric.ALL, "  \n 4412 \x00", ["4412"], 1.0),
+        (Metric.ALL, "FLUFFY-DOG", ["fluffy-dog"], 1.0),  # case-insensitive
+        (Metric.ALL, "123 123 123", ["123", "456"], 0.5),  # a repeated answer counts once
+        (Metric.ALL, "1 and 3", ["1", "2", "3", "4"], 0.5),  # partial multi-value answer
+        (Metric.ALL, "8812345", ["12345"], 1.0),  # a number inside a longer number counts (substring)
+        (Metric.ANY, "very wide", ["wide", "narrow"], 1.0),
+        (Metric.ANY, "", ["wide"], 0.0),
+    ],
+)
+def test_ruler_cleaning_and_matching_hand_cases(metric, output, answers, expected):
+    assert score(metric, output, answers) == expected
 
 
 def test_string_match_part_is_any_alias():
@@ -25,6 +46,7 @@ def test_string_match_part_is_any_alias():
     assert score(Metric.ANY, "partial: city of light", ["paris", "City of Light"]) == 1.0
     assert score(Metric.ALL, "partial: city of light", ["paris", "City of Light"]) == 0.5
     assert clean("  \tx\n ") == "x"
+    assert clean("a\x00b") == "a\nb"
     with pytest.raises(ValueError):
         score(Metric.ALL, "x", [])
 

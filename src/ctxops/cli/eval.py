@@ -63,7 +63,21 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
     default=None,
     help="JSONL of {documents, question, answers} for task qa",
 )
+@click.option(
+    "--ruler-data",
+    "ruler_data",
+    multiple=True,
+    metavar="[LENGTH=]DIR",
+    help="run RULER's own prepared data (DIR/<task>/validation.jsonl from its prepare.py) instead of the "
+    "built-in tasks; repeat for several lengths; also writes RULER prediction files to OUT/ruler/",
+)
 @click.option("--concurrency", default=8, show_default=True, help="requests in flight at once")
+@click.option(
+    "--latency-samples",
+    default=0,
+    show_default=True,
+    help="after the run, send this many samples per length again one at a time (latency without queueing)",
+)
 @click.option(
     "--timeout", type=FINITE_FLOAT, default=600.0, show_default=True, help="seconds per endpoint request"
 )
@@ -100,21 +114,36 @@ def eval_command(**options) -> None:
 
     Endpoint: ctxops eval --endpoint http://localhost:8000/v1 --model-name my-model --out runs/served
 
+    RULER's data: ctxops eval --ruler-data 4096=ruler/4096/data --endpoint URL --model-name M --out runs/ruler
+
     Rerunning with the same --out resumes: finished samples are kept, never redone.
     """
     from ctxops.evals.config import EvalConfig, parse_lengths, parse_tasks
     from ctxops.evals.report import write_reports
+    from ctxops.evals.ruler_data import RulerData, RulerDataError
     from ctxops.evals.rundir import RunDir, RunDirError
     from ctxops.evals.runner import run_eval
     from ctxops.evals.targets import TargetError
     from ctxops.evals.tasks import TaskError
 
+    source = None
     try:
-        config = EvalConfig(
-            tasks=parse_tasks(options["tasks"]), lengths=parse_lengths(options["lengths"]),
-            samples=options["samples"], depths=options["depths"], seed=options["eval_seed"],
-            concurrency=options["concurrency"], haystack=tuple(options["haystack"]), qa_file=options["qa_file"],
-        )  # fmt: skip
+        if options["ruler_data"]:
+            source = RulerData.load(tuple(options["ruler_data"]))
+            config = EvalConfig(
+                tasks=source.tasks, lengths=source.lengths, samples=source.max_per_cell, depths=1,
+                concurrency=options["concurrency"], ruler_data=tuple(options["ruler_data"]),
+                latency_samples=options["latency_samples"],
+            )  # fmt: skip
+        else:
+            config = EvalConfig(
+                tasks=parse_tasks(options["tasks"]), lengths=parse_lengths(options["lengths"]),
+                samples=options["samples"], depths=options["depths"], seed=options["eval_seed"],
+                concurrency=options["concurrency"], haystack=tuple(options["haystack"]),
+                qa_file=options["qa_file"], latency_samples=options["latency_samples"],
+            )  # fmt: skip
+    except RulerDataError as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if options["sweep"]:
@@ -123,7 +152,9 @@ def eval_command(**options) -> None:
     target = _target(options)
     run_dir = RunDir(options["out"])
     try:
-        outcome = asyncio.run(run_eval(config, target, run_dir, show_progress=not options["no_progress"]))
+        outcome = asyncio.run(
+            run_eval(config, target, run_dir, show_progress=not options["no_progress"], source=source)
+        )
     except (TargetError, TaskError, RunDirError) as exc:
         raise click.ClickException(str(exc)) from exc
     for warning in [*getattr(target, "warnings", []), *outcome.warnings]:
@@ -139,8 +170,11 @@ def eval_command(**options) -> None:
         raise click.ClickException(f"{exc}; {outcome.failed} samples failed, rerun to retry them") from exc
     for warning in summary["warnings"]:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    if outcome.failed:
-        raise click.ClickException(f"{outcome.failed} samples failed; rerun the same command to retry them")
+    if source is not None:
+        click.echo(f"wrote RULER prediction files under {run_dir.file('ruler')}", err=True)
+    if outcome.failed or outcome.latency_failed:
+        failed = outcome.failed + outcome.latency_failed
+        raise click.ClickException(f"{failed} samples failed; rerun the same command to retry them")
 
 
 def _sweep(config, options: dict) -> None:

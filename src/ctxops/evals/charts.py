@@ -85,15 +85,21 @@ def score_vs_length(summary: dict[str, Any]) -> str:
 
 
 def latency_vs_length(summary: dict[str, Any]) -> str:
-    """Median and p90 TTFT and end-to-end latency against length."""
+    """Median and p90 TTFT and end-to-end latency against length, labelled with the concurrency they ran under."""
     lengths = summary["lengths"]
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    for metric, label in (("ttft_s", "TTFT"), ("e2e_s", "end-to-end")):
-        for point, style in (("p50", "-"), ("p90", ":")):
-            ys = [summary["latency"][str(n)][metric][point] for n in lengths]
-            pairs = [(x, y) for x, y in zip(lengths, ys, strict=True) if y is not None]
-            if pairs:
-                axes.plot(*zip(*pairs, strict=True), style, marker="o", label=f"{label} {point}")
+    for key, marker in (("latency", "o"), ("latency_solo", "s")):
+        rows = summary.get(key) or {}
+        levels = sorted({c for lat in rows.values() for c in lat.get("concurrency") or []})
+        where = f" @ concurrency {'/'.join(map(str, levels)) or '?'}"
+        for metric, label in (("ttft_s", "TTFT"), ("e2e_s", "end-to-end")):
+            for point, style in (("p50", "-"), ("p90", ":")):
+                ys = [rows[str(n)][metric][point] if str(n) in rows else None for n in lengths]
+                pairs = [(x, y) for x, y in zip(lengths, ys, strict=True) if y is not None]
+                if pairs:
+                    axes.plot(
+                        *zip(*pairs, strict=True), style, marker=marker, label=f"{label} {point}{where}"
+                    )
     axes.set_xscale("log", base=2)
     axes.set_xticks(lengths, [format_length(n) for n in lengths])
     axes.minorticks_off()

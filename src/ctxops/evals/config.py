@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ctxops.evals.ruler_data import TASK_SETTINGS
 from ctxops.evals.sample import SampleSpec
 from ctxops.evals.tasks import TASKS, TaskError, get_task
 
@@ -75,12 +76,25 @@ class EvalConfig:
     concurrency: int = 8
     haystack: tuple[str, ...] = ()  # prose files; empty = generated prose
     qa_file: str | None = None
+    ruler_data: tuple[str, ...] = ()  # ``[LENGTH=]DIR`` of RULER's prepared data: samples come from there
+    latency_samples: int = 0  # per length, sent again one at a time after the run (latency without queueing)
+    share_prefixes: bool = True  # group and order samples so a shared haystack prefix is computed once
 
     def __post_init__(self) -> None:
         if not self.tasks:
             raise ValueError("give at least one task")
-        for name in self.tasks:
-            get_task(name)
+        if self.ruler_data:
+            unknown = [t for t in self.tasks if t not in TASK_SETTINGS]
+            if unknown or self.haystack or self.qa_file:
+                raise ValueError(
+                    f"with --ruler-data the tasks come from the data (RULER's: {', '.join(TASK_SETTINGS)}); "
+                    "--haystack and --qa-file do not apply" + (f"; unknown: {unknown}" if unknown else "")
+                )
+        else:
+            for name in self.tasks:
+                get_task(name)
+        if self.latency_samples < 0:
+            raise ValueError(f"--latency-samples must be 0 or more, got {self.latency_samples}")
         if not self.lengths or min(self.lengths) < 64:
             raise ValueError(f"lengths must be at least 64 tokens, got {self.lengths}")
         if self.samples < 1:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ctxops import __version__
 from ctxops.evals.config import EvalConfig, depth_grid
+from ctxops.evals.ruler_data import describe_dirs
 from ctxops.evals.rundir import RunDirError
 from ctxops.evals.targets.base import Target
 
@@ -29,11 +30,14 @@ def _file_hash(path: str | None) -> str | None:
 
 def content_identity(config: EvalConfig, target: Target) -> dict[str, Any]:
     """What must not change between a run and its resume."""
-    return {
+    identity = {
         "target": target.identity(),
         "haystack": {f: _file_hash(f) for f in config.haystack} or "generated prose",
         "qa_file": _file_hash(config.qa_file),
     }
+    if config.ruler_data:
+        identity["ruler_data"] = {n: d["files"] for n, d in describe_dirs(config.ruler_data).items()}
+    return identity
 
 
 def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = None) -> dict[str, Any]:
@@ -57,6 +61,12 @@ def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = 
         "concurrency": config.concurrency,
         "haystack": list(config.haystack) or "generated prose",
         "qa_file": config.qa_file,
+        "latency_samples": config.latency_samples,
+        **(
+            {"ruler_data": describe_dirs(config.ruler_data), "seeds": "RULER's line numbers"}
+            if config.ruler_data
+            else {}
+        ),
     }
 
 
@@ -80,7 +90,9 @@ def merge_run_record(
 
 
 # run.json fields that can move scores when two runs differ in them; a dict is compared leaf by leaf.
-_SCORE_FIELDS = ("target", "identity.haystack", "identity.qa_file", "lengths_exact", "ctxops_version")
+_SCORE_FIELDS = (
+    "target", "identity.haystack", "identity.qa_file", "identity.ruler_data", "lengths_exact", "ctxops_version",
+)  # fmt: skip
 # Derived from other fields (the pool from the engine settings) or local to one machine (the path).
 _NOT_SETTINGS = ("target.model_path", "target.kv_cache", "target.kv_press_query_aware")
 _WHY = {
@@ -93,6 +105,7 @@ _WHY = {
     "target.api": "the chat and completions APIs format the prompt differently",
     "identity.haystack": "the haystack text differs, so the prompts differ",
     "identity.qa_file": "the QA records differ, so the questions differ",
+    "identity.ruler_data": "the runs read different RULER data files, so the prompts differ",
 }
 
 

@@ -14,7 +14,14 @@ from rich.table import Table
 
 from ctxops.evals import report_html
 from ctxops.evals.config import format_length
-from ctxops.evals.rundir import REPORT_FILE, SUMMARY_FILE, RunDir, RunDirError, describe_bad_lines
+from ctxops.evals.rundir import (
+    LATENCY_FILE,
+    REPORT_FILE,
+    SUMMARY_FILE,
+    RunDir,
+    RunDirError,
+    describe_bad_lines,
+)
 from ctxops.evals.stats import RULER_THRESHOLD
 from ctxops.evals.summary import summarize
 
@@ -38,12 +45,20 @@ def write_reports(run_dir: RunDir, threshold: float = RULER_THRESHOLD) -> dict[s
             f"{run_dir.path}: the run has no finished samples yet; nothing to report"
             + (f". {skipped}" if skipped else "")
         )
-    summary = summarize(samples.records, run, threshold)
+    summary = summarize(samples.records, run, threshold, run_dir.read_samples(LATENCY_FILE).records)
     if skipped:
         summary["warnings"] = [skipped, *summary["warnings"]]
     run_dir.write_json(SUMMARY_FILE, summary)
     run_dir.file(REPORT_FILE).write_text(report_html.render(summary, run), encoding="utf-8")
     return summary
+
+
+def _ttft(latency: dict[str, Any] | None) -> str:
+    """Median TTFT in ms with the concurrency it ran under: ``412 @8``."""
+    if not latency or latency["ttft_s"]["p50"] is None:
+        return "-"
+    levels = "/".join(str(c) for c in latency.get("concurrency") or []) or "?"
+    return f"{latency['ttft_s']['p50'] * 1000:.0f} [dim]@{levels}[/dim]"
 
 
 def print_table(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -68,12 +83,25 @@ def print_table(summary: dict[str, Any], console: Console | None = None) -> None
     for task in summary["tasks"]:
         cells = summary["cells"][task]
         table.add_row(task, *(fmt(cells[str(n)]) if str(n) in cells else "-" for n in lengths))
+    average = summary.get("average") or {"label": "all tasks"}
     table.add_row(
-        "[bold]all tasks[/bold]", *(fmt(summary["overall"][str(n)]) for n in lengths), end_section=True
+        f"[bold]{average['label']}[/bold]",
+        *(fmt(summary["overall"][str(n)]) for n in lengths),
+        end_section=True,
     )
-    ttft = [summary["latency"][str(n)]["ttft_s"]["p50"] for n in lengths]
-    table.add_row("[dim]TTFT p50 (ms)[/dim]", *("-" if t is None else f"{t * 1000:.0f}" for t in ttft))
+    for key, name in (("latency", "TTFT p50 (ms)"), ("latency_solo", "TTFT p50 (ms), alone")):
+        rows = summary.get(key) or {}
+        if not rows:
+            continue
+        cells = [rows.get(str(n)) for n in lengths]
+        table.add_row(f"[dim]{name}[/dim]", *(_ttft(c) for c in cells))
     console.print(table)
+    if average.get("missing_ruler_tasks"):
+        console.print(
+            f"[dim]{average['label']} ({', '.join(average['tasks'])}): not RULER's 13-task average; missing "
+            f"{', '.join(average['missing_ruler_tasks'])}[/dim]",
+            highlight=False,
+        )
     for warning in summary.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     eff = summary["effective_length"]

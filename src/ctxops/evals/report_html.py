@@ -46,26 +46,46 @@ def task_table(summary: dict[str, Any]) -> str:
         tds = "".join(_score_cell(cells[str(n)]) if str(n) in cells else "<td>-</td>" for n in lengths)
         rows.append(f"<tr><td>{_e(task)}</td>{tds}</tr>")
     tds = "".join(_score_cell(summary["overall"][str(n)]) for n in lengths)
-    rows.append(f"<tr><td><b>all tasks</b></td>{tds}</tr>")
-    return f'<table id="task-table"><tr><th>task</th>{head}</tr>{"".join(rows)}</table>'
+    average = summary.get("average") or {"label": "all tasks", "tasks": summary["tasks"]}
+    rows.append(f"<tr><td><b>{_e(average['label'])}</b></td>{tds}</tr>")
+    note = f"{_e(average['label'])}: {_e(', '.join(average['tasks']))}"
+    if average.get("missing_ruler_tasks"):
+        note += f"; not RULER's 13-task average (missing {_e(', '.join(average['missing_ruler_tasks']))})"
+    return (
+        f'<table id="task-table"><tr><th>task</th>{head}</tr>{"".join(rows)}</table>'
+        f'<p class="ci" id="average-note">{note}</p>'
+    )
 
 
 def latency_table(summary: dict[str, Any]) -> str:
-    """Latency percentiles per length, in milliseconds."""
+    """Latency percentiles per length in milliseconds, each row with the concurrency it was measured under.
+
+    Rows of the run itself mix queueing into TTFT and TPOT when more than one request was in flight; rows of the
+    ``--latency-samples`` pass were sent one at a time.
+    """
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:.0f}"
 
     rows = []
-    for n in summary["lengths"]:
-        lat = summary["latency"][str(n)]
-        rows.append(
-            f"<tr><td>{format_length(n)}</td><td>{ms(lat['ttft_s']['p50'])}</td><td>{ms(lat['ttft_s']['p90'])}</td>"
-            f"<td>{ms(lat['tpot_s']['p50'])}</td><td>{ms(lat['e2e_s']['p50'])}</td><td>{ms(lat['e2e_s']['p90'])}</td>"
-            f"<td>{lat['mean_prompt_tokens'] or 0:.0f}</td></tr>"
-        )
-    head = "<th>length</th><th>TTFT p50</th><th>TTFT p90</th><th>TPOT p50</th><th>e2e p50</th><th>e2e p90</th><th>prompt tokens</th>"
-    return f'<table id="latency-table"><tr>{head}</tr>{"".join(rows)}</table><p class="ci">milliseconds</p>'
+    for key, label in (("latency", "the run"), ("latency_solo", "alone")):
+        for n, lat in (summary.get(key) or {}).items():
+            levels = "/".join(str(c) for c in lat.get("concurrency") or []) or "?"
+            rows.append(
+                f"<tr><td>{format_length(int(n))}</td><td>{label}</td><td>{levels}</td>"
+                f"<td>{ms(lat['ttft_s']['p50'])}</td><td>{ms(lat['ttft_s']['p90'])}</td>"
+                f"<td>{ms(lat['tpot_s']['p50'])}</td><td>{ms(lat['e2e_s']['p50'])}</td><td>{ms(lat['e2e_s']['p90'])}</td>"
+                f"<td>{lat['mean_prompt_tokens'] or 0:.0f}</td></tr>"
+            )
+    head = (
+        "<th>length</th><th>samples</th><th>concurrency</th><th>TTFT p50</th><th>TTFT p90</th><th>TPOT p50</th>"
+        "<th>e2e p50</th><th>e2e p90</th><th>prompt tokens</th>"
+    )
+    note = (
+        "milliseconds; concurrency: requests allowed in flight while the row's samples ran (above 1, queueing is in "
+        "the figures; `--latency-samples N` adds rows measured alone)"
+    )
+    return f'<table id="latency-table"><tr>{head}</tr>{"".join(rows)}</table><p class="ci">{_e(note)}</p>'
 
 
 def headline(summary: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """A run directory on disk and the files in it.
 
-``run.json`` (provenance), ``samples.jsonl`` (one line per finished sample), and the ``summary.json`` / ``report.html`` derived from them.
+``run.json`` (provenance), ``samples.jsonl`` (one line per finished sample), ``latency.jsonl`` (the samples sent
+again one at a time by ``--latency-samples``), and the ``summary.json`` / ``report.html`` derived from them.
 
 Records are appended and flushed one at a time, so a run killed at any moment leaves a valid partial run. Readers
 skip a line that holds no record (a torn last line: the process died mid-write; or a corrupt line anywhere) and
@@ -20,6 +21,7 @@ from typing import Any
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
+LATENCY_FILE = "latency.jsonl"
 REJECTED_FILE = "samples.rejected.txt"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -145,27 +147,28 @@ class RunDir:
         return file
 
     # ---- samples.jsonl --------------------------------------------------------------------------------------
-    def read_samples(self) -> Samples:
-        """Every record of ``samples.jsonl`` in file order, and the lines that hold none."""
-        if not self.samples_path.is_file():
+    def read_samples(self, name: str = SAMPLES_FILE) -> Samples:
+        """Every record of ``samples.jsonl`` (or ``name``) in file order, and the lines that hold none."""
+        path = self.path / name
+        if not path.is_file():
             return Samples()
-        return parse_samples(self.samples_path.read_bytes())
+        return parse_samples(path.read_bytes())
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every complete record in file order; lines without one are skipped (see :meth:`read_samples`)."""
         yield from self.read_samples().records
 
-    def finished_keys(self) -> set[tuple[str, int, float | None, int]]:
-        """Keys of the samples already recorded."""
-        return {record_key(r) for r in self.records()}
+    def finished_keys(self, name: str = SAMPLES_FILE) -> set[tuple[str, int, float | None, int]]:
+        """Keys of the samples already recorded in ``samples.jsonl`` (or ``name``)."""
+        return {record_key(r) for r in self.read_samples(name).records}
 
-    def repair(self) -> list[BadLine]:
-        """Make ``samples.jsonl`` valid JSONL before appending; returns the lines it took out.
+    def repair(self, name: str = SAMPLES_FILE) -> list[BadLine]:
+        """Make ``samples.jsonl`` (or ``name``) valid JSONL before appending; returns the lines it took out.
 
         Lines without a record (a torn tail, a corrupt line) are appended to ``samples.rejected.txt`` and the
         file is rewritten without them, atomically; a complete last record that only lacks its newline gets one.
         """
-        path = self.samples_path
+        path = self.path / name
         if not path.is_file():
             return []
         data = path.read_bytes()
@@ -191,10 +194,10 @@ class RunDir:
         os.replace(tmp, path)
         return samples.bad_lines
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Append one record and push it to disk."""
+    def append(self, record: dict[str, Any], name: str = SAMPLES_FILE) -> None:
+        """Append one record to ``samples.jsonl`` (or ``name``) and push it to disk."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with self.samples_path.open("a", encoding="utf-8") as handle:
+        with (self.path / name).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,6 +1,11 @@
 """The runner: build, send, score and record every planned sample.
 
-It builds each sample, sends it to the target with bounded concurrency, scores it, and appends the record to ``samples.jsonl`` the moment it finishes.
+It builds each sample, sends it to the target with bounded concurrency, scores it, and appends the record to
+``samples.jsonl`` the moment it finishes. Samples come from a source: the built-in generators, or RULER's prepared
+data (:mod:`.ruler_data`, whose prediction files are rewritten after every invocation). They are sent in
+:mod:`.schedule`'s order, so a prefix that samples share is computed once. Every record carries the concurrency it
+ran under; with ``latency_samples`` a second pass sends that many samples per length again, one at a time, into
+``latency.jsonl`` (latency without queueing; never scored into the results).
 
 Samples already in the run directory are skipped, so rerunning the same command resumes an interrupted run and
 never repeats or duplicates a sample; a line of ``samples.jsonl`` without a record (cut short by a kill, or corrupt)
@@ -16,7 +21,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -31,11 +36,39 @@ from rich.progress import (
 from ctxops.evals import provenance
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.haystack import Haystack
-from ctxops.evals.rundir import REJECTED_FILE, RUN_FILE, RunDir, describe_bad_lines
+from ctxops.evals.ruler_data import RulerData
+from ctxops.evals.rundir import LATENCY_FILE, REJECTED_FILE, RUN_FILE, RunDir, describe_bad_lines
 from ctxops.evals.sample import Sample, SampleSpec
-from ctxops.evals.scoring import score
+from ctxops.evals.schedule import PrefixGate, prefix_order
 from ctxops.evals.targets.base import Completion, Target, TargetError
 from ctxops.evals.tasks import QARecord, build_sample, read_qa_file
+
+
+class SampleSource(Protocol):
+    """Where a run's samples come from: its plan, and one sample built per planned spec."""
+
+    def plan(self) -> list[SampleSpec]: ...
+
+    def build(self, spec: SampleSpec) -> Sample: ...
+
+
+class GeneratedSamples:
+    """The built-in generators, filling each sample to its length with the target's token counter."""
+
+    def __init__(self, config: EvalConfig, target: Target) -> None:
+        self.config = config
+        self.target = target
+        self.haystack = Haystack(config.haystack)
+        self.qa_records: Sequence[QARecord] = read_qa_file(config.qa_file) if config.qa_file else ()
+
+    def plan(self) -> list[SampleSpec]:
+        return self.config.plan()
+
+    def build(self, spec: SampleSpec) -> Sample:
+        return build_sample(
+            spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
+            haystack=self.haystack, qa_records=self.qa_records,
+        )  # fmt: skip
 
 
 @dataclass
@@ -47,6 +80,7 @@ class RunOutcome:
     done: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    latency_failed: int = 0  # samples of the latency pass the target failed on (rerun to retry)
     warnings: list[str] = field(default_factory=list)  # for the user: what was repaired before the run
 
     @property
@@ -55,9 +89,9 @@ class RunOutcome:
         return self.skipped + self.done == self.planned
 
 
-def make_record(sample: Sample, completion: Completion) -> dict[str, Any]:
-    """The samples.jsonl line for one finished sample."""
-    value = score(sample.metric, completion.text, sample.answers)
+def make_record(sample: Sample, completion: Completion, concurrency: int) -> dict[str, Any]:
+    """The samples.jsonl line for one finished sample sent with ``concurrency`` requests allowed in flight."""
+    value = sample.score_output(completion.text)
     spec = sample.spec
     return {
         "task": spec.task,
@@ -78,10 +112,13 @@ def make_record(sample: Sample, completion: Completion) -> dict[str, Any]:
         "ttft_s": completion.ttft_s,
         "tpot_s": completion.tpot_s,
         "e2e_s": completion.e2e_s,
+        "concurrency": concurrency,
         "finish_reason": completion.finish_reason,
         "attempts": completion.attempts,
         "needle_depths": sample.metadata.get("needle_depths"),
+        **({"ruler_index": sample.metadata["ruler_index"]} if "ruler_index" in sample.metadata else {}),
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        **sample.record_fields(completion.text),
     }
 
 
@@ -89,23 +126,29 @@ class Runner:
     """Runs one :class:`EvalConfig` against one :class:`Target` into one :class:`RunDir`."""
 
     def __init__(
-        self, config: EvalConfig, target: Target, run_dir: RunDir, console: Console | None = None
+        self,
+        config: EvalConfig,
+        target: Target,
+        run_dir: RunDir,
+        console: Console | None = None,
+        source: SampleSource | None = None,
     ) -> None:
         self.config = config
         self.target = target
         self.run_dir = run_dir
         self.console = console or Console(stderr=True)
-        self.haystack = Haystack(config.haystack)
-        self.qa_records: Sequence[QARecord] = read_qa_file(config.qa_file) if config.qa_file else ()
+        if source is None:
+            source = (
+                RulerData.load(config.ruler_data) if config.ruler_data else GeneratedSamples(config, target)
+            )
+        self.source = source
         self._correct = 0
         self._scored = 0
+        self._gate = PrefixGate(())
 
     def build(self, spec: SampleSpec) -> Sample:
-        """Build one planned sample with the target's token counter."""
-        return build_sample(
-            spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
-            haystack=self.haystack, qa_records=self.qa_records,
-        )  # fmt: skip
+        """Build one planned sample."""
+        return self.source.build(spec)
 
     def _write_run(self, status: str | None = None) -> dict[str, Any]:
         old = self.run_dir.read_run()
@@ -126,8 +169,11 @@ class Runner:
         self._write_run()
         rejected = self.run_dir.repair()
         finished = self.run_dir.finished_keys()
-        plan = self.config.plan()
+        plan = self.source.plan()
         todo = [s for s in plan if s.key not in finished]
+        if self.config.share_prefixes:
+            todo = prefix_order(todo)
+            self._gate = PrefixGate(todo)
         outcome = RunOutcome(planned=len(plan), skipped=len(plan) - len(todo))
         moved = describe_bad_lines(
             self.run_dir.samples_path,
@@ -149,11 +195,34 @@ class Runner:
             ]
             try:
                 await asyncio.gather(*workers)
+                await self._latency_pass(plan, outcome, progress)
             finally:
                 for worker in workers:
                     worker.cancel()
                 self._write_run("complete" if outcome.complete else "partial")
+                if isinstance(self.source, RulerData):
+                    self.source.write_predictions(self.run_dir.path, list(self.run_dir.records()))
         return outcome
+
+    async def _latency_pass(self, plan: list[SampleSpec], outcome: RunOutcome, progress: Progress) -> None:
+        """Send ``latency_samples`` samples per length again, one at a time, into latency.jsonl."""
+        count = self.config.latency_samples
+        if not count:
+            return
+        self.run_dir.repair(LATENCY_FILE)
+        done = self.run_dir.finished_keys(LATENCY_FILE)
+        todo = [s for s in latency_specs(plan, count) if s.key not in done]
+        bar = progress.add_task("latency", total=len(todo), accuracy="concurrency 1")
+        for spec in todo:
+            try:
+                sample = await asyncio.to_thread(self.build, spec)
+                completion = await self.target.generate(sample)
+            except TargetError as exc:
+                outcome.errors.append(f"latency pass {spec.key}: {exc}")
+                outcome.latency_failed += 1
+            else:
+                self.run_dir.append(make_record(sample, completion, concurrency=1), LATENCY_FILE)
+            progress.advance(bar)
 
     async def _check_buildable(self, todo: list[SampleSpec]) -> None:
         """Build the first sample of each (task, length) up front, so a bad length fails before any request."""
@@ -168,13 +237,16 @@ class Runner:
             spec = queue.get_nowait()
             try:
                 sample = await asyncio.to_thread(self.build, spec)
+                await self._gate.wait(sample)
                 completion = await self.target.generate(sample)
             except TargetError as exc:
                 outcome.failed += 1
                 outcome.errors.append(f"{spec.key}: {exc}")
                 progress.advance(bar)
                 continue
-            record = make_record(sample, completion)
+            finally:
+                self._gate.release(spec)
+            record = make_record(sample, completion, self.config.concurrency)
             self.run_dir.append(record)
             outcome.done += 1
             self._scored += 1
@@ -195,6 +267,20 @@ class Runner:
         )
 
 
+def latency_specs(plan: list[SampleSpec], count: int) -> list[SampleSpec]:
+    """``count`` specs per length, taking the tasks in turn (the first sample of each, then the second, ...)."""
+    out = []
+    for length in sorted({s.length for s in plan}):
+        by_task: dict[str, list[SampleSpec]] = {}
+        for spec in plan:
+            if spec.length == length:
+                by_task.setdefault(spec.task, []).append(spec)
+        turns = [spec for i in range(max(map(len, by_task.values()))) for specs in by_task.values()
+                 if i < len(specs) for spec in [specs[i]]]  # fmt: skip
+        out += turns[:count]
+    return out
+
+
 async def run_eval(
     config: EvalConfig,
     target: Target,
@@ -202,12 +288,13 @@ async def run_eval(
     *,
     show_progress: bool = True,
     console: Console | None = None,
+    source: SampleSource | None = None,
 ) -> RunOutcome:
     """Start ``target``, run ``config`` into ``run_dir``, close the target. See :class:`Runner`."""
     await target.start()
     try:
         check_lengths(target, config.lengths)
-        return await Runner(config, target, run_dir, console).run(show_progress)
+        return await Runner(config, target, run_dir, console, source).run(show_progress)
     finally:
         await target.close()
 

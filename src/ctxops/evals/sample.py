@@ -1,7 +1,8 @@
 """What one evaluation item is: its identity (task, length, depth, seed) and the text a task built for it.
 
 A :class:`SampleSpec` names an item; a :class:`Sample` is the built prompt, answer prefix, gold answers and the
-measurements made while building it. Both are plain data: a sample knows text, not engines or HTTP.
+measurements made while building it (or one line of RULER's prepared data, sent verbatim). Both are plain data:
+a sample knows text, not engines or HTTP.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Sample:
     metric: Metric
     input_tokens: int  # prompt tokens as the target's tokenizer counts them (template and prefix included)
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    # True: ``prompt`` already holds the model's template (RULER's prepared data): the target sends
+    # ``prompt + answer_prefix`` as it is, with no chat template of its own and nothing between the two.
+    verbatim: bool = False
 
     def __post_init__(self) -> None:
         if not self.answers:
@@ -82,6 +86,11 @@ class Sample:
         return [{"role": "user", "content": self.prompt}]
 
     @property
+    def verbatim_text(self) -> str:
+        """What RULER's prediction script sends: the prompt, then the answer prefix, nothing between."""
+        return self.prompt + self.answer_prefix
+
+    @property
     def context_text(self) -> str:
         """The prompt up to its question: every task's template ends with the question as its last paragraph."""
         cut = self.prompt.rfind("\n\n")
@@ -91,3 +100,13 @@ class Sample:
     def prompt_hash(self) -> str:
         """sha256 (first 16 hex digits) of prompt and prefix: equal hashes mean identical inputs."""
         return hashlib.sha256(f"{self.prompt}\x00{self.answer_prefix}".encode()).hexdigest()[:16]
+
+    def score_output(self, text: str) -> float:
+        """This sample's score for the output ``text``: its metric against its answers (a subclass may differ)."""
+        from ctxops.evals.scoring import score  # scoring imports Metric from here
+
+        return score(self.metric, text, self.answers)
+
+    def record_fields(self, text: str) -> dict[str, Any]:
+        """Fields a subclass adds to this sample's samples.jsonl record for the output ``text`` (none here)."""
+        return {}

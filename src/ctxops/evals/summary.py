@@ -5,8 +5,11 @@ grid, latency percentiles per length, effective context length under both defini
 the numbers leave out (samples without the target's token counts).
 
 Scores are RULER's (mean per-sample score × 100). The per-length "all tasks" score pools every sample at that
-length, which equals RULER's mean over tasks when each task has the same number of samples. This module knows
-records and statistics, not rendering.
+length, which equals the mean over tasks when each task has the same number of samples; ``average`` names the tasks
+it covers, and calls it RULER's average only when all 13 of RULER's tasks are in (an average over fewer tasks, QA
+left out, is not comparable with RULER's tables). Every latency figure carries the concurrency it was measured under;
+``latency_solo`` holds the samples sent one at a time (``--latency-samples``). This module knows records and
+statistics, not rendering.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ctxops.evals import stats
+from ctxops.evals.ruler_data import RULER_13
 from ctxops.evals.rundir import record_key
 
 ALL = "all tasks"
@@ -36,11 +40,16 @@ def cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def latency(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """TTFT, TPOT and end-to-end percentiles (seconds) and mean token counts."""
+def latency(records: list[dict[str, Any]], default_concurrency: int | None = None) -> dict[str, Any]:
+    """TTFT, TPOT and end-to-end percentiles (seconds), mean token counts, and the concurrency they ran under.
+
+    ``concurrency`` lists the distinct values the records ran under (older records carry none: the run's).
+    """
     prompt = [r["prompt_tokens"] or r["input_tokens"] for r in records]
     output = [r["output_tokens"] for r in records if r.get("output_tokens") is not None]
+    levels = {r.get("concurrency", default_concurrency) for r in records}
     return {
+        "concurrency": sorted(c for c in levels if c is not None),
         "ttft_s": stats.percentiles([r.get("ttft_s") for r in records]),
         "tpot_s": stats.percentiles([r.get("tpot_s") for r in records]),
         "e2e_s": stats.percentiles([r.get("e2e_s") for r in records]),
@@ -90,11 +99,28 @@ def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def average_label(tasks: list[str]) -> dict[str, Any]:
+    """What the all-task average is over, and whether it is RULER's (all 13 of its tasks, nothing else)."""
+    ruler = sorted(tasks) == sorted(RULER_13)
+    label = "RULER average (13 tasks)" if ruler else f"average of {len(tasks)} task{'s' * (len(tasks) != 1)}"
+    missing = [t for t in RULER_13 if t not in tasks]
+    return {"label": label, "tasks": list(tasks), "ruler": ruler, "missing_ruler_tasks": missing}
+
+
 def summarize(
-    records: Iterable[dict[str, Any]], run: dict[str, Any], threshold: float = stats.RULER_THRESHOLD
+    records: Iterable[dict[str, Any]],
+    run: dict[str, Any],
+    threshold: float = stats.RULER_THRESHOLD,
+    latency_records: Iterable[dict[str, Any]] = (),
 ) -> dict:
-    """The summary.json content for ``records`` of the run described by ``run`` (its run.json)."""
+    """The summary.json content for ``records`` of the run described by ``run`` (its run.json).
+
+    ``latency_records`` are the samples sent one at a time (latency.jsonl); they are not scored into the results.
+    """
     records = dedupe(records)
+    solo: dict[int, list] = defaultdict(list)
+    for r in dedupe(latency_records):
+        solo[r["length"]].append(r)
     by_cell: dict[tuple[str, int], list] = defaultdict(list)
     by_length: dict[int, list] = defaultdict(list)
     by_depth: dict[tuple[float, int], list] = defaultdict(list)
@@ -119,8 +145,10 @@ def summarize(
         "tasks": tasks,
         "cells": {t: {str(n): cell(by_cell[(t, n)]) for n in lengths if (t, n) in by_cell} for t in tasks},
         "overall": {str(n): overall[n] for n in lengths},
+        "average": average_label(tasks),
         "depth_grid": [{"depth": d, "length": n, **cell(rs)} for (d, n), rs in sorted(by_depth.items())],
-        "latency": {str(n): latency(by_length[n]) for n in lengths},
+        "latency": {str(n): latency(by_length[n], run.get("concurrency")) for n in lengths},
+        "latency_solo": {str(n): latency(solo[n], 1) for n in sorted(solo)},
         "effective_length": {
             "lower_bound": stats.effective_length({n: c["ci_low"] for n, c in overall.items()}, threshold),
             "point_estimate": stats.effective_length({n: c["score"] for n, c in overall.items()}, threshold),

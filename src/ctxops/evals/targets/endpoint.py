@@ -4,7 +4,9 @@ Requests stream (``stream_options.include_usage``) so TTFT is measured from the 
 429, 5xx, timeouts and dropped connections are retried with exponential backoff (``Retry-After`` honoured). Lengths
 are counted by the server's ``/tokenize`` (vLLM's route) where it exists, else by a local ``--tokenizer``, else
 estimated with a warning. With ``--api chat`` the answer prefix cannot be sent (OpenAI's chat API has no way to
-start the assistant's turn), so it is left out and recorded. This module knows HTTP, not tasks or scoring.
+start the assistant's turn), so it is left out and recorded. A verbatim sample (RULER's data) is sent as RULER's
+prediction script sends it: ``input + answer_prefix`` as the completions prompt, or as the one user message of a
+chat request. This module knows HTTP, not tasks or scoring.
 """
 
 from __future__ import annotations
@@ -189,6 +191,13 @@ class EndpointTarget(Target):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if sample.verbatim:  # RULER's prepared data, sent as RULER's call_api.py sends it
+            if self.config.api is Api.CHAT:
+                return "/v1/chat/completions", {
+                    **body,
+                    "messages": [{"role": "user", "content": sample.verbatim_text}],
+                }
+            return "/v1/completions", {**body, "prompt": sample.verbatim_text}
         if self.config.api is Api.CHAT:
             return "/v1/chat/completions", {
                 **body,

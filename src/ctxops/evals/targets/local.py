@@ -1,7 +1,8 @@
 """The in-process target: the embedded engine (``AsyncLLM``) with any engine settings, e.g. a KV cache format.
 
 Prompts are rendered with the model's own chat template (or raw) and sent as token ids, so the length counted while
-building a sample is exactly what the engine sees. Timings come from the streamed outputs, measured from the moment
+building a sample is exactly what the engine sees; a verbatim sample (RULER's data, template already applied) is
+tokenized as it is. Timings come from the streamed outputs, measured from the moment
 the request is handed to the engine. This module knows the engine's Python API, not tasks or HTTP.
 """
 
@@ -62,7 +63,7 @@ def question_start(counter, sample: Sample, ids: list[int]) -> int | None:
     The context alone is rendered and tokenized the same way; the two token lists agree up to the question.
     """
     context = sample.context_text
-    if not context:
+    if not context or sample.verbatim:  # RULER's data: the template is in the text, the question not marked
         return None
     head = counter.encode(context, "")
     start = next(
@@ -101,7 +102,10 @@ class LocalTarget(Target):
         from ctxops.engine.llm import RequestFailedError
         from ctxops.engine.sampling_params import SamplingParams
 
-        ids = self._counter.encode(sample.prompt, sample.answer_prefix)
+        if sample.verbatim:  # RULER's prepared data: as its scripts tokenize it (special tokens added)
+            ids = self._counter.tokenizer.encode(sample.verbatim_text, add_special_tokens=True)
+        else:
+            ids = self._counter.encode(sample.prompt, sample.answer_prefix)
         prompt: list[int] | dict = ids
         if self.config.kv_press is not None and not self.config.kv_press_query_aware:
             prompt = {"prompt_token_ids": ids, "question_start": question_start(self._counter, sample, ids)}
