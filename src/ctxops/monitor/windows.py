@@ -40,11 +40,19 @@ def _iso(seconds: float) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in ``30m``, ``6h``, ``30d``, ``2w``."""
+    match = _RELATIVE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 6h, 30d or 2w")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
 def parse_instant(text: str, now: float) -> float:
     """Unix seconds for ``7d`` (ago) or an ISO 8601 time (naive = UTC)."""
     text = text.strip()
-    if match := _RELATIVE.match(text):
-        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    if _RELATIVE.match(text):
+        return now - parse_duration(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

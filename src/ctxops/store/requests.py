@@ -91,13 +91,19 @@ def distinct_values(store: Store, column: str, where: sa.ColumnElement[bool]) ->
         return sorted(str(v) for (v,) in conn.execute(query))
 
 
+def count_flagged(
+    store: Store, where: sa.ColumnElement[bool], flag: sa.ColumnElement[bool]
+) -> tuple[int, int]:
+    """(rows where ``flag`` holds, rows) among the rows matching ``where``."""
+    query = sa.select(sa.func.sum(sa.case((flag, 1), else_=0)), sa.func.count()).where(where)
+    with store.engine.connect() as conn:
+        flagged, n = conn.execute(query).one()
+    return int(flagged or 0), int(n)
+
+
 def count_above(
     store: Store, column: str, threshold: float, where: sa.ColumnElement[bool]
 ) -> tuple[int, int]:
     """(rows where ``column`` > ``threshold``, rows where ``column`` is not NULL) among the matching rows."""
     value = requests.c[column]
-    above = sa.func.sum(sa.case((value > threshold, 1), else_=0))
-    query = sa.select(above, sa.func.count(value)).where(where)
-    with store.engine.connect() as conn:
-        n_above, n = conn.execute(query).one()
-    return int(n_above or 0), int(n)
+    return count_flagged(store, sa.and_(where, value.is_not(None)), value > threshold)
