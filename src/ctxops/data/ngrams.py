@@ -1,0 +1,126 @@
+"""Normalized words and their n-grams as 64-bit hashes, and the index of an eval set's n-grams.
+
+Text is normalized as lm-evaluation-harness does for decontamination: lower case, punctuation dropped, split into
+words (runs of letters and digits). Each word is hashed with xxh64; an n-gram's hash is a polynomial over its words'
+hashes, computed for a whole document at once with numpy, so a corpus is scanned at numpy speed rather than one
+Python object per n-gram. Hashes are deterministic across processes and machines.
+
+:class:`NgramIndex` holds every n-gram of the eval items as sorted arrays (hash, item) and answers "which items own
+the n-grams at these positions" for a corpus document. N-grams shared by a large share of the items (templates,
+repeated filler) are *boilerplate*: kept apart, counted separately, and never make an item dirty. This module knows
+words and hashes, not files or reports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import xxhash
+
+_WORD = re.compile(r"[^\W_]+")
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: the polynomial step between a word and the next
+
+
+def words(text: str) -> list[str]:
+    """The normalized words of ``text``: lower case, letters and digits only."""
+    return _WORD.findall(text.lower())
+
+
+@lru_cache(maxsize=1 << 20)
+def _word_hash(word: str) -> int:
+    return xxhash.xxh64_intdigest(word.encode())
+
+
+def word_hashes(tokens: Sequence[str]) -> np.ndarray:
+    """One uint64 hash per word."""
+    return np.fromiter(map(_word_hash, tokens), dtype=np.uint64, count=len(tokens))
+
+
+def ngram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
+    """The hash of every run of ``n`` consecutive words: element i covers words i..i+n-1 (empty when too short)."""
+    count = len(hashes) - n + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    out = hashes[:count].copy()
+    for offset in range(1, n):  # uint64 arithmetic wraps, which is what a hash wants
+        out *= _MULTIPLIER
+        out ^= hashes[offset : offset + count]
+    return out
+
+
+def text_ngrams(text: str, n: int) -> np.ndarray:
+    """Hashes of the n-grams of ``text``'s normalized words, in order."""
+    return ngram_hashes(word_hashes(words(text)), n)
+
+
+@dataclass
+class NgramIndex:
+    """Every n-gram of a set of items, each once per item, boilerplate held apart."""
+
+    keys: np.ndarray  # sorted uint64 n-gram hashes (a hash owned by k items appears k times)
+    owners: np.ndarray  # int32 item index of each key
+    boilerplate: np.ndarray  # sorted unique uint64 hashes shared by too many items to count
+    item_totals: np.ndarray  # int64 distinct non-boilerplate n-grams per item
+
+    @classmethod
+    def build(
+        cls, item_ngrams: Sequence[np.ndarray], groups: Sequence[str], boilerplate_share: float
+    ) -> NgramIndex:
+        """Index ``item_ngrams`` (one array per item); ``groups`` are the items' tasks.
+
+        An n-gram found in at least ``boilerplate_share`` of the items of its task (a task of 2 items or more)
+        or of all items is boilerplate.
+        """
+        uniques = [np.unique(h) for h in item_ngrams]
+        keys = np.concatenate(uniques) if uniques else np.zeros(0, dtype=np.uint64)
+        owners = (
+            np.concatenate([np.full(len(u), i, dtype=np.int32) for i, u in enumerate(uniques)])
+            if uniques
+            else np.zeros(0, dtype=np.int32)
+        )
+        boiler = _shared(keys, len(uniques), boilerplate_share)
+        labels = np.asarray(groups)
+        for group in dict.fromkeys(groups):
+            members = np.flatnonzero(labels == group)
+            if len(members) >= 2:
+                mask = np.isin(owners, members)
+                boiler = np.union1d(boiler, _shared(keys[mask], len(members), boilerplate_share))
+        keep = ~np.isin(keys, boiler)
+        keys, owners = keys[keep], owners[keep]
+        order = np.argsort(keys, kind="stable")
+        totals = np.bincount(owners, minlength=len(uniques)).astype(np.int64)
+        return cls(keys[order], owners[order], boiler, totals)
+
+    def lookup(self, doc_ngrams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in the document, key indices) of every hit; a hash owned by k items gives k hits."""
+        if not len(self.keys) or not len(doc_ngrams):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        left = np.searchsorted(self.keys, doc_ngrams, side="left")
+        right = np.searchsorted(self.keys, doc_ngrams, side="right")
+        counts = right - left
+        positions = np.repeat(np.arange(len(doc_ngrams)), counts)
+        if not len(positions):
+            return positions, positions
+        starts = np.repeat(left, counts)
+        within = np.arange(len(positions)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return positions, starts + within
+
+    def boilerplate_hits(self, doc_ngrams: np.ndarray) -> int:
+        """How many of the document's n-grams are boilerplate n-grams of the eval set."""
+        return (
+            int(np.isin(doc_ngrams, self.boilerplate, assume_unique=False).sum())
+            if len(self.boilerplate)
+            else 0
+        )
+
+
+def _shared(keys: np.ndarray, num_items: int, share: float) -> np.ndarray:
+    """Hashes present in at least ``share`` of ``num_items`` items (``keys`` holds each item's hashes once)."""
+    if num_items < 2 or not len(keys):
+        return np.zeros(0, dtype=np.uint64)
+    values, counts = np.unique(keys, return_counts=True)
+    return values[counts >= max(2, share * num_items)]
