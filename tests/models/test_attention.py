@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ctxops.models import native
 from ctxops.models.attention import (
     AttentionMetadata,
     BlockSpan,
@@ -17,6 +18,19 @@ from ctxops.models.attention import (
 
 BLOCK, HEADS, KV_HEADS, DIM, NUM_BLOCKS = 4, 4, 2, 8, 64
 SCALE = DIM**-0.5
+
+
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def kernels(request, monkeypatch):
+    """Every case runs on the native decode kernel (when built) and on the torch path (machines without one)."""
+    if request.param == "torch":
+        monkeypatch.setenv("CTXOPS_NATIVE", "0")
+    native.kernels.cache_clear()
+    if request.param == "native" and native.kernels() is None:
+        pytest.skip("no C compiler: the native kernels are not built")
+    yield request.param
+    monkeypatch.undo()
+    native.kernels.cache_clear()
 
 
 def _cache(dtype=torch.float32):

@@ -35,6 +35,7 @@ from ctxops.models.attention import (
 from ctxops.models.config import ModelConfig, RopeType
 from ctxops.models.llama import LlamaForCausalLM
 from ctxops.models.loader import load_weights
+from ctxops.models.native import kernels as native_kernels
 from ctxops.models.weight_quant import quantize_linears
 
 # Decodes sharing at least this many leading blocks read them once for all (cascade attention).
@@ -157,6 +158,7 @@ class ModelRunner:
         self.press_scores: dict[str, PressScores] = {}  # request id -> attention on its prompt so far
         self.sampler = Sampler(seed)
         self.is_dynamic_rope = model_config.rope.type == RopeType.DYNAMIC
+        self.native = native_kernels()  # built once per machine (about a second); None: torch kernels only
 
     # ---- batch building ---------------------------------------------------------------------------------------
     def _slots(self, block_table: list[int], start: int, end: int) -> list[int]:
@@ -180,7 +182,8 @@ class ModelRunner:
             rope_lens.append(pos + 1)
             context_lens.append(kv_pos + 1)
         num_shared = _common_prefix_len(tables) if len(tables) > 1 else 0
-        if num_shared < MIN_CASCADE_BLOCKS or self.quantized_kv:
+        # the native kernel reads blocks in place at memory speed: the torch cascade only pays without it
+        if num_shared < MIN_CASCADE_BLOCKS or self.quantized_kv or self.native is not None:
             num_shared = 0
         own = [t[num_shared:] for t in tables]
         own_lens = [n - num_shared * self.block_size for n in context_lens]
@@ -195,6 +198,7 @@ class ModelRunner:
             own_lens=own_lens,
             own_tables=padded,
             own_mask=mask,
+            own_lens_tensor=torch.tensor(own_lens, dtype=torch.long),
         )
 
     def _scorer(self, seq: Sequence, kv_start: int) -> PressScores | None:

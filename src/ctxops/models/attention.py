@@ -31,6 +31,7 @@ from ctxops.models.attention_metadata import (  # re-exported: the model runner 
     observe_chunk,
 )
 from ctxops.models.kv_quant import QuantizedKVCache
+from ctxops.models.native import kernels as native_kernels
 from ctxops.models.quantized_attention import quantized_attention, read_quantized
 
 __all__ = [
@@ -79,7 +80,14 @@ def gather_blocks(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tens
 
 
 def _decode_plain(q: torch.Tensor, k_cache, v_cache, batch: DecodeBatch, scale: float) -> torch.Tensor:
-    """No shared prefix: one SDPA call; a lone sequence reads its blocks as a view, a batch is gathered."""
+    """No shared prefix: the native kernel reads the blocks in place.
+
+    Without it, one SDPA call: a lone sequence reads its blocks as a view, a batch is gathered.
+    """
+    native = native_kernels()
+    if native is not None:
+        lens = batch.own_lens_tensor if batch.own_lens_tensor is not None else torch.tensor(batch.own_lens)
+        return native.decode_attention(q, k_cache, v_cache, batch.own_tables, lens, scale)
     query = q.unsqueeze(2)  # (N, num_heads, 1, head_dim)
     if batch.num_seqs == 1:
         length = batch.own_lens[0]

@@ -60,6 +60,7 @@ class DecodeBatch:
     own_lens: list[int]  # per sequence, tokens in its own blocks (>= 1: the new token is always its own)
     own_tables: torch.Tensor  # (num_seqs, max_own_blocks) long, padded with block 0
     own_mask: torch.Tensor  # (num_seqs, 1, 1, max_own_blocks * block_size) bool
+    own_lens_tensor: torch.Tensor | None = None  # (num_seqs,) long: ``own_lens`` for the native kernel
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,26 @@ from torch import nn
 
 from ctxops.models.attention import AttentionMetadata, paged_attention
 from ctxops.models.config import ModelConfig
+from ctxops.models.native import MAX_LINEAR_ROWS
+from ctxops.models.native import kernels as native_kernels
 from ctxops.models.rope import RotaryEmbedding, apply_rotary
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose few-row bf16 products (a decode step) run on the native GEMV when it is built."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.dtype == torch.bfloat16
+            and x.dim() == 2
+            and x.shape[0] <= MAX_LINEAR_ROWS
+            and self.out_features % 4 == 0
+            and self.weight.dtype == torch.bfloat16
+            and self.weight.is_contiguous()
+            and (native := native_kernels()) is not None
+        ):
+            return native.linear_bf16(x, self.weight, self.bias)
+        return super().forward(x)
 
 
 class RMSNorm(nn.Module):
@@ -42,10 +61,10 @@ class Attention(nn.Module):
         self.head_dim = config.head_dim
         self.scale = self.head_dim**-0.5
         hidden = config.hidden_size
-        self.q_proj = nn.Linear(hidden, self.num_heads * self.head_dim, bias=config.qkv_bias)
-        self.k_proj = nn.Linear(hidden, self.num_kv_heads * self.head_dim, bias=config.qkv_bias)
-        self.v_proj = nn.Linear(hidden, self.num_kv_heads * self.head_dim, bias=config.qkv_bias)
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, hidden, bias=config.o_bias)
+        self.q_proj = Linear(hidden, self.num_heads * self.head_dim, bias=config.qkv_bias)
+        self.k_proj = Linear(hidden, self.num_kv_heads * self.head_dim, bias=config.qkv_bias)
+        self.v_proj = Linear(hidden, self.num_kv_heads * self.head_dim, bias=config.qkv_bias)
+        self.o_proj = Linear(self.num_heads * self.head_dim, hidden, bias=config.o_bias)
         self.qk_norm = config.qk_norm
         if self.qk_norm:
             self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
@@ -83,10 +102,10 @@ class Attention(nn.Module):
         return self.o_proj(out.view(num_tokens, self.num_heads * self.head_dim))
 
 
-def _fuse_linears(linears: list[nn.Linear]) -> nn.Linear:
+def _fuse_linears(linears: list[nn.Linear]) -> Linear:
     """Stack linears that read the same input into one; outputs come out concatenated in order."""
     weight = torch.cat([lin.weight.data for lin in linears])
-    fused = nn.Linear(weight.shape[1], weight.shape[0], bias=linears[0].bias is not None, dtype=weight.dtype)
+    fused = Linear(weight.shape[1], weight.shape[0], bias=linears[0].bias is not None, dtype=weight.dtype)
     fused.weight.data = weight
     if fused.bias is not None:
         fused.bias.data = torch.cat([lin.bias.data for lin in linears])
@@ -99,9 +118,9 @@ class MLP(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         hidden, inter = config.hidden_size, config.intermediate_size
-        self.gate_proj = nn.Linear(hidden, inter, bias=config.mlp_bias)
-        self.up_proj = nn.Linear(hidden, inter, bias=config.mlp_bias)
-        self.down_proj = nn.Linear(inter, hidden, bias=config.mlp_bias)
+        self.gate_proj = Linear(hidden, inter, bias=config.mlp_bias)
+        self.up_proj = Linear(hidden, inter, bias=config.mlp_bias)
+        self.down_proj = Linear(inter, hidden, bias=config.mlp_bias)
 
     def fuse(self) -> None:
         """Replace gate/up by one projection after loading."""
@@ -146,7 +165,7 @@ class LlamaForCausalLM(nn.Module):
         self.config = config
         self.model = LlamaModel(config)
         self.rotary = RotaryEmbedding(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
