@@ -41,6 +41,7 @@ class LazyGroup(click.Group):
         "monitor": "ctxops.cli.monitor:monitor",
         "plan": "ctxops.cli.plan:plan",
         "report": "ctxops.cli.report:report",
+        "scan": "ctxops.cli.scan:scan",
         "serve": "ctxops.cli.serve:serve",
     },
 )

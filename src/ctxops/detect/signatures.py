@@ -60,7 +60,8 @@ SIGNATURES = (
         r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|overrid(?:e|ing)|overrul(?:e|ing)|bypass(?:ing)?|"
         r"discard(?:ing)?|abandon(?:ing)?|set aside|pay no attention to|stop following|do not follow|"
         rf"don't follow)\s+(?:{_PRIOR}{_BEFORE}\s+(?:\w+\s+){{0,2}}{_ORDERS}\b|everything (?:above|before|"
-        r"you were told|you have been told)|all (?:of )?(?:that|the above)|what you were told)",
+        r"you were told|you have been told)|all (?:of )?(?:that|the above)|what you were told|"
+        r"(?:the |your )?(?:user'?s?|original|actual|real|summary|current) (?:request|question|task|query)\b)",
     ),
     _signature(
         INSTRUCTION,
@@ -130,7 +131,7 @@ SIGNATURES = (
         r"\b(?:instead|rather),? (?:respond|reply|answer|say|output|print|write) (?:only |just |exactly )?"
         r"(?:with |the (?:word|phrase|text|string|code) )"
         r"|\b(?:respond|reply|answer|begin your (?:answer|reply|response)|start your (?:answer|reply|response))"
-        r" (?:only |exclusively )?with (?:the (?:word|phrase|text|string|code) |exactly )",
+        r" (?:only |exclusively )?with (?:only |just )?(?:the (?:word|phrase|text|string|code) |exactly )",
     ),
     _signature(
         INSTRUCTION,
