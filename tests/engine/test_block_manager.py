@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ctxops.engine.block_manager import BlockManager
+from ctxops.engine.block_manager import BlockManager, block_hash
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.engine.sequence import Sequence
 
@@ -83,6 +83,33 @@ def test_freed_cached_blocks_stay_reusable_until_evicted_lru():
     d = _seq(range(9), "d")
     assert bm.match_prefix(d) == 4  # the first block (freed last, in reverse order) survived
     bm.check_invariants([c, d])
+
+
+def test_hash_chain_names_each_block_with_its_whole_prefix_and_is_computed_once():
+    bm = BlockManager(16, BS)
+    seq = _seq(range(10))
+    chain = bm.hash_chain(seq, 2)
+    assert chain == [block_hash(None, [0, 1, 2, 3]), block_hash(block_hash(None, [0, 1, 2, 3]), [4, 5, 6, 7])]
+    assert bm.hash_chain(seq, 1) is chain and len(chain) == 2  # never recomputed nor shortened
+    same_block_other_prefix = _seq([9, 9, 9, 9, 4, 5, 6, 7])
+    assert bm.hash_chain(same_block_other_prefix, 2)[1] != chain[1]
+
+
+def test_counting_cached_blocks_takes_nothing():
+    bm = BlockManager(16, BS)
+    a = _seq(range(13), "a")
+    _run_prefill(bm, a)  # 3 full blocks cached
+    bm.free(a)
+    free, queue = bm.num_free_blocks, list(bm.free_queue)
+    b = _seq(list(range(8)) + [50, 51, 52, 53, 54], "b")
+    assert bm.num_cached_blocks(b) == 2
+    assert bm.num_free_blocks == free and list(bm.free_queue) == queue and not b.block_table
+    assert bm.prefix_queries == 13 and bm.prefix_hits == 0
+    assert bm.num_cached_blocks(_seq(range(12), "c")) == 2  # the last token is never matched
+    assert bm.num_matchable_blocks(_seq(range(12), "c")) == 2
+    pressed = _seq(range(13), "pressed")
+    pressed.compress = True
+    assert bm.num_matchable_blocks(pressed) == 0 and bm.num_cached_blocks(pressed) == 0
 
 
 def test_prefix_caching_disabled_never_hits():

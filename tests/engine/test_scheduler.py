@@ -1,9 +1,11 @@
-"""Scheduler invariants with a fake model: budgets, decode-first order, chunked prefill, preemption, no leaks."""
+"""Scheduler invariants with a fake model: budgets, decode-first order, chunked prefill, preemption, no leaks,
+waiting for a shared prefix being computed (hand-made block layouts); and that wait end to end on a tiny model."""
 
 from __future__ import annotations
 
 import random
 
+from ctxops import LLM
 from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.engine.scheduler import Scheduler
@@ -129,3 +131,171 @@ def test_requests_sharing_a_prefix_that_is_being_computed_wait_one_step_and_reus
     out = sched.schedule()
     assert [s.seq.request_id for s in out.scheduled][-1] == "q2"
     assert second.num_cached_tokens == 48 and out.scheduled[-1].num_new_tokens == 2
+
+
+def _ids(out) -> list[str]:
+    return [s.seq.request_id for s in out.scheduled]
+
+
+def _run_alone(sched: Scheduler, seq: Sequence) -> None:
+    """Prefill ``seq`` to its end and finish it: its full blocks stay in the prefix cache."""
+    sched.add(seq)
+    while seq.num_computed_tokens < seq.num_tokens:
+        sched.advance(sched.schedule().scheduled)
+    sched.finish(seq, FinishReason.LENGTH)
+
+
+def test_requests_wait_for_a_document_being_computed_after_their_cached_header():
+    """Issue 14's layout, scaled down: the header is cached, the document is not, four questions arrive together."""
+    bm, sched = _make(budget=1000)
+    header, document = list(range(900, 908)), list(range(100, 124))  # 2 and 6 blocks
+    _run_alone(sched, Sequence("earlier", header + [1], SamplingParams()))
+    questions = [Sequence(f"q{i}", header + document + [i, i, i], SamplingParams()) for i in range(4)]
+    for seq in questions:
+        sched.add(seq)
+    out = sched.schedule()
+    assert _ids(out) == ["q0"] and out.num_batched_tokens == 27  # the others wait for the document
+    sched.advance(out.scheduled)
+    questions[0].append_token(5)
+    out = sched.schedule()
+    assert _ids(out) == ["q0", "q1", "q2", "q3"]
+    assert [s.num_new_tokens for s in out.scheduled] == [1, 3, 3, 3]  # the document was computed once
+    assert [q.num_cached_tokens for q in questions] == [8, 32, 32, 32]
+    bm.check_invariants(sched.running)
+
+
+def test_a_waiting_request_keeps_its_cached_part_and_waits_for_the_rest_of_a_chunked_prefill():
+    bm, sched = _make(budget=16)
+    document = list(range(100, 124))  # 6 blocks
+    first, second = (
+        Sequence("a", document + [1, 2], SamplingParams()),
+        Sequence("b", document + [3, 4], SamplingParams()),
+    )
+    unrelated = Sequence("c", list(range(500, 506)), SamplingParams())
+    for seq in (first, second, unrelated):
+        sched.add(seq)
+    out = sched.schedule()
+    assert _ids(out) == ["a"] and out.num_batched_tokens == 16  # a chunk: 4 of the document's blocks
+    sched.advance(out.scheduled)
+    assert bm.num_cached_blocks(second) == 4
+    out = sched.schedule()
+    assert _ids(out) == ["a", "c"]  # b's next block is in a's last chunk: it waits; c does not share it
+    sched.advance(out.scheduled)
+    first.append_token(7)
+    out = sched.schedule()
+    assert _ids(out)[-1] == "b" and out.scheduled[-1].num_new_tokens == 2 and second.num_cached_tokens == 24
+
+
+def test_a_request_waits_only_while_the_shared_part_is_being_computed():
+    bm, sched = _make(budget=1000)
+    document = list(range(100, 124))
+    first = Sequence("a", document + [1, 2], SamplingParams())
+    diverging = Sequence("b", document[:12] + list(range(600, 614)), SamplingParams())  # shares 3 blocks
+    sched.add(first)
+    sched.add(diverging)
+    out = sched.schedule()
+    assert _ids(out) == ["a"]
+    sched.advance(out.scheduled)
+    first.append_token(7)
+    out = sched.schedule()
+    assert (
+        _ids(out) == ["a", "b"]
+        and diverging.num_cached_tokens == 12
+        and out.scheduled[1].num_new_tokens == 14
+    )
+
+
+def test_a_request_does_not_wait_for_a_block_whose_computing_request_failed_or_was_aborted():
+    for reason in (FinishReason.ERROR, FinishReason.ABORT):
+        bm, sched = _make(budget=1000)
+        document = list(range(100, 124))
+        first, second = (
+            Sequence("a", document + [1], SamplingParams()),
+            Sequence("b", document + [2], SamplingParams()),
+        )
+        sched.add(first)
+        sched.add(second)
+        out = sched.schedule()
+        assert _ids(out) == ["a"]
+        sched.finish(first, reason)  # the step failed for a (nothing computed), or a was aborted
+        out = sched.schedule()
+        assert _ids(out) == ["b"] and out.scheduled[0].num_new_tokens == 25 and second.num_cached_tokens == 0
+        bm.check_invariants(sched.running)
+
+
+def test_a_preempted_request_is_recomputed_first_and_the_request_sharing_its_document_reuses_it():
+    bm, sched = _make(num_blocks=10, budget=16)  # 40 token slots
+    old = Sequence("old", list(range(700, 711)), SamplingParams())  # its decodes will need the pool
+    document = list(range(100, 124))
+    first, second = (
+        Sequence("a", document + [1], SamplingParams()),
+        Sequence("b", document + [2], SamplingParams()),
+    )
+    sched.add(old)
+    rng, max_tokens = random.Random(0), {"old": 8, "a": 2, "b": 2}
+    _step(sched, rng, max_tokens)
+    sched.add(first)
+    sched.add(second)
+    computed = {"a": 0, "b": 0}
+    preempted = []
+    while sched.has_unfinished():
+        out = sched.schedule()
+        preempted += [seq.request_id for seq in out.preempted]
+        for s in out.scheduled:
+            if s.seq.request_id in computed:
+                computed[s.seq.request_id] += s.num_new_tokens
+        sched.advance(out.scheduled)
+        for s in out.scheduled:
+            if s.seq.num_computed_tokens == s.seq.num_tokens:
+                s.seq.append_token(rng.randrange(100))
+                if s.seq.num_output_tokens >= max_tokens[s.seq.request_id]:
+                    sched.finish(s.seq, FinishReason.LENGTH)
+        bm.check_invariants(sched.running)
+    assert preempted == ["a"]  # a had computed (and published) 3 of the document's 6 blocks
+    assert first.num_cached_tokens == 0 and second.num_cached_tokens == 24
+    assert computed == {"a": 15 + 13 + 1, "b": 1 + 1}  # a recomputed from its own 3 blocks; b reused all
+    assert bm.num_free_blocks == bm.num_blocks
+
+
+def test_a_request_that_waits_keeps_its_place_ahead_of_later_ones():
+    bm, sched = _make(max_seqs=2, budget=1000)
+    document = list(range(100, 124))
+    first, second = (
+        Sequence("a", document + [1], SamplingParams()),
+        Sequence("b", document + [2], SamplingParams()),
+    )
+    later = [
+        Sequence(name, list(range(start, start + 5)), SamplingParams())
+        for name, start in (("c", 500), ("d", 600))
+    ]
+    for seq in (first, second, *later):
+        sched.add(seq)
+    out = sched.schedule()
+    assert _ids(out) == ["a", "c"] and [seq.request_id for seq in sched.waiting] == ["b", "d"]
+    sched.advance(out.scheduled)
+    sched.finish(first, FinishReason.STOP)  # a seat frees: b takes it, not d
+    later[0].append_token(9)
+    out = sched.schedule()
+    assert _ids(out) == ["c", "b"] and out.scheduled[1].num_new_tokens == 1 and second.num_cached_tokens == 24
+
+
+def test_questions_sent_together_compute_their_document_once_and_answer_as_without_sharing(tiny_model_dir):
+    """Issue 14's scenario on a tiny model: a cached header, one document, eight questions in one call."""
+    vocab = 400
+    header, document = (
+        [(7 * i) % vocab + 5 for i in range(32)],
+        [(11 * i + 3) % vocab + 5 for i in range(200)],
+    )
+    prompts = [header + document + [(13 * q + i) % vocab + 5 for i in range(8)] for q in range(8)]
+    params = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+    config = dict(kv_cache_memory="4MiB", max_model_len=1024, block_size=16, max_num_batched_tokens=1024)
+    llm = LLM(str(tiny_model_dir), **config)
+    llm.generate([header + [1]], SamplingParams(max_tokens=1), use_tqdm=False)  # the header alone is cached
+    outs = llm.generate(prompts, params, use_tqdm=False)
+    # 1024 tokens a step would have let four prompts compute the document side by side; one did
+    assert [o.num_cached_tokens for o in outs] == [32] + [
+        224
+    ] * 7  # 224: the full blocks of header + document
+    plain = LLM(str(tiny_model_dir), enable_prefix_caching=False, **config)
+    expected = [o.outputs[0].token_ids for o in plain.generate(prompts, params, use_tqdm=False)]
+    assert [o.outputs[0].token_ids for o in outs] == expected

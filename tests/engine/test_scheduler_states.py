@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 )
 from test_block_manager_states import PoolOracle
 
-from ctxops.engine.block_manager import BlockManager, block_hash
+from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.engine.scheduler import Scheduler, SchedulerOutput
 from ctxops.engine.sequence import FinishReason, Sequence, SequenceStatus
@@ -247,38 +247,38 @@ class SchedulerMachine(RuleBasedStateMachine):
     def _check_admission(self, out: SchedulerOutput, running_before: list[Sequence]) -> None:
         """Work conservation: a request is left waiting while budget and seats remain only if it cannot fit.
 
-        The one excuse is the wait-for-the-prefix rule: a request whose first block another request starts
-        computing this step (a prefill chunk, or a request admitted without a prefix hit) may wait a step to reuse
-        it, which only makes sense when both use the prefix cache (neither is pressed).
+        The one excuse is the wait-for-the-prefix rule: a request whose next uncached full block (after the part
+        the prefix cache holds, wherever that ends) a running request has yet to compute may wait to reuse it,
+        which only makes sense when both use the prefix cache (neither is pressed).
         """
         sched, bm = self.sched, self.bm
         budget = sched.max_num_batched_tokens - out.num_batched_tokens
         if out.preempted or budget <= 0 or len(sched.running) >= sched.max_num_seqs:
             return
-        computing = {
-            self._first_block(s.seq)
-            for s in out.scheduled
-            if not s.seq.compress
-            and (s.num_new_tokens > 1 or (s.seq not in running_before and s.seq.num_computed_tokens == 0))
-        } - {None}
         for seq in sched.waiting:
-            key = None if seq.compress else self._first_block(seq)
-            if key is not None and key in computing and block_hash(None, key) not in bm.hash_to_block:
-                event("waits for a prefix being computed")
+            trial_bm, trial = copy.deepcopy((bm, seq))
+            hit = trial_bm.match_prefix(trial)
+            if self._in_flight(seq, hit):
+                event("waits for a prefix being computed" + (" after a cached part" if hit else ""))
                 continue
             # the first request that could not be deferred was tried: admitting it must fail
-            trial_bm, trial = copy.deepcopy((bm, seq))
-            trial_bm.match_prefix(trial)
             num_new = min(trial.num_schedulable_tokens, budget)
             assert not trial_bm.allocate_slots(trial, num_new), f"{seq!r} was left waiting though it fits"
             event("admission stopped by the pool")
             return
 
-    def _first_block(self, seq: Sequence) -> tuple[int, ...] | None:
-        bs = self.bm.block_size
-        if not self.bm.enable_prefix_caching or seq.num_tokens - 1 < bs:
-            return None
-        return tuple(seq.token_ids[:bs])
+    def _in_flight(self, seq: Sequence, hit: int) -> bool:
+        """A running request shares ``seq``'s tokens up to the end of its next full block and has not computed it."""
+        end = hit + self.bm.block_size
+        if not self.bm.enable_prefix_caching or seq.compress or end > seq.num_tokens - 1:
+            return False
+        prefix = seq.token_ids[:end]
+        return any(
+            not other.compress
+            and other.num_computed_tokens < end <= other.num_tokens
+            and other.token_ids[:end] == prefix
+            for other in self.sched.running
+        )
 
     @invariant()
     def queues_and_pool_are_consistent(self) -> None:

@@ -82,6 +82,35 @@ class BlockManager:
         return -(-num_tokens // self.block_size)
 
     # ---- prefix cache ---------------------------------------------------------------------------------------
+    def hash_chain(self, seq: Sequence, num_blocks: int) -> list[int]:
+        """The chain hashes of the sequence's first ``num_blocks`` full blocks of tokens (at least that many).
+
+        They depend on the tokens alone, which only grow, so each is computed once and kept on the sequence.
+        """
+        chain, size = seq.hash_chain, self.block_size
+        for index in range(len(chain), num_blocks):
+            chain.append(
+                block_hash(chain[-1] if chain else None, seq.token_ids[index * size : (index + 1) * size])
+            )
+        return chain
+
+    def num_matchable_blocks(self, seq: Sequence) -> int:
+        """Full blocks of ``seq`` the prefix cache may serve: none after the last token, which is always computed."""
+        if not self.enable_prefix_caching or seq.compress:
+            return 0
+        return (seq.num_tokens - 1) // self.block_size
+
+    def num_cached_blocks(self, seq: Sequence) -> int:
+        """How many of the sequence's first full blocks the prefix cache holds now (nothing is taken)."""
+        limit = self.num_matchable_blocks(seq)
+        chain, size = self.hash_chain(seq, limit), self.block_size
+        for index in range(limit):
+            block_id = self.hash_to_block.get(chain[index])
+            tokens = seq.token_ids[index * size : (index + 1) * size]
+            if block_id is None or self.blocks[block_id].token_ids != tuple(tokens):
+                return index
+        return limit
+
     def match_prefix(self, seq: Sequence) -> int:
         """Attach the cached blocks that hold the longest prefix of ``seq``; return the tokens they cover.
 
@@ -90,20 +119,13 @@ class BlockManager:
         """
         assert not seq.block_table and seq.num_computed_tokens == 0
         self.prefix_queries += seq.num_tokens
-        if not self.enable_prefix_caching or seq.compress:
-            return 0
-        parent: int | None = None
-        for start in range(0, seq.num_tokens - 1 - self.block_size + 1, self.block_size):
-            tokens = seq.token_ids[start : start + self.block_size]
-            h = block_hash(parent, tokens)
-            block_id = self.hash_to_block.get(h)
-            if block_id is None or self.blocks[block_id].token_ids != tuple(tokens):
-                break
+        num_blocks = self.num_cached_blocks(seq)
+        for h in seq.hash_chain[:num_blocks]:
+            block_id = self.hash_to_block[h]
             self._take(block_id)
             seq.block_table.append(block_id)
             seq.block_hashes.append(h)
-            parent = h
-        hit = len(seq.block_table) * self.block_size
+        hit = num_blocks * self.block_size
         seq.num_computed_tokens = hit
         self.prefix_hits += hit
         return hit
@@ -113,10 +135,10 @@ class BlockManager:
         if not self.enable_prefix_caching or seq.compress:
             return
         num_full = seq.num_computed_tokens // self.block_size
+        chain = self.hash_chain(seq, num_full)
         for index in range(len(seq.block_hashes), num_full):
-            parent = seq.block_hashes[-1] if seq.block_hashes else None
+            h = chain[index]
             tokens = tuple(seq.token_ids[index * self.block_size : (index + 1) * self.block_size])
-            h = block_hash(parent, tokens)
             seq.block_hashes.append(h)
             block = self.blocks[seq.block_table[index]]
             if h not in self.hash_to_block:  # an equal block computed concurrently keeps its place

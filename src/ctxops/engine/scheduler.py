@@ -3,9 +3,11 @@
 Every step has a token budget (``max_num_batched_tokens``). Running sequences are served first, decodes before
 prefill chunks, so a long prompt never stalls the streams already generating; then waiting sequences are admitted
 (prefix-cache hits first attached) while the budget, ``max_num_seqs`` and the block pool allow. A prompt longer than
-the remaining budget is split into chunks over several steps, sharing steps with decodes. When a running sequence
-needs a block and none is free, the newest running sequence is preempted: its blocks are freed and it goes back to
-the front of the queue to be recomputed (its cached full blocks usually make that cheap).
+the remaining budget is split into chunks over several steps, sharing steps with decodes. A waiting request whose
+next uncached full block a running sequence is computing waits for it and then reuses it, wherever the block lies
+in its prompt (requests sharing a document sent together compute it once). When a running sequence needs a block
+and none is free, the newest running sequence is preempted: its blocks are freed and it goes back to the front of
+the queue to be recomputed (its cached full blocks usually make that cheap).
 
 The scheduler knows sequences, token counts and the block manager; it never sees tensors or text.
 """
@@ -16,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ctxops.engine.block_manager import BlockManager, block_hash
+from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.sequence import FinishReason, Sequence, SequenceStatus
 
 
@@ -103,14 +105,11 @@ class Scheduler:
         return budget
 
     def _schedule_waiting(self, out: SchedulerOutput, budget: int) -> None:
-        # First blocks being computed this step: a request that starts with one of them waits a step and reuses it
-        # (two questions about one document arriving together compute the document once).
-        computing = {self._first_block_key(s.seq) for s in out.scheduled if s.num_new_tokens > 1} - {None}
+        computing = [s.seq for s in out.scheduled]  # every running sequence: the loop runs only when all fit
         deferred: list[Sequence] = []
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            key = self._first_block_key(seq) if not seq.block_table else None
-            if key is not None and key in computing and key not in self.block_manager.hash_to_block:
+            if not seq.block_table and self._waits_for_prefix(seq, computing):
                 deferred.append(self.waiting.popleft())
                 continue
             if not seq.block_table:
@@ -122,8 +121,7 @@ class Scheduler:
                 self.block_manager.free(seq)
                 break
             self.waiting.popleft()
-            if key is not None and seq.num_computed_tokens == 0:
-                computing.add(key)
+            computing.append(seq)
             seq.status = SequenceStatus.RUNNING
             if not seq.was_admitted:
                 seq.was_admitted = True
@@ -131,17 +129,30 @@ class Scheduler:
             self.running.append(seq)
             out.scheduled.append(ScheduledSequence(seq, num_new))
             budget -= num_new
-        self.waiting.extendleft(reversed(deferred))
+        self.waiting.extendleft(reversed(deferred))  # a request that waits keeps its place in the queue
 
-    def _first_block_key(self, seq: Sequence) -> int | None:
-        """The prefix-cache hash of the sequence's first block, if it has one that could be shared.
+    def _waits_for_prefix(self, seq: Sequence, computing: list[Sequence]) -> bool:
+        """True when the next full block ``seq`` would compute is one a running sequence has yet to compute.
 
-        A pressed sequence (``seq.compress``) has none: it neither publishes nor reuses prefix-cache blocks.
+        The block's hash names its whole prefix, so wherever it lies in the prompt, ``seq`` can wait and then
+        reuse it instead of computing it again (questions about one document sent together compute it once).
+        The cached blocks before it are matched once the wait ends. Only a running sequence is waited for: one
+        preempted, aborted or failed has left ``running``, so the next step ``seq`` computes the block itself, and
+        a running one always advances (waiting requests are admitted only after every running one is scheduled).
+        A pressed sequence neither waits nor is waited for: it never reuses nor publishes prefix-cache blocks.
         """
-        size = self.block_manager.block_size
-        if not self.block_manager.enable_prefix_caching or seq.compress or seq.num_tokens - 1 < size:
-            return None
-        return block_hash(None, seq.token_ids[:size])
+        bm = self.block_manager
+        index = bm.num_cached_blocks(seq)
+        if index >= bm.num_matchable_blocks(seq):
+            return False
+        wanted = seq.hash_chain[index]
+        size = bm.block_size
+        for other in computing:
+            if other.compress or not other.num_computed_tokens // size <= index < other.num_tokens // size:
+                continue
+            if bm.hash_chain(other, index + 1)[index] == wanted:
+                return True
+        return False
 
     def _preempt(self, victim: Sequence, out: SchedulerOutput) -> int:
         """Free the victim's blocks and requeue it first; return the budget it had taken this step."""

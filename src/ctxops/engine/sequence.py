@@ -50,6 +50,8 @@ class Sequence:
         self.num_cached_tokens = 0  # prompt tokens served from the prefix cache at first admission
         self.block_table: list[int] = []
         self.block_hashes: list[int] = []  # hash chain of this sequence's full, cached blocks
+        # hash chain of the full blocks of its tokens, held or not (grown by the block manager as needed)
+        self.hash_chain: list[int] = []
         # full-precision window block (quantized KV formats), from the block manager
         self.window: int | None = None
         # KV compression (a press): the prompt's KV is pruned once its prefill ends. Such a sequence neither
