@@ -60,8 +60,11 @@ def window_filter(start: float, end: float, filters: dict[str, str] | None = Non
 
 def read_columns(
     store: Store, columns: Iterable[str], where: sa.ColumnElement[bool]
-) -> dict[str, np.ndarray]:
-    """The named columns of the matching rows as float arrays (NULL -> nan), in one pass over the cursor."""
+) -> dict[str, tuple[Any, ...]]:
+    """The named columns of the matching rows, one tuple of values per column (NULL is None), in one pass.
+
+    The query runs on the driver's own cursor: for a million rows the ORM-free path is several times faster.
+    """
     names = list(columns)
     query = sa.select(*(requests.c[n] for n in names)).where(where)
     with store.engine.connect() as conn:
@@ -72,16 +75,13 @@ def read_columns(
             data = cursor.fetchall()
         finally:
             cursor.close()
-    table = np.array(data, dtype=float).reshape(len(data), len(names)) if data else np.empty((0, len(names)))
-    return {name: table[:, i] for i, name in enumerate(names)}
+    transposed = list(zip(*data, strict=True)) if data else [() for _ in names]
+    return dict(zip(names, transposed, strict=True))
 
 
-def count_by(store: Store, column: str, where: sa.ColumnElement[bool]) -> dict[str, int]:
-    """Rows per value of ``column`` (NULL counted as ``"none"``) among the matching rows."""
-    value = requests.c[column]
-    query = sa.select(value, sa.func.count()).where(where).group_by(value)
-    with store.engine.connect() as conn:
-        return {("none" if v is None else str(v)): int(n) for v, n in conn.execute(query)}
+def as_floats(values: tuple[Any, ...]) -> np.ndarray:
+    """A column from :func:`read_columns` as a float array (None -> nan)."""
+    return np.array(values, dtype=float) if values else np.empty(0)
 
 
 def distinct_values(store: Store, column: str, where: sa.ColumnElement[bool]) -> list[str]:
