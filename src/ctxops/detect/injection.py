@@ -46,9 +46,9 @@ class Finding:
 
 
 _REACH = 240  # characters a match may extend past its anchor
-_PUNCT = "\"'([{<*#>-_`“‘"
+_BREAKS = bytes(i if chr(i).isalnum() or i == ord("'") or i >= 0x80 else ord(" ") for i in range(256))
 _ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in SIGNATURES for a in s.anchors}
-_FIRST_WORDS = tuple(sorted(set(_ANCHOR_FIRST_WORDS.values())))
+_FIRST_WORDS = tuple(sorted({w.encode() for w in _ANCHOR_FIRST_WORDS.values()}))
 
 _TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
 _EMOJI_TAG_SEQUENCE = re.compile(r"\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")  # flags of regions
@@ -81,11 +81,12 @@ def _anchored(lowered: str) -> set[str]:
     Splitting into words once is cheaper than searching the whole text for every anchor; text without spaces
     (Chinese, Japanese) is covered because a whole run of it is one "word" checked by substring.
     """
-    words = {w.strip(_PUNCT) for w in set(lowered.split())}
+    # bytes: translate() and split() run in C; punctuation becomes a word break
+    words = set(lowered.encode("utf-8", "surrogatepass").translate(_BREAKS).split())
     firsts = {f for w in words if w.startswith(_FIRST_WORDS) for f in _FIRST_WORDS if w.startswith(f)}
     firsts |= {f for w in words if len(w) > 24 for f in _FIRST_WORDS if f in w}  # unsegmented text, markup
     markup = {c for c in "<[" if c in lowered}  # special tokens are glued to words: search them directly
-    return {a for a, first in _ANCHOR_FIRST_WORDS.items() if first in firsts or a[0] in markup}
+    return {a for a, first in _ANCHOR_FIRST_WORDS.items() if first.encode() in firsts or a[0] in markup}
 
 
 def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[re.Match[str]]:

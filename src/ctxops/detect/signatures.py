@@ -65,6 +65,15 @@ SIGNATURES = (
     ),
     _signature(
         INSTRUCTION,
+        _OVERRIDE,
+        "no longer apply;do not apply;don't apply;are void;are cancelled;are canceled",
+        r"\b(?:(?:previous|prior|earlier|above|original|system) (?:rules|instructions|guidelines|directions|"
+        r"restrictions)|(?:rules|instructions|guidelines|directions|restrictions) (?:above|before|so far|you "
+        r"were given)) (?:no longer apply|do not apply|don't apply|are void|are cancelled|are canceled)",
+        back=64,
+    ),
+    _signature(
+        INSTRUCTION,
         "new instructions for the model",
         "instruction;directive;orders",
         r"\b(?:new|updated|revised|real|true|secret|hidden|actual)\s+(?:system\s+)?(?:instructions?|directives?|"
@@ -90,9 +99,9 @@ SIGNATURES = (
         INSTRUCTION,
         _ADDRESSED,
         "reading this;processing this;summarizing this;summarising this",
-        r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model)s? (?:reading|processing|"
-        r"summari[sz]ing) this\b",
-        back=24,
+        r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model)s?(?: (?:agent|bot|model)s?)? "
+        r"(?:reading|processing|summari[sz]ing) this\b",
+        back=32,
     ),
     _signature(
         INSTRUCTION,
@@ -166,8 +175,8 @@ SIGNATURES = (
         ROLE_MARKER,
         "fake conversation turn",
         "system;developer",
-        r"(?m)^[ \t>#*\[(]*(?:system|developer)(?: ?(?:message|prompt|note|override|instruction|update))?"
-        r"[\])*]*[ \t]*:",
+        r"(?m)^[ \t>#*\[(]*(?:system|developer)(?:(?: ?(?:message|prompt|note|override|instruction|update))?"
+        r"[\])*]*[ \t]*:|\][ \t]| ?(?:message|prompt|override|instruction|update)[ \t]*$)",
         back=8,
     ),
     _signature(
