@@ -6,12 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
-from webhook_receiver import Receiver
 
 from ctxops.monitor.notify import DeliveryConfig, Webhook, deliver_due, notifications
 from ctxops.store import StoreError, open_store
 from ctxops.store.incidents import list_incidents, open_incident, set_state
 from ctxops.store.outbox import pending_count
+from webhook_receiver import Receiver
 
 FAST = DeliveryConfig(timeout_s=2.0, base_delay_s=1.0, max_delay_s=8.0)
 INCIDENT = {"dedup_key": "drift:ttft_s:m", "rule": "drift", "title": "ttft_s drifted for m", "details": {}}
@@ -32,7 +32,10 @@ def _open(store, hooks, now, key="drift:ttft_s:m"):
 def test_a_receiver_that_is_down_loses_nothing_and_gets_each_alert_once(db_url):
     store = open_store(db_url)
     port = _free_port()
-    json_hook, slack_hook = Webhook(f"http://127.0.0.1:{port}/hook"), Webhook(f"http://127.0.0.1:{port}/hook2", "slack")
+    json_hook, slack_hook = (
+        Webhook(f"http://127.0.0.1:{port}/hook"),
+        Webhook(f"http://127.0.0.1:{port}/hook2", "slack"),
+    )
     first, created = _open(store, [json_hook, slack_hook], now=1000.0)
     again, created_again = _open(store, [json_hook, slack_hook], now=1010.0)  # still live: same incident
     assert created and not created_again and again == first
@@ -63,7 +66,9 @@ def test_lifecycle_ack_resolve_and_a_new_incident_after_resolution(tmp_path):
         first, _ = _open(store, [hook], now=1.0)
         assert set_state(store, first, "acknowledged", now=2.0)["state"] == "acknowledged"
         assert _open(store, [hook], now=3.0) == (first, False)  # acknowledged is still live
-        resolved = set_state(store, first, "resolved", now=4.0, notify=notifications([hook], "resolved", INCIDENT))
+        resolved = set_state(
+            store, first, "resolved", now=4.0, notify=notifications([hook], "resolved", INCIDENT)
+        )
         assert resolved["resolved_at"] == 4.0
         second, created = _open(store, [hook], now=5.0)  # the condition came back: a new incident
         assert created and second != first

@@ -42,7 +42,14 @@ def parse_window_option(text: str, flag: str) -> Any:
 
 @click.group(
     cls=LazyGroup,
-    lazy_subcommands={"drift": "ctxops.cli.monitor_drift:drift", "slo": "ctxops.cli.monitor_slo:slo"},
+    lazy_subcommands={
+        "drift": "ctxops.cli.monitor_drift:drift",
+        "slo": "ctxops.cli.monitor_slo:slo",
+        "run": "ctxops.cli.monitor_run:run",
+        "incidents": "ctxops.cli.monitor_incidents:incidents",
+        "ack": "ctxops.cli.monitor_incidents:ack",
+        "resolve": "ctxops.cli.monitor_incidents:resolve",
+    },
 )
 def monitor() -> None:
-    """Watch a deployment: drift and SLOs over the request log."""
+    """Watch a deployment: drift, SLOs and incidents over the request log."""

@@ -100,13 +100,21 @@ def _section(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, An
     return section
 
 
+def _duration(section: dict[str, Any] | None, name: str, key: str, default: str) -> float:
+    """``section[key]`` as seconds, or a ValueError naming ``[name] key``."""
+    try:
+        return parse_duration((section or {}).get(key, default))
+    except ValueError as exc:
+        raise ValueError(f"[{name}] {key}: {exc}") from exc
+
+
 def _drift(data: dict[str, Any]) -> DriftJob | None:
     names = {f.name for f in fields(DriftConfig)}
     section = _section(data, "drift", {"every", "reference", "current", "model", "by"} | names)
     if section is None:
         return None
     config = DriftConfig(**{k: v for k, v in section.items() if k in names})
-    return DriftJob(parse_duration(section.get("every", "10m")), section.get("reference", "7d..1h"),
+    return DriftJob(_duration(section, "drift", "every", "10m"), section.get("reference", "7d..1h"),
                     section.get("current", "1h.."), section.get("model"), section.get("by"), config)  # fmt: skip
 
 
@@ -125,11 +133,12 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
             db=data.get("db"),
             drift=_drift(data),
             slo=load_slo(path.parent / slo["file"]) if slo and "file" in slo else None,
-            slo_every_s=parse_duration((slo or {}).get("every", "1m")),
-            error_spike=ErrorSpikeJob(parse_duration(spike.get("every", "1m")), parse_duration(spike.get("window", "5m")),
+            slo_every_s=_duration(slo, "slo", "every", "1m"),
+            error_spike=ErrorSpikeJob(_duration(spike, "error_spike", "every", "1m"),
+                                      _duration(spike, "error_spike", "window", "5m"),
                                       spike.get("max_error_rate", 0.05), spike.get("min_errors", 10)) if spike else None,
             webhooks=tuple(Webhook(**hook) for hook in hooks),
-            deliver_every_s=parse_duration(data.get("deliver_every", "5s")),
+            deliver_every_s=_duration(data, "top level", "deliver_every", "5s"),
         )  # fmt: skip
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc.strerror})") from exc

@@ -42,7 +42,7 @@ def _iso(seconds: float) -> str | None:
 
 def parse_duration(text: str) -> float:
     """Seconds in ``30m``, ``6h``, ``30d``, ``2w``."""
-    match = _RELATIVE.match(text.strip())
+    match = _RELATIVE.match(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 30m, 6h, 30d or 2w")
     return float(match.group(1)) * _UNIT_S[match.group(2)]
