@@ -16,7 +16,13 @@ from ctxops.cli.options import FiniteFloat
     show_default=True,
     help="score that counts as effective (RULER's 85.6)",
 )
-def report(run: str, threshold: float) -> None:
+@click.option(
+    "--contamination",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="a `ctxops data contamination` --out directory: also score clean and dirty items apart",
+)
+def report(run: str, threshold: float, contamination: str | None) -> None:
     """Write RUN/summary.json and RUN/report.html and print the score table.
 
     RUN is the --out directory of `ctxops eval` (a partial run is fine).
@@ -31,3 +37,10 @@ def report(run: str, threshold: float) -> None:
         raise click.ClickException(str(exc)) from exc
     print_table(summary)
     click.echo(f"report: {run_dir.file(REPORT_FILE)}")
+    if contamination:
+        from ctxops.data.split_scores import SplitError, format_split, split_scores
+
+        try:
+            click.echo("\n".join(format_split(split_scores(run_dir, contamination))))
+        except SplitError as exc:
+            raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ctxops.cli.main import cli
+from ctxops.data.items import item_id, load_items
+from ctxops.data.split_scores import SplitError, split_scores
+from ctxops.evals.rundir import RunDir
+
+
+def make_run(path, scores):
+    """samples.jsonl records with the fields a split reads (the runner writes more)."""
+    run = RunDir(path)
+    for seed, score in enumerate(scores, 42):
+        run.append({"task": "niah_single_1", "length": 512, "depth": 0.5, "seed": seed, "score": score})
+    return run
+
+
+def write_findings(path, ids):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "findings.jsonl").write_text(
+        "".join(json.dumps({"id": i, "kinds": ["ngram"]}) + "\n" for i in ids)
+    )
+
+
+def test_scores_split_into_clean_and_dirty_with_intervals(tmp_path):
+    run = make_run(tmp_path / "run", [1.0] * 10 + [0.0] * 10)
+    write_findings(tmp_path / "c", [item_id("niah_single_1", 512, 0.5, seed) for seed in range(42, 52)])
+    result = split_scores(run, tmp_path / "c")
+    row = result["tasks"]["niah_single_1"]
+    assert row["dirty"]["n"] == 10 and row["dirty"]["score"] == 100.0
+    assert row["clean"]["n"] == 10 and row["clean"]["score"] == 0.0
+    assert row["clean"]["ci95"][1] < 35  # Wilson upper bound for 0/10 is 27.8
+    assert row["dirty_minus_clean"] == 100.0 and row["ci95"] == [100.0, 100.0]
+    assert row["mann_whitney_p"] < 0.001
+    assert list(result["tasks"]) == ["niah_single_1", "all"]
+    assert (tmp_path / "run" / "contamination_split.json").is_file()
+
+
+def test_findings_of_another_run_are_refused(tmp_path):
+    run = make_run(tmp_path / "run", [1.0, 0.0])
+    write_findings(tmp_path / "c", ["other/1/0.5/1"])
+    with pytest.raises(SplitError, match="none of the 1 dirty ids"):
+        split_scores(run, tmp_path / "c")
+    with pytest.raises(SplitError, match="not found"):
+        split_scores(run, tmp_path / "missing")
+
+
+def test_eval_then_contamination_then_report_split(tmp_path, tiny_model_dir):
+    run = tmp_path / "run"
+    args = ["eval", "--model", str(tiny_model_dir), "--tasks", "niah_single_1", "--lengths", "512",
+            "--samples", "3", "--out", str(run), "--kv-cache-memory", "64MiB", "--no-progress"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    items = load_items(str(run))  # rebuilt with the run's tokenizer and checked against its prompt hashes
+    expected = {item_id("niah_single_1", 512, d, s) for d, s in ((0.0, 42), (0.25, 43), (0.5, 44))}
+    assert {i.id for i in items} == expected
+    corpus = tmp_path / "leak.txt"
+    corpus.write_text("A scraped page.\n" + items[1].text + "\nThe end.\n")
+    out = tmp_path / "contamination"
+    result = CliRunner().invoke(cli, ["data", "contamination", "--eval", str(run), "--corpus", str(corpus),
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in (out / "findings.jsonl").read_text().splitlines()] == [
+        items[1].id
+    ]
+    result = CliRunner().invoke(cli, ["report", str(run), "--contamination", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "clean vs dirty" in result.output and "n=2; dirty" in result.output and "n=1" in result.output
