@@ -26,7 +26,7 @@ import sys
 import time
 from collections import defaultdict
 
-from guard_corpus import ATTACKS, BENIGN, document
+from guard_corpus import ATTACKS, BENIGN, HELD_OUT, SEEN, document
 
 from ctxops.detect.injection import find_injections
 from ctxops.detect.pii import find_pii
@@ -36,7 +36,7 @@ from ctxops.evals.stats import wilson
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def labeled_set(num_attacked: int, num_benign: int, seed: int):
+def labeled_set(num_attacked: int, num_benign: int, seed: int, attacks=ATTACKS):
     """(label, family or kind, depth, text, attack span) for every document."""
     rng = random.Random(seed)
     families, kinds = list(ATTACKS), list(BENIGN)
@@ -47,7 +47,7 @@ def labeled_set(num_attacked: int, num_benign: int, seed: int):
     for i in range(num_attacked):
         family = families[i % len(families)]
         depth = DEPTHS[(i // len(families)) % len(DEPTHS)]
-        attack = rng.choice(ATTACKS[family])(rng)
+        attack = rng.choice(attacks[family])(rng)
         text, span = document(rng, kinds[i % len(kinds)], (depth, attack))
         yield "attacked", family, depth, text, span
 
@@ -57,12 +57,13 @@ def rate(hits: int, n: int) -> str:
     return f"{100 * hits / n:5.1f}% [{100 * low:5.1f}-{100 * high:5.1f}] ({hits}/{n})"
 
 
-def quality(args) -> dict:
+def quality(args, attacks=ATTACKS, num_benign: int | None = None) -> dict:
     detected: dict[str, list[bool]] = defaultdict(list)
     by_depth: dict[float, list[bool]] = defaultdict(list)
     flagged: dict[str, list[bool]] = defaultdict(list)
     missed, false_alarms = [], []
-    for label, group, depth, text, span in labeled_set(args.attacked, args.benign, args.seed):
+    benign = args.benign if num_benign is None else num_benign
+    for label, group, depth, text, span in labeled_set(args.attacked, benign, args.seed, attacks):
         findings = find_injections(text)
         if label == "benign":
             flagged[group].append(bool(findings))
@@ -88,7 +89,8 @@ def quality(args) -> dict:
         print(f"  {family:<15} {rate(sum(hits), len(hits))}")
     for depth, hits in sorted(by_depth.items()):
         print(f"  depth {depth * 100:3.0f}%     {rate(sum(hits), len(hits))}")
-    print(f"false positives (benign documents with any finding): {rate(sum(all_fp), len(all_fp))}")
+    if all_fp:
+        print(f"false positives (benign documents with any finding): {rate(sum(all_fp), len(all_fp))}")
     for kind, hits in flagged.items():
         print(f"  {kind:<15} {rate(sum(hits), len(hits))}")
     for family, snippet in missed[:12]:
@@ -150,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
-    out = {"quality": quality(args), "speed": speed(args)}
+    print("== development set (its misses were used to improve the detector)")
+    development = quality(args)
+    print("== second development set (held out once: 70.0% [63.9-75.4]; its misses shaped the clause rule)")
+    seen = quality(args, SEEN, num_benign=0)
+    print("== held-out attacks (written after the last detector change; never used to change it)")
+    held_out = quality(args, HELD_OUT, num_benign=0)
+    out = {"quality": development, "second_development": seen, "held_out": held_out, "speed": speed(args)}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(out, handle, indent=2)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ctxops.detect.signatures import INSTRUCTION, ROLE_MARKER, SIGNATURES, Signature
+from ctxops.detect.signatures import INSTRUCTION, PROXIMITY, ROLE_MARKER, SIGNATURES, Proximity, Signature
 
 INVISIBLE = "invisible"
 ENCODED = "encoded"
@@ -47,7 +47,9 @@ class Finding:
 
 _REACH = 240  # characters a match may extend past its anchor
 _BREAKS = bytes(i if chr(i).isalnum() or i == ord("'") or i >= 0x80 else ord(" ") for i in range(256))
-_ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in SIGNATURES for a in s.anchors}
+_ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in (*SIGNATURES, *PROXIMITY) for a in s.anchors}
+_CLAUSE_ENDS = ".!?;\n。！？"
+_CLAUSE_CHARS = 200  # the longest clause looked at on each side of an anchor
 _FIRST_WORDS = tuple(sorted({w.encode() for w in _ANCHOR_FIRST_WORDS.values()}))
 
 _TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
@@ -109,17 +111,47 @@ def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[
             at = lowered.find(anchor, at + 1)
 
 
+def _near(lowered: str, proximity: Proximity, present: set[str]) -> Iterator[tuple[int, int]]:
+    """Clauses (start, end) holding the proximity signature's verb, noun and reference."""
+    for anchor in proximity.anchors:
+        if anchor not in present:
+            continue
+        at = lowered.find(anchor)
+        while at >= 0:
+            lo = max(0, at - _CLAUSE_CHARS)
+            start = max(lowered.rfind(c, lo, at) for c in _CLAUSE_ENDS) + 1 or lo
+            ends = [e for e in (lowered.find(c, at, at + _CLAUSE_CHARS) for c in _CLAUSE_ENDS) if e >= 0]
+            end = min(ends, default=min(len(lowered), at + _CLAUSE_CHARS))
+            clause = lowered[start:end]
+            if (
+                any(cue in clause for cue in proximity.cues)
+                and proximity.verb.search(clause)
+                and proximity.noun.search(clause)
+                and (proximity.reference is None or proximity.reference.search(clause))
+            ):
+                yield start, end
+            at = lowered.find(anchor, end)
+
+
 def find_instructions(text: str, offset: int = 0) -> list[Finding]:
     """``instruction`` and ``role_marker`` matches in ``text`` (one window; offsets shifted by ``offset``)."""
     lowered = text.lower()
     if len(lowered) != len(text):  # a few characters lower-case to two; keep offsets aligned
         lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     present = _anchored(lowered)
-    return [
+    found = [
         Finding(signature.rule, offset + m.start(), offset + m.end(), signature.label)
         for signature in SIGNATURES
         for m in _matches(lowered, signature, present)
     ]
+    phrases = [(f.start - offset, f.end - offset) for f in found if f.rule == INSTRUCTION]
+    for proximity in PROXIMITY:  # only where no phrase matched: a phrase's span is the more precise
+        for start, end in _near(lowered, proximity, present):
+            start += len(lowered[start:end]) - len(lowered[start:end].lstrip())
+            if not any(a < end and start < b for a, b in phrases):
+                found.append(Finding(INSTRUCTION, offset + start, offset + end, proximity.label))
+                phrases.append((start, end))
+    return found
 
 
 def find_invisible(text: str, offset: int = 0) -> list[Finding]:
