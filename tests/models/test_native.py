@@ -71,6 +71,18 @@ def test_linear_bf16_equals_fp32_reference(rows, bias):
     torch.testing.assert_close(got.float(), expected, atol=0.02, rtol=0.01)  # fp32 sums, one bf16 rounding
 
 
+def test_linear_int8_equals_dequantized_reference():
+    from ctxops.models.weight_quant import quantize_weight
+
+    g = torch.Generator().manual_seed(5)
+    codes, scale = quantize_weight(torch.randn(132, 320, generator=g))
+    bias = torch.randn(132, generator=g).bfloat16()
+    x = torch.randn(5, 320, generator=g).bfloat16()
+    got = KERNELS.linear_int8(x, codes, scale.bfloat16(), bias)
+    expected = (x.float() @ codes.float().T) * scale.bfloat16().float() + bias.float()
+    torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.01)
+
+
 @pytest.fixture
 def torch_only(monkeypatch):
     """The torch kernels alone, as on a machine without a compiler."""

@@ -28,7 +28,16 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels.c")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c11", "-fno-math-errno", "-ffp-contract=fast"]
+FLAGS = [
+    "-O3",
+    "-march=native",
+    "-fopenmp",
+    "-fPIC",
+    "-shared",
+    "-std=c11",
+    "-fno-math-errno",
+    "-ffp-contract=fast",
+]
 MAX_LINEAR_ROWS = 8  # GEMV_MAX_ROWS in kernels.c: more rows go to torch's GEMM
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -55,7 +64,10 @@ def _compile(compiler: str, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
         subprocess.run(
-            [compiler, *FLAGS, str(SOURCE), "-o", str(out), "-lm"], check=True, capture_output=True, timeout=120
+            [compiler, *FLAGS, str(SOURCE), "-o", str(out), "-lm"],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         os.replace(out, target)
 
@@ -65,12 +77,29 @@ class Kernels:
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self.lib = lib
-        decode_args = [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64, ctypes.c_float, _P, ctypes.c_int]
+        decode_args = [
+            _P,
+            _P,
+            _P,
+            _P,
+            _P,
+            _I64,
+            _I64,
+            _I64,
+            _I64,
+            _I64,
+            _I64,
+            ctypes.c_float,
+            _P,
+            ctypes.c_int,
+        ]
         for name in ("ctxops_decode_attention_bf16", "ctxops_decode_attention_f32"):
             getattr(lib, name).argtypes = decode_args
             getattr(lib, name).restype = ctypes.c_int
         lib.ctxops_linear_bf16.argtypes = [_P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_int]
         lib.ctxops_linear_bf16.restype = ctypes.c_int
+        lib.ctxops_linear_int8.argtypes = [_P, _P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_int]
+        lib.ctxops_linear_int8.restype = ctypes.c_int
 
     def decode_attention(
         self,
@@ -113,6 +142,21 @@ class Kernels:
             raise RuntimeError(f"native linear failed (code {rc}) for {rows} rows")
         return y
 
+    def linear_int8(
+        self, x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Compute ``(x @ codes.T) * scale + bias`` for few bf16 rows, int8 codes and bf16 per-row scales."""
+        x = x.contiguous()
+        rows, (out_features, in_features) = x.shape[0], codes.shape
+        y = torch.empty(rows, out_features, dtype=torch.bfloat16)
+        rc = self.lib.ctxops_linear_int8(
+            x.data_ptr(), codes.data_ptr(), scale.data_ptr(), bias.data_ptr() if bias is not None else None,
+            y.data_ptr(), rows, out_features, in_features, torch.get_num_threads(),
+        )  # fmt: skip
+        if rc:
+            raise RuntimeError(f"native int8 linear failed (code {rc}) for {rows} rows")
+        return y
+
 
 @cache
 def kernels() -> Kernels | None:
@@ -133,5 +177,7 @@ def kernels() -> Kernels | None:
         return Kernels(ctypes.CDLL(str(target)))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        log.warning("native kernels unavailable (%s %s): decode runs on torch kernels only", exc, detail[:500])
+        log.warning(
+            "native kernels unavailable (%s %s): decode runs on torch kernels only", exc, detail[:500]
+        )
         return None
