@@ -46,10 +46,11 @@ def parse_window_option(text: str, flag: str) -> Any:
         "drift": "ctxops.cli.monitor_drift:drift",
         "slo": "ctxops.cli.monitor_slo:slo",
         "run": "ctxops.cli.monitor_run:run",
+        "canary": "ctxops.cli.monitor_canary:canary",
         "incidents": "ctxops.cli.monitor_incidents:incidents",
         "ack": "ctxops.cli.monitor_incidents:ack",
         "resolve": "ctxops.cli.monitor_incidents:resolve",
     },
 )
 def monitor() -> None:
-    """Watch a deployment: drift, SLOs and incidents over the request log."""
+    """Watch a deployment: drift, SLOs, canaries and incidents over the request log."""

@@ -87,11 +87,27 @@ def import_run_dir(store: Store, run_dir: str | Path) -> dict[str, Any]:
 
 def latest_run(store: Store, model: str, kind: str = "eval") -> dict[str, Any] | None:
     """The newest run of ``kind`` for ``model`` (without its summary), or None."""
-    columns = [c for c in eval_runs.c if c.name != "summary"]
+    return _one_run(store, model, kind, eval_runs.c.created_at.desc(), with_summary=False)
+
+
+def first_run(store: Store, model: str, kind: str = "canary") -> dict[str, Any] | None:
+    """The oldest run of ``kind`` for ``model``, with its summary, or None."""
+    return _one_run(store, model, kind, eval_runs.c.created_at.asc(), with_summary=True)
+
+
+def get_run(store: Store, run_id: str) -> dict[str, Any] | None:
+    """The run ``run_id``, with its summary, or None."""
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(eval_runs).where(eval_runs.c.run_id == run_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def _one_run(store: Store, model: str, kind: str, order: Any, with_summary: bool) -> dict[str, Any] | None:
+    columns = [c for c in eval_runs.c if with_summary or c.name != "summary"]
     query = (
         sa.select(*columns)
         .where(eval_runs.c.model == model, eval_runs.c.kind == kind)
-        .order_by(eval_runs.c.created_at.desc())
+        .order_by(order)
         .limit(1)
     )
     with store.engine.connect() as conn:
