@@ -89,7 +89,9 @@ def test_parse_lengths():
 
 
 def test_parse_tasks_and_plan():
-    assert "vt" in parse_tasks("ruler") and "qa" not in parse_tasks("ruler")
+    assert (
+        "vt" in parse_tasks("ruler") and "qa" not in parse_tasks("ruler") and len(parse_tasks("ruler")) == 13
+    )
     with pytest.raises(TaskError, match="unknown task 'nope'"):
         parse_tasks("vt,nope")
     assert depth_grid(5) == (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from ctxops.evals.haystack import Haystack
+from ctxops.evals.haystack import NOISE_BLOCK, Haystack
 from ctxops.evals.sample import Metric
-from ctxops.evals.tasks import RULER_TASKS, TASKS, TaskError, build_sample, read_qa_file
+from ctxops.evals.tasks import RULER_TASKS, TASKS, TaskError, build_sample, read_qa_dataset, read_qa_file
 from ctxops.evals.tasks.base import _largest_fitting
+from ctxops.evals.tasks.common_words import english_words
 
 # The length search fills a prompt with whole filler units, so a prompt falls short of its length by less than one
 # unit: a sentence, a list entry or a distractor needle (up to ~90 tokens with the tiny test tokenizer).
@@ -17,12 +18,12 @@ TOLERANCE = 96
 
 def test_every_ruler_task_is_registered():
     expected = {f"niah_single_{i}" for i in (1, 2, 3)} | {f"niah_multikey_{i}" for i in (1, 2, 3)}
-    expected |= {"niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe"}
-    assert expected == set(RULER_TASKS)
-    assert TASKS["qa"].metric is Metric.ANY
+    expected |= {"niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe", "qa_1", "qa_2"}
+    assert expected == set(RULER_TASKS) and len(RULER_TASKS) == 13
+    assert TASKS["qa"].metric is Metric.ANY and TASKS["qa_1"].metric is Metric.ANY
 
 
-@pytest.mark.parametrize("task", sorted(set(RULER_TASKS)))
+@pytest.mark.parametrize("task", sorted(set(RULER_TASKS) - {"qa_1", "qa_2"}))
 @pytest.mark.parametrize("length", [2048, 3072])
 def test_prompts_hit_the_requested_length(task, length, counter):
     sample = build_sample(task, length, 0.5, 7, counter)
@@ -147,3 +148,66 @@ def test_largest_fitting_is_exact():
         for cost in (1, 3, 17):
             n = _largest_fitting(lambda k, c=cost: 10 + c * k, budget + 10, 0)
             assert 10 + cost * n <= budget + 10 < 10 + cost * (n + 1)
+
+
+def test_noise_haystack_is_rulers_block_one_a_line(counter):
+    sample = build_sample("niah_single_1", 1024, 0.5, 1, counter)
+    lines = sample.prompt.split("\n\n")[1].split("\n")
+    assert lines.count(NOISE_BLOCK) == len(lines) - 1 and len(lines) > 5
+    assert NOISE_BLOCK.count(".") == 5
+
+
+@pytest.mark.parametrize("task", ["niah_single_1", "niah_single_2", "niah_multikey_1"])
+def test_samples_of_one_length_share_the_haystack_up_to_the_first_needle(task, counter):
+    deep = build_sample(task, 2048, 1.0, 1, counter)
+    shallow = build_sample(task, 2048, 0.5, 2, counter)
+    first_needle = min(s.prompt.index(n) for s in (deep, shallow) for n in s.metadata["needles"])
+    assert first_needle > 200 and deep.prompt[:first_needle] == shallow.prompt[:first_needle]
+
+
+def test_vt_answer_prefix_counts_the_variables_and_the_example_is_answered(counter):
+    sample = build_sample("vt", 2048, 0.5, 4, counter)
+    assert "5 variables are assigned the value" in sample.answer_prefix
+    example, _ = sample.prompt.split("\n\nKeep track", 1)
+    assert re.search(r"5 variables are assigned the value \d+; they are: ([A-Z]{5} ){4}[A-Z]{5}$", example)
+
+
+def test_cwe_draws_english_words_and_answers_its_example(counter):
+    sample = build_sample("cwe", 8192, None, 5, counter)
+    pool = set(english_words())
+    assert len(pool) > 5000 and set(sample.answers) <= pool
+    example = sample.prompt[: sample.prompt.index("Below is a numbered list", 10)]
+    entries = re.findall(r"\d+\. (\S+)", example.split("Answer:")[0])
+    assert len(entries) == 10 * 10 + 30 * 3  # RULER's example at 4K and above
+    assert re.search(r"are: 1\. \S+ 2\. \S+ .* 10\. \S+\n\n$", example)
+
+
+def test_squad_and_hotpotqa_files_make_qa_1_and_qa_2(tmp_path, counter):
+    squad = {"data": [{"paragraphs": [
+        {"context": f"Paragraph {a}-{p} says the lake is number {a}{p}.",
+         "qas": [{"question": f"Which lake in {a}-{p}?", "answers": [{"text": f"{a}{p}"}, {"text": f"{a}{p}"}],
+                  "is_impossible": False},
+                 {"question": "Unanswerable?", "answers": [], "is_impossible": True}]}
+        for p in range(3)]} for a in range(4)]}  # fmt: skip
+    hotpot = [{"question": f"Who {i}?", "answer": f"person {i}", "context": [[f"T{i}{j}", [f"S{i}{j}a. ", "b."]]
+               for j in range(3)]} for i in range(5)]  # fmt: skip
+    (tmp_path / "squad.json").write_text(json.dumps(squad))
+    (tmp_path / "hotpot.json").write_text(json.dumps(hotpot))
+    task, records = read_qa_dataset(tmp_path / "squad.json")
+    assert task == "qa_1" and len(records) == 12 and records[0].answers == ("00",)
+    assert len(records[0].related) == 2  # the other paragraphs of the same article
+    sample = build_sample("qa_1", 1024, 0.0, 1, counter, qa_records=records)
+    record = records[sample.metadata["record"]]
+    assert sample.prompt.index(record.documents[0]) < sample.prompt.index("Document 2:")
+    docs = re.findall(r"Document \d+:\n(.*)", sample.prompt)
+    assert len(docs) > 12 and len(set(docs[:12])) == 12  # each of the 12 paragraphs once before any repeats
+    task, records = read_qa_dataset(tmp_path / "hotpot.json")
+    assert (
+        task == "qa_2" and records[1].documents[0] == "T10\nS10a. b." and records[1].answers == ("person 1",)
+    )
+    assert build_sample("qa_2", 1024, 0.5, 1, counter, qa_records=records).metric is Metric.ANY
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a SQuAD 2.0 or HotpotQA file"):
+        read_qa_dataset(tmp_path / "other.json")
+    with pytest.raises(TaskError, match="--qa-data"):
+        build_sample("qa_1", 1024, 0.0, 1, counter)

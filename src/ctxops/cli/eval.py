@@ -33,7 +33,7 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
     "--tasks",
     default=_DEFAULT_TASKS,
     show_default=True,
-    help="comma-separated task names, or `ruler` / `niah`",
+    help="comma-separated task names, or `ruler` (RULER's 13; qa_1/qa_2 need --qa-data) / `niah`",
 )
 @click.option(
     "--lengths",
@@ -62,6 +62,13 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
     type=click.Path(dir_okay=False),
     default=None,
     help="JSONL of {documents, question, answers} for task qa",
+)
+@click.option(
+    "--qa-data",
+    "qa_data",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="SQuAD 2.0 dev JSON (task qa_1) and/or HotpotQA distractor dev JSON (qa_2), as RULER downloads them",
 )
 @click.option(
     "--ruler-data",
@@ -140,7 +147,8 @@ def eval_command(**options) -> None:
                 tasks=parse_tasks(options["tasks"]), lengths=parse_lengths(options["lengths"]),
                 samples=options["samples"], depths=options["depths"], seed=options["eval_seed"],
                 concurrency=options["concurrency"], haystack=tuple(options["haystack"]),
-                qa_file=options["qa_file"], latency_samples=options["latency_samples"],
+                qa_file=options["qa_file"], qa_data=tuple(options["qa_data"]),
+                latency_samples=options["latency_samples"],
             )  # fmt: skip
     except RulerDataError as exc:
         raise click.ClickException(str(exc)) from exc

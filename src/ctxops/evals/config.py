@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ctxops.evals.ruler_data import TASK_SETTINGS
+from ctxops.evals.ruler_data import RULER_13, TASK_SETTINGS
 from ctxops.evals.sample import SampleSpec
 from ctxops.evals.tasks import TASKS, TaskError, get_task
 
@@ -47,7 +47,7 @@ def parse_tasks(text: str) -> tuple[str, ...]:
     names: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if part == "ruler":
-            names += [n for n in TASKS if n != "qa"]
+            names += RULER_13
         elif part == "niah":
             names += [n for n, t in TASKS.items() if t.family == "niah"]
         else:
@@ -76,6 +76,7 @@ class EvalConfig:
     concurrency: int = 8
     haystack: tuple[str, ...] = ()  # prose files; empty = generated prose
     qa_file: str | None = None
+    qa_data: tuple[str, ...] = ()  # SQuAD / HotpotQA JSON files for qa_1 / qa_2
     ruler_data: tuple[str, ...] = ()  # ``[LENGTH=]DIR`` of RULER's prepared data: samples come from there
     latency_samples: int = 0  # per length, sent again one at a time after the run (latency without queueing)
     share_prefixes: bool = True  # group and order samples so a shared haystack prefix is computed once
@@ -105,6 +106,11 @@ class EvalConfig:
             raise ValueError(f"--concurrency must be at least 1, got {self.concurrency}")
         if "qa" in self.tasks and not self.qa_file:
             raise TaskError("task 'qa' needs --qa-file FILE (a JSONL of {documents, question, answers})")
+        if {"qa_1", "qa_2"} & set(self.tasks) and not (self.qa_data or self.ruler_data):
+            raise TaskError(
+                "tasks qa_1 and qa_2 need --qa-data FILE: SQuAD 2.0's dev-v2.0.json (qa_1) and HotpotQA's "
+                "hotpot_dev_distractor_v1.json (qa_2), the files RULER downloads"
+            )
 
     def plan(self) -> list[SampleSpec]:
         """Every item of the run, in a stable order (task, length, sample index)."""

@@ -1,8 +1,10 @@
 """Haystacks: the filler text a task hides its needles in, as a stream of sentences.
 
-Three sources: ``noise`` (five short sentences repeated, RULER's noise haystack), ``prose`` (our generated essay
-prose, see :mod:`ctxops.evals.prose`) and the user's own files (``--haystack FILE...``, split into sentences and read
-from a seed-chosen starting point, wrapping around). A haystack knows sentences, not tokens: a task decides how many
+Three sources: ``noise`` (RULER's noise haystack: one block of five short sentences, repeated; the stream's unit is
+the whole block), ``prose`` (our generated essay prose, see :mod:`ctxops.evals.prose`) and the user's own files
+(``--haystack FILE...``, split into sentences, wrapping around). As RULER reads its essays, prose is the same text
+from the same start in every sample (the seed picks needles, not the haystack), so samples of one length share
+their prompt up to the first needle and a prefix cache computes it once. A haystack knows sentences, not tokens: a task decides how many
 to take by measuring the prompt with the target's tokenizer.
 """
 
@@ -24,6 +26,8 @@ NOISE_SENTENCES = (
     "Here we go.",
     "There and back again.",
 )
+NOISE_BLOCK = " ".join(NOISE_SENTENCES)
+PROSE_SEED = 20240406  # the one seed of the generated prose every sample reads
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -68,21 +72,22 @@ class Haystack:
         """A short description for provenance: ``generated prose`` or the file names."""
         return ", ".join(self.files) if self.files else "generated prose"
 
-    def stream(self, kind: HaystackKind, rng: random.Random) -> SentenceStream:
-        """A prefix-stable stream of sentences of ``kind`` (``take(n)`` is always a prefix of ``take(n+1)``)."""
-        return SentenceStream(self, kind, rng)
+    def stream(self, kind: HaystackKind, rng: random.Random | None = None) -> SentenceStream:
+        """A prefix-stable stream of ``kind`` units (``take(n)`` is always a prefix of ``take(n+1)``).
+
+        The stream is the same text for every sample; ``rng`` is accepted for callers that pass one, and unused.
+        """
+        return SentenceStream(self, kind)
 
 
 class SentenceStream:
-    """Sentences drawn lazily and cached, so a length search can ask for any count again at no cost."""
+    """Units (sentences, or noise blocks) drawn lazily and cached, so a length search can ask for any count again."""
 
-    def __init__(self, haystack: Haystack, kind: HaystackKind, rng: random.Random) -> None:
+    def __init__(self, haystack: Haystack, kind: HaystackKind) -> None:
         self._haystack = haystack
         self._kind = kind
-        self._rng = rng
+        self._rng = random.Random(PROSE_SEED)
         self._cache: list[str] = []
-        sentences = haystack.user_sentences
-        self._start = rng.randrange(len(sentences)) if sentences else 0
 
     def take(self, count: int) -> list[str]:
         """The first ``count`` sentences."""
@@ -93,10 +98,10 @@ class SentenceStream:
     def _extend(self, count: int) -> None:
         have = len(self._cache)
         if self._kind is HaystackKind.NOISE:
-            self._cache += [NOISE_SENTENCES[(have + i) % len(NOISE_SENTENCES)] for i in range(count)]
+            self._cache += [NOISE_BLOCK] * count
         elif self._haystack.user_sentences:
             pool = self._haystack.user_sentences
-            self._cache += [pool[(self._start + have + i) % len(pool)] for i in range(count)]
+            self._cache += [pool[(have + i) % len(pool)] for i in range(count)]
         else:
             self._cache += prose_sentences(self._rng, count)
 

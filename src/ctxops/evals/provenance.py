@@ -35,6 +35,8 @@ def content_identity(config: EvalConfig, target: Target) -> dict[str, Any]:
         "haystack": {f: _file_hash(f) for f in config.haystack} or "generated prose",
         "qa_file": _file_hash(config.qa_file),
     }
+    if config.qa_data:
+        identity["qa_data"] = {f: _file_hash(f) for f in config.qa_data}
     if config.ruler_data:
         identity["ruler_data"] = {n: d["files"] for n, d in describe_dirs(config.ruler_data).items()}
     return identity
@@ -61,6 +63,7 @@ def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = 
         "concurrency": config.concurrency,
         "haystack": list(config.haystack) or "generated prose",
         "qa_file": config.qa_file,
+        **({"qa_data": list(config.qa_data)} if config.qa_data else {}),
         "latency_samples": config.latency_samples,
         **(
             {"ruler_data": describe_dirs(config.ruler_data), "seeds": "RULER's line numbers"}
@@ -91,7 +94,8 @@ def merge_run_record(
 
 # run.json fields that can move scores when two runs differ in them; a dict is compared leaf by leaf.
 _SCORE_FIELDS = (
-    "target", "identity.haystack", "identity.qa_file", "identity.ruler_data", "lengths_exact", "ctxops_version",
+    "target", "identity.haystack", "identity.qa_file", "identity.qa_data", "identity.ruler_data",
+    "lengths_exact", "ctxops_version",
 )  # fmt: skip
 # Derived from other fields (the pool from the engine settings) or local to one machine (the path).
 _NOT_SETTINGS = ("target.model_path", "target.kv_cache", "target.kv_press_query_aware")

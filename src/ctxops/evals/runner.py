@@ -41,7 +41,7 @@ from ctxops.evals.rundir import LATENCY_FILE, REJECTED_FILE, RUN_FILE, RunDir, d
 from ctxops.evals.sample import Sample, SampleSpec
 from ctxops.evals.schedule import PrefixGate, prefix_order
 from ctxops.evals.targets.base import Completion, Target, TargetError
-from ctxops.evals.tasks import QARecord, build_sample, read_qa_file
+from ctxops.evals.tasks import QARecord, build_sample, read_qa_dataset, read_qa_file
 
 
 class SampleSource(Protocol):
@@ -59,7 +59,12 @@ class GeneratedSamples:
         self.config = config
         self.target = target
         self.haystack = Haystack(config.haystack)
-        self.qa_records: Sequence[QARecord] = read_qa_file(config.qa_file) if config.qa_file else ()
+        self.qa_records: dict[str, Sequence[QARecord]] = {}
+        if config.qa_file:
+            self.qa_records["qa"] = read_qa_file(config.qa_file)
+        for path in config.qa_data:
+            task, records = read_qa_dataset(path)
+            self.qa_records[task] = records
 
     def plan(self) -> list[SampleSpec]:
         return self.config.plan()
@@ -67,7 +72,7 @@ class GeneratedSamples:
     def build(self, spec: SampleSpec) -> Sample:
         return build_sample(
             spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
-            haystack=self.haystack, qa_records=self.qa_records,
+            haystack=self.haystack, qa_records=self.qa_records.get(spec.task, ()),
         )  # fmt: skip
 
 

@@ -102,7 +102,9 @@ def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def average_label(tasks: list[str]) -> dict[str, Any]:
     """What the all-task average is over, and whether it is RULER's (all 13 of its tasks, nothing else)."""
     ruler = sorted(tasks) == sorted(RULER_13)
-    label = "RULER average (13 tasks)" if ruler else f"average of {len(tasks)} task{'s' * (len(tasks) != 1)}"
+    label = (
+        "average of RULER's 13 tasks" if ruler else f"average of {len(tasks)} task{'s' * (len(tasks) != 1)}"
+    )
     missing = [t for t in RULER_13 if t not in tasks]
     return {"label": label, "tasks": list(tasks), "ruler": ruler, "missing_ruler_tasks": missing}
 

@@ -32,6 +32,7 @@ class QARecord:
     documents: tuple[str, ...]
     question: str
     answers: tuple[str, ...]
+    related: tuple[str, ...] = ()  # distractors used first (SQuAD: the other paragraphs of the same article)
 
     def __post_init__(self) -> None:
         if not self.documents or not self.question or not self.answers:

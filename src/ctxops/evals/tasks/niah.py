@@ -3,7 +3,10 @@
 A needle reads "One of the special magic {numbers|uuids} for {key} is: {value}." and sits at a sentence boundary.
 The first gold needle goes at the requested depth; any other needles (distractors, extra values, extra queried keys)
 go at seeded random depths, all recorded in the sample's metadata. In the ``needle`` haystack every filler line is a
-distractor needle with its own key. A task knows text, not engines.
+distractor needle with its own key; the ``noise`` haystack is RULER's: one five-sentence block repeated, a block a
+line, needles between blocks. The wording is ours and stays plural where RULER rewrites one-value tasks in the
+singular ("A special magic number ... is"): the shipped ``builtin`` model was trained on this wording and gets 3 of
+30 samples right at 512 tokens in the singular, 30 of 30 in the plural. A task knows text, not engines.
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ def build_niah(setup: NeedleSetup, ctx: BuildContext) -> Sample:
     def render(n: int) -> Rendered:
         filler = distractors(n) if setup.filler is Filler.NEEDLE else stream.take(n)
         sentences = insert_at_depths(filler, placed)
-        separator = "\n" if setup.filler is Filler.NEEDLE else None
-        context = separator.join(sentences) if separator else join_sentences(sentences)
+        lines = setup.filler is not Filler.ESSAY  # needles and noise blocks: one a line
+        context = "\n".join(sentences) if lines else join_sentences(sentences)
         prompt = TEMPLATE.format(kind=kind, context=context, query=query)
         metadata = {
             "needle_depths": depths,

@@ -1,8 +1,10 @@
 """Variable tracking (RULER's ``vt``): follow a chain of assignments through a noise haystack.
 
-One chain of five variables: ``VAR ABCDE = 12345`` then four hops ``VAR FGHIJ = VAR ABCDE`` and so on. The first
-assignment sits at the requested depth, the later hops at seeded random points after it, in order. A small worked
-example (its own chain in a short noise text, and its answer) comes first. Gold: the five names.
+One chain of five variables: ``VAR ABCDE = 12345`` then four hops ``VAR FGHIJ = VAR ABCDE`` and so on, each on its
+own line among RULER's noise blocks (one a line). The first assignment sits at the requested depth, the later hops
+at seeded random points after it, in order. As in RULER, a worked example comes first (its own chain in a short
+noise text: the question, the answer prefix and the answer), and the answer prefix states how many variables there
+are. Gold: the five names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import random
 
 from ctxops.evals import words
-from ctxops.evals.haystack import NOISE_SENTENCES, HaystackKind, insert_at_depths, join_sentences
+from ctxops.evals.haystack import NOISE_BLOCK, HaystackKind, insert_at_depths
 from ctxops.evals.sample import Sample
 from ctxops.evals.tasks.base import BuildContext, Rendered, register_task
 
@@ -20,8 +22,10 @@ TEMPLATE = (
     "Question: Which variables are assigned the value {value} in the text above? List all of them."
 )
 ANSWER_PREFIX = (
-    "Answer: Following the assignments in the text above, the variables assigned the value {value} are:"
+    f"Answer: Following the assignments in the text above, {NUM_HOPS + 1} variables are assigned the value "
+    "{value}; they are:"
 )
+EXAMPLE_BLOCKS = 5  # noise blocks in the worked example
 
 
 def chain(rng: random.Random, exclude: set[str] | None = None) -> tuple[list[str], str, list[str]]:
@@ -35,13 +39,14 @@ def chain(rng: random.Random, exclude: set[str] | None = None) -> tuple[list[str
 
 
 def example(rng: random.Random) -> str:
-    """The worked example: a chain in ten noise sentences, the question and its answer."""
+    """The worked example: a chain among a few noise blocks, the question, the answer prefix and the answer."""
     names, value, lines = chain(rng)
-    noise = [NOISE_SENTENCES[i % len(NOISE_SENTENCES)] for i in range(10)]
     depths = sorted(rng.random() for _ in lines)
-    context = join_sentences(insert_at_depths(noise, list(zip(depths, lines, strict=True))))
+    context = "\n".join(
+        insert_at_depths([NOISE_BLOCK] * EXAMPLE_BLOCKS, list(zip(depths, lines, strict=True)))
+    )
     question = TEMPLATE.format(context=context, value=value)
-    return f"Example:\n{question}\n{ANSWER_PREFIX.format(value=value)} {' '.join(names)}\n\n"
+    return f"{question}\n{ANSWER_PREFIX.format(value=value)} {' '.join(names)}\n\n"
 
 
 @register_task(
@@ -58,7 +63,7 @@ def build_vt(ctx: BuildContext) -> Sample:
     stream = ctx.haystack.stream(HaystackKind.NOISE, rng)
 
     def render(n: int) -> Rendered:
-        context = join_sentences(insert_at_depths(stream.take(n), placed))
+        context = "\n".join(insert_at_depths(stream.take(n), placed))
         prompt = shot + TEMPLATE.format(context=context, value=value)
         return prompt, ANSWER_PREFIX.format(value=value), {"needle_depths": depths, "needles": lines}
 
