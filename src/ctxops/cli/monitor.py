@@ -47,6 +47,7 @@ def parse_window_option(text: str, flag: str) -> Any:
         "slo": "ctxops.cli.monitor_slo:slo",
         "run": "ctxops.cli.monitor_run:run",
         "canary": "ctxops.cli.monitor_canary:canary",
+        "ui": "ctxops.cli.monitor_ui:ui",
         "incidents": "ctxops.cli.monitor_incidents:incidents",
         "ack": "ctxops.cli.monitor_incidents:ack",
         "resolve": "ctxops.cli.monitor_incidents:resolve",
