@@ -50,6 +50,25 @@ def test_planted_set_of_the_readme(tmp_path):
     check_planted(tmp_path, per_kind=40, negatives=1000)
 
 
+def test_a_match_that_holds_the_gold_answer_is_told_apart(tmp_path):
+    filler = (
+        "the ledger of every shipment was kept by the harbor master for nearly twenty years without a gap"
+    )
+    items = [
+        EvalItem("a", "t", f"{filler}. The secret code for amber-fox is: 7341902. {filler}", ("7341902",)),
+        EvalItem("b", "t", f"{filler}. The secret code for blue-owl is: 5550123. {filler}", ("5550123",)),
+        EvalItem("c", "t", "a third item, so that the filler of two is not boilerplate", ("x",)),
+    ]
+    (tmp_path / "c.txt").write_text(
+        f"notes: {filler}. The secret code for amber-fox is: 7341902. end\n{filler}\n"
+    )
+    scan = ContaminationScan(items, ContaminationConfig(boilerplate_share=1.0))
+    run_scan(scan, [tmp_path / "c.txt"], OutDir(tmp_path / "out"))
+    found = {f["id"]: f["ngram"] for f in scan.findings()}
+    assert found["a"]["with_answer"] > 0
+    assert found["b"]["matched"] > 0 and found["b"]["with_answer"] == 0  # shared filler only
+
+
 def test_boilerplate_shared_by_every_item_never_makes_an_item_dirty(tmp_path):
     template = "Read the text below and answer the question at the end of it with one short word only. "
     items = [

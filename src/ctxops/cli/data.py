@@ -83,11 +83,15 @@ def contamination(
         raise click.ClickException(str(exc)) from exc
     if resumed:
         click.echo("resumed from the checkpoint in " + out)
-    click.echo(f"{summary['dirty']} of {summary['items']} items dirty ({summary['dirty_by_kind']})")
+    click.echo(
+        f"{summary['dirty']} of {summary['items']} items dirty ({summary['dirty_by_kind']}); "
+        f"{summary['dirty_with_answer']} with a gold answer inside a matched n-gram"
+    )
     for task, row in summary["tasks"].items():
         low, high = row["ci95"]
         click.echo(
-            f"  {task}: {row['dirty']}/{row['items']} ({row['share']:.1%}, 95% CI {low:.1%}-{high:.1%})"
+            f"  {task}: {row['dirty']}/{row['items']} ({row['share']:.1%}, 95% CI {low:.1%}-{high:.1%}), "
+            f"{row['with_answer']} with an answer"
         )
     click.echo(f"report: {out_dir.path / REPORT_MD}")
 

@@ -54,7 +54,7 @@ def render_card(facts: CardFacts) -> str:
 def _brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
-    keep = ("items", "dirty", "dirty_by_kind", "tasks", "interval")
+    keep = ("items", "dirty", "dirty_by_kind", "dirty_with_answer", "tasks", "interval")
     return {k: report[k] for k in keep if k in report}
 
 

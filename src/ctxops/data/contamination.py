@@ -24,7 +24,7 @@ import numpy as np
 from ctxops.data import corpus as corpus_io
 from ctxops.data.items import EvalItem
 from ctxops.data.near_dup import WindowIndex
-from ctxops.data.ngrams import NgramIndex, ngram_hashes, word_hashes, words
+from ctxops.data.ngrams import NgramIndex, answer_ngrams, ngram_hashes, word_hashes, words
 from ctxops.data.outdir import OutDir, file_signature, fingerprint
 
 MAX_PLACES = 3  # places recorded per item and kind
@@ -87,11 +87,14 @@ class ContaminationScan:
 
     def __init__(self, items: Sequence[EvalItem], config: ContaminationConfig) -> None:
         self.items, self.config = list(items), config
-        hashes = [word_hashes(words(item.text)) for item in self.items]
+        tokens = [words(item.text) for item in self.items]
+        hashes = [word_hashes(t) for t in tokens]
         tasks = [item.task for item in self.items]
-        self.index = NgramIndex.build(
-            [ngram_hashes(h, config.ngram) for h in hashes], tasks, config.boilerplate_share
-        )
+        answers = [
+            answer_ngrams(t, item.answers, config.ngram) for t, item in zip(tokens, self.items, strict=True)
+        ]
+        grams = [ngram_hashes(h, config.ngram) for h in hashes]
+        self.index = NgramIndex.build(grams, tasks, config.boilerplate_share, answers)
         self.windows: WindowIndex | None = None
         if config.near_dup > 0:
             bigrams = NgramIndex.build([ngram_hashes(h, 2) for h in hashes], tasks, config.boilerplate_share)
@@ -103,7 +106,7 @@ class ContaminationScan:
         self.done: dict[str, int] = {}  # source -> documents finished
 
     def fingerprint(self, sources: Sequence[Path]) -> str:
-        items = fingerprint([(i.id, i.task, i.text) for i in self.items])
+        items = fingerprint([(i.id, i.task, i.text, i.answers) for i in self.items])
         return fingerprint(items, asdict(self.config), [file_signature(p) for p in sources])
 
     def scan_document(self, doc: corpus_io.Document) -> None:
@@ -144,9 +147,14 @@ class ContaminationScan:
         """Distinct non-boilerplate n-grams of each item found in the corpus so far."""
         return np.bincount(self.index.owners[self.matched], minlength=len(self.items))
 
+    def answer_matches(self) -> np.ndarray:
+        """Distinct n-grams holding a gold answer of each item found in the corpus so far."""
+        return np.bincount(self.index.owners[self.matched & self.index.is_answer], minlength=len(self.items))
+
     def findings(self) -> list[dict[str, Any]]:
         """One record per dirty item: its id, task, the kinds of match, how much matched and where."""
         matches = self.item_matches()
+        with_answer = self.answer_matches()
         out = []
         for i, (item, state) in enumerate(zip(self.items, self.states, strict=True)):
             kinds = []
@@ -159,7 +167,8 @@ class ContaminationScan:
             total = int(self.index.item_totals[i])
             out.append({
                 "id": item.id, "task": item.task, "kinds": kinds,
-                "ngram": {"matched": int(matches[i]), "total": total, "share": round(int(matches[i]) / max(1, total), 4)},
+                "ngram": {"matched": int(matches[i]), "total": total, "share": round(int(matches[i]) / max(1, total), 4),
+                          "with_answer": int(with_answer[i])},
                 "near_dup": {"similarity": state.near_dup},
                 "where": state.places,
             })  # fmt: skip

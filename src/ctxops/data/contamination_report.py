@@ -26,15 +26,18 @@ def summarize(scan: ContaminationScan, findings: list[dict[str, Any]], seconds: 
     """The report's numbers: items and dirty items per task (with intervals), corpus size, boilerplate."""
     totals = Counter(item.task for item in scan.items)
     dirty = Counter(f["task"] for f in findings)
+    answered = Counter(f["task"] for f in findings if f["ngram"]["with_answer"] > 0)
     by_kind = Counter(kind for f in findings for kind in f["kinds"])
     tasks = {}
     for task, n in totals.items():
         low, high = wilson(dirty[task] / n, n)
-        tasks[task] = {"items": n, "dirty": dirty[task], "share": dirty[task] / n, "ci95": [low, high]}
+        tasks[task] = {"items": n, "dirty": dirty[task], "share": dirty[task] / n, "ci95": [low, high],
+                       "with_answer": answered[task]}  # fmt: skip
     return {
         "items": len(scan.items),
         "dirty": len(findings),
         "dirty_by_kind": dict(by_kind),
+        "dirty_with_answer": sum(answered.values()),
         "tasks": tasks,
         "interval": "95% Wilson score interval on the share of dirty items",
         "corpus": {**scan.counts, "files": scan.done, "seconds": round(seconds, 2)},
@@ -64,14 +67,15 @@ def render_markdown(summary: dict[str, Any], findings: list[dict[str, Any]]) -> 
     lines = [
         "# Contamination report",
         "",
-        f"{summary['dirty']} of {summary['items']} eval items are dirty: {settings['ngram']}-gram overlap "
+        f"{summary['dirty']} of {summary['items']} eval items are dirty ({summary['dirty_with_answer']} with a gold "
+        f"answer inside a matched n-gram): {settings['ngram']}-gram overlap "
         f"(at least {settings['min_matches']} distinct non-boilerplate n-gram) or a near-duplicate window "
         f"(aligned similarity >= {settings['near_dup']} over windows of {settings['window']} words; MinHash LSH "
         "on word bigrams proposes the pairs).",
         f"Corpus: {corpus['documents']:,} documents, {corpus['words']:,} words, scanned in {corpus['seconds']} s.",
         "",
-        "| task | items | dirty | share | 95% interval |",
-        "|---|---|---|---|---|",
+        "| task | items | dirty | share | 95% interval | matched n-grams hold a gold answer |",
+        "|---|---|---|---|---|---|",
     ]
     for task, row in summary["tasks"].items():
         low, high = row["ci95"]
@@ -93,7 +97,8 @@ def render_markdown(summary: dict[str, Any], findings: list[dict[str, Any]]) -> 
             f"{p['kind']} in {p['source']} doc {p['doc']} at word {p['word']}" for p in finding["where"]
         )
         lines.append(
-            f"- `{finding['id']}` ({', '.join(finding['kinds'])}): {ngram['matched']}/{ngram['total']} n-grams, "
+            f"- `{finding['id']}` ({', '.join(finding['kinds'])}): {ngram['matched']}/{ngram['total']} n-grams "
+            f"({ngram['with_answer']} holding an answer), "
             f"near-dup similarity {finding['near_dup']['similarity']}; {where}"
         )
     if not findings:

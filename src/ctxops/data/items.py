@@ -5,7 +5,7 @@
   ``prompt_hash``: a rebuilt item that differs from what was sent is an error, never a silent guess.
 - A task spec ``TASKS:LENGTHS[:SAMPLES]`` (``niah_single_1,vt:1k,2k:20``): the items ``ctxops eval`` would send,
   built with ``model``'s tokenizer and seeds 42 and up.
-- A JSONL file of ``{"id", "text"}`` objects (``task`` and ``answers`` optional).
+- A JSONL file of ``{"id", "text"}`` objects (``task`` and ``answers``, a list of strings, optional).
 
 An item's id for eval items is ``task/length/depth/seed``, as :func:`item_id` writes it, which is how
 ``ctxops report --contamination`` finds the item's score. This module knows eval items, not corpora.
@@ -36,6 +36,7 @@ class EvalItem:
     id: str
     task: str
     text: str
+    answers: tuple[str, ...] = ()  # the gold answers, when known: a match that holds one is a leaked answer
 
 
 def item_id(task: str, length: int, depth: float | None, seed: int) -> str:
@@ -70,7 +71,9 @@ def _counter(model: str, style: str = PromptStyle.CHAT.value) -> TokenizerCounte
 def _item(sample: Sample) -> EvalItem:
     spec = sample.spec
     text = sample.prompt + "\n" + sample.answer_prefix
-    return EvalItem(item_id(spec.task, spec.length, spec.depth, spec.seed), spec.task, text)
+    return EvalItem(
+        item_id(spec.task, spec.length, spec.depth, spec.seed), spec.task, text, tuple(sample.answers)
+    )
 
 
 def _from_spec(spec: str, model: str) -> list[EvalItem]:
@@ -153,7 +156,12 @@ def _from_jsonl(path: Path) -> list[EvalItem]:
             raise ItemsError(f"{path}:{number}: not JSON ({exc.msg})") from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str) or "id" not in record:
             raise ItemsError(f'{path}:{number}: an item must be an object with "id" and a string "text"')
-        items.append(EvalItem(str(record["id"]), str(record.get("task", "items")), record["text"]))
+        answers = record.get("answers", [])
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise ItemsError(f'{path}:{number}: "answers" must be a list of strings')
+        items.append(
+            EvalItem(str(record["id"]), str(record.get("task", "items")), record["text"], tuple(answers))
+        )
     ids = [i.id for i in items]
     if len(set(ids)) != len(ids):
         raise ItemsError(f"{path}: item ids must be unique; {len(ids) - len(set(ids))} repeat")

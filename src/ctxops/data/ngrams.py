@@ -65,15 +65,20 @@ class NgramIndex:
     owners: np.ndarray  # int32 item index of each key
     boilerplate: np.ndarray  # sorted unique uint64 hashes shared by too many items to count
     item_totals: np.ndarray  # int64 distinct non-boilerplate n-grams per item
+    is_answer: np.ndarray  # bool per key: the n-gram covers a word of its item's gold answer
 
     @classmethod
     def build(
-        cls, item_ngrams: Sequence[np.ndarray], groups: Sequence[str], boilerplate_share: float
+        cls,
+        item_ngrams: Sequence[np.ndarray],
+        groups: Sequence[str],
+        boilerplate_share: float,
+        answer_ngrams: Sequence[np.ndarray] | None = None,
     ) -> NgramIndex:
         """Index ``item_ngrams`` (one array per item); ``groups`` are the items' tasks.
 
         An n-gram found in at least ``boilerplate_share`` of the items of its task (a task of 2 items or more)
-        or of all items is boilerplate.
+        or of all items is boilerplate. ``answer_ngrams`` (per item) marks the n-grams that hold an answer.
         """
         uniques = [np.unique(h) for h in item_ngrams]
         keys = np.concatenate(uniques) if uniques else np.zeros(0, dtype=np.uint64)
@@ -89,11 +94,16 @@ class NgramIndex:
             if len(members) >= 2:
                 mask = np.isin(owners, members)
                 boiler = np.union1d(boiler, _shared(keys[mask], len(members), boilerplate_share))
+        answers = np.zeros(len(keys), dtype=bool)
+        if answer_ngrams is not None:
+            offsets = np.cumsum([0, *map(len, uniques)])
+            for i, grams in enumerate(answer_ngrams):
+                answers[offsets[i] : offsets[i + 1]] = np.isin(uniques[i], grams)
         keep = ~np.isin(keys, boiler)
-        keys, owners = keys[keep], owners[keep]
+        keys, owners, answers = keys[keep], owners[keep], answers[keep]
         order = np.argsort(keys, kind="stable")
         totals = np.bincount(owners, minlength=len(uniques)).astype(np.int64)
-        return cls(keys[order], owners[order], boiler, totals)
+        return cls(keys[order], owners[order], boiler, totals, answers[order])
 
     def lookup(self, doc_ngrams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions in the document, key indices) of every hit; a hash owned by k items gives k hits."""
@@ -116,6 +126,20 @@ class NgramIndex:
             if len(self.boilerplate)
             else 0
         )
+
+
+def answer_ngrams(item_words: Sequence[str], answers: Sequence[str], n: int) -> np.ndarray:
+    """Hashes of the n-grams of ``item_words`` that cover a word of any answer where it occurs in the item."""
+    hashes = ngram_hashes(word_hashes(item_words), n)
+    covered = np.zeros(len(hashes), dtype=bool)
+    for answer in answers:
+        target = words(answer)
+        if not target:
+            continue
+        for start in range(len(item_words) - len(target) + 1):
+            if item_words[start : start + len(target)] == target:
+                covered[max(0, start - n + 1) : start + len(target)] = True
+    return hashes[covered]
 
 
 def _shared(keys: np.ndarray, num_items: int, share: float) -> np.ndarray:
