@@ -4,7 +4,9 @@ The pool has a fixed number of blocks of ``block_size`` token slots. A sequence'
 in order. A block that is full of computed tokens gets a hash chained from its parent's
 (``xxh3_64(parent_hash || token ids)``); another sequence whose prompt starts with the same tokens reuses it instead
 of recomputing it. Freed blocks keep their hash and stay reusable until the space is needed: blocks are recycled
-least-recently-freed first, with never-hashed blocks recycled before cached ones.
+least-recently-freed first, with never-hashed blocks recycled before cached ones. The chain of a sequence's token
+blocks is kept on it, so the scheduler can count the cached blocks a waiting request would reuse without taking
+them, and find whether a running request is computing its next one.
 
 With a quantized KV format the block manager also hands out full-precision *window* blocks, one per sequence
 (where the block being filled is kept until it is full and quantized); they are taken with a sequence's first
@@ -102,24 +104,28 @@ class BlockManager:
 
     def num_cached_blocks(self, seq: Sequence) -> int:
         """How many of the sequence's first full blocks the prefix cache holds now (nothing is taken)."""
-        limit = self.num_matchable_blocks(seq)
-        chain, size = self.hash_chain(seq, limit), self.block_size
+        limit, size, chain = self.num_matchable_blocks(seq), self.block_size, seq.hash_chain
         for index in range(limit):
-            block_id = self.hash_to_block.get(chain[index])
             tokens = seq.token_ids[index * size : (index + 1) * size]
+            # the chain grows only as far as the cache matches: an unseen prompt hashes one block here
+            if index == len(chain):
+                chain.append(block_hash(chain[-1] if chain else None, tokens))
+            block_id = self.hash_to_block.get(chain[index])
             if block_id is None or self.blocks[block_id].token_ids != tuple(tokens):
                 return index
         return limit
 
-    def match_prefix(self, seq: Sequence) -> int:
+    def match_prefix(self, seq: Sequence, num_blocks: int | None = None) -> int:
         """Attach the cached blocks that hold the longest prefix of ``seq``; return the tokens they cover.
 
         At most ``len(seq) - 1`` tokens are matched: the last token is always computed, to produce logits.
+        ``num_blocks`` is :meth:`num_cached_blocks` if the caller just counted it (nothing changed since).
         Only called for a sequence that holds no blocks yet.
         """
         assert not seq.block_table and seq.num_computed_tokens == 0
         self.prefix_queries += seq.num_tokens
-        num_blocks = self.num_cached_blocks(seq)
+        if num_blocks is None:
+            num_blocks = self.num_cached_blocks(seq)
         for h in seq.hash_chain[:num_blocks]:
             block_id = self.hash_to_block[h]
             self._take(block_id)

@@ -105,15 +105,17 @@ class Scheduler:
         return budget
 
     def _schedule_waiting(self, out: SchedulerOutput, budget: int) -> None:
-        computing = [s.seq for s in out.scheduled]  # every running sequence: the loop runs only when all fit
+        # the running sequences: budget is left for waiting ones only when every running one was scheduled
+        computing = [s.seq for s in out.scheduled]
         deferred: list[Sequence] = []
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            if not seq.block_table and self._waits_for_prefix(seq, computing):
-                deferred.append(self.waiting.popleft())
-                continue
             if not seq.block_table:
-                hit = self.block_manager.match_prefix(seq)
+                num_cached = self.block_manager.num_cached_blocks(seq)
+                if self._waits_for_prefix(seq, num_cached, computing):
+                    deferred.append(self.waiting.popleft())
+                    continue
+                hit = self.block_manager.match_prefix(seq, num_cached)
                 if not seq.was_admitted:
                     seq.num_cached_tokens = hit
             num_new = min(seq.num_schedulable_tokens, budget)
@@ -131,8 +133,8 @@ class Scheduler:
             budget -= num_new
         self.waiting.extendleft(reversed(deferred))  # a request that waits keeps its place in the queue
 
-    def _waits_for_prefix(self, seq: Sequence, computing: list[Sequence]) -> bool:
-        """True when the next full block ``seq`` would compute is one a running sequence has yet to compute.
+    def _waits_for_prefix(self, seq: Sequence, index: int, computing: list[Sequence]) -> bool:
+        """True when block ``index`` of ``seq``, its first uncached full block, is one a running sequence computes.
 
         The block's hash names its whole prefix, so wherever it lies in the prompt, ``seq`` can wait and then
         reuse it instead of computing it again (questions about one document sent together compute it once).
@@ -142,11 +144,9 @@ class Scheduler:
         A pressed sequence neither waits nor is waited for: it never reuses nor publishes prefix-cache blocks.
         """
         bm = self.block_manager
-        index = bm.num_cached_blocks(seq)
         if index >= bm.num_matchable_blocks(seq):
             return False
-        wanted = seq.hash_chain[index]
-        size = bm.block_size
+        wanted, size = bm.hash_chain(seq, index + 1)[index], bm.block_size
         for other in computing:
             if other.compress or not other.num_computed_tokens // size <= index < other.num_tokens // size:
                 continue
