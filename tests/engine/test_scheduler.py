@@ -205,22 +205,37 @@ def test_a_request_waits_only_while_the_shared_part_is_being_computed():
     )
 
 
-def test_a_request_does_not_wait_for_a_block_whose_computing_request_failed_or_was_aborted():
-    for reason in (FinishReason.ERROR, FinishReason.ABORT):
-        bm, sched = _make(budget=1000)
-        document = list(range(100, 124))
-        first, second = (
-            Sequence("a", document + [1], SamplingParams()),
-            Sequence("b", document + [2], SamplingParams()),
-        )
-        sched.add(first)
-        sched.add(second)
-        out = sched.schedule()
-        assert _ids(out) == ["a"]
-        sched.finish(first, reason)  # the step failed for a (nothing computed), or a was aborted
-        out = sched.schedule()
-        assert _ids(out) == ["b"] and out.scheduled[0].num_new_tokens == 25 and second.num_cached_tokens == 0
-        bm.check_invariants(sched.running)
+def test_a_request_does_not_wait_for_a_block_whose_computing_request_failed():
+    bm, sched = _make(budget=1000)
+    document = list(range(100, 124))
+    first, second = (
+        Sequence("a", document + [1], SamplingParams()),
+        Sequence("b", document + [2], SamplingParams()),
+    )
+    sched.add(first)
+    sched.add(second)
+    out = sched.schedule()
+    assert _ids(out) == ["a"]
+    sched.finish(first, FinishReason.ERROR)  # as LLMEngine does when a's step fails: nothing computed
+    out = sched.schedule()
+    assert _ids(out) == ["b"] and out.scheduled[0].num_new_tokens == 25 and second.num_cached_tokens == 0
+    bm.check_invariants(sched.running)
+
+
+def test_a_request_computes_what_an_aborted_request_left_and_reuses_what_it_published():
+    bm, sched = _make(budget=16)
+    document = list(range(100, 124))
+    first, second = (
+        Sequence("a", document + [1], SamplingParams()),
+        Sequence("b", document + [2], SamplingParams()),
+    )
+    sched.add(first)
+    sched.add(second)
+    sched.advance(sched.schedule().scheduled)  # a's first chunk: 4 of the document's 6 blocks
+    sched.finish(first, FinishReason.ABORT)
+    out = sched.schedule()
+    assert _ids(out) == ["b"] and out.scheduled[0].num_new_tokens == 9 and second.num_cached_tokens == 16
+    bm.check_invariants(sched.running)
 
 
 def test_a_preempted_request_is_recomputed_first_and_the_request_sharing_its_document_reuses_it():
@@ -292,10 +307,9 @@ def test_questions_sent_together_compute_their_document_once_and_answer_as_witho
     llm = LLM(str(tiny_model_dir), **config)
     llm.generate([header + [1]], SamplingParams(max_tokens=1), use_tqdm=False)  # the header alone is cached
     outs = llm.generate(prompts, params, use_tqdm=False)
-    # 1024 tokens a step would have let four prompts compute the document side by side; one did
-    assert [o.num_cached_tokens for o in outs] == [32] + [
-        224
-    ] * 7  # 224: the full blocks of header + document
+    # 1024 tokens a step would let four prompts compute the document side by side; one does, seven reuse its
+    # 224 tokens (the full blocks of header + document)
+    assert [o.num_cached_tokens for o in outs] == [32] + [224] * 7
     plain = LLM(str(tiny_model_dir), enable_prefix_caching=False, **config)
     expected = [o.outputs[0].token_ids for o in plain.generate(prompts, params, use_tqdm=False)]
     assert [o.outputs[0].token_ids for o in outs] == expected
