@@ -83,6 +83,21 @@ def test_linear_int8_equals_dequantized_reference():
     torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.01)
 
 
+def test_rms_norm_rounds_like_the_torch_module():
+    from ctxops.models.llama import RMSNorm
+
+    g = torch.Generator().manual_seed(9)
+    norm = RMSNorm(576, 1e-5).to(torch.bfloat16)
+    norm.weight.data = torch.randn(576, generator=g).bfloat16()
+    x = (torch.randn(3, 576, generator=g) * 4).bfloat16()
+    got = KERNELS.rms_norm_bf16(x, norm.weight, 1e-5)
+    normed = torch.nn.functional.rms_norm(x.float(), (576,), None, 1e-5).bfloat16()
+    expected = norm.weight * normed  # the torch path of RMSNorm.forward
+    assert (
+        got.float() - expected.float()
+    ).abs().max() <= expected.float().abs().max() * 2**-7  # one bf16 step
+
+
 @pytest.fixture
 def torch_only(monkeypatch):
     """The torch kernels alone, as on a machine without a compiler."""

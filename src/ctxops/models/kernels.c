@@ -254,3 +254,22 @@ int ctxops_linear_int8(const uint16_t *x, const int8_t *w, const uint16_t *scale
     free(xf);
     return 0;
 }
+
+/* RMSNorm of M bf16 rows of D, as Hugging Face computes it: the norm in fp32, rounded to bf16, then times the
+ * bf16 weight (rounded again). One call replaces the ~8 small torch ops of a decode row; single-threaded. */
+int ctxops_rms_norm_bf16(const uint16_t *x, const uint16_t *w, uint16_t *y, int64_t M, int64_t D, float eps) {
+    for (int64_t r = 0; r < M; r++) {
+        const uint16_t *xr = x + r * D;
+        float sum = 0.0f;
+        _Pragma("omp simd reduction(+ : sum)") for (int64_t d = 0; d < D; d++) {
+            float v = bf16_to_f32(xr[d]);
+            sum += v * v;
+        }
+        float inv = 1.0f / sqrtf(sum / (float)D + eps);
+        for (int64_t d = 0; d < D; d++) {
+            float normed = bf16_to_f32(f32_to_bf16(bf16_to_f32(xr[d]) * inv));
+            y[r * D + d] = f32_to_bf16(bf16_to_f32(w[d]) * normed);
+        }
+    }
+    return 0;
+}

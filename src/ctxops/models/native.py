@@ -100,6 +100,8 @@ class Kernels:
         lib.ctxops_linear_bf16.restype = ctypes.c_int
         lib.ctxops_linear_int8.argtypes = [_P, _P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_int]
         lib.ctxops_linear_int8.restype = ctypes.c_int
+        lib.ctxops_rms_norm_bf16.argtypes = [_P, _P, _P, _I64, _I64, ctypes.c_float]
+        lib.ctxops_rms_norm_bf16.restype = ctypes.c_int
 
     def decode_attention(
         self,
@@ -155,6 +157,15 @@ class Kernels:
         )  # fmt: skip
         if rc:
             raise RuntimeError(f"native int8 linear failed (code {rc}) for {rows} rows")
+        return y
+
+    def rms_norm_bf16(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """RMSNorm of (M, D) bf16 rows with a bf16 weight, rounded as Hugging Face rounds it."""
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        self.lib.ctxops_rms_norm_bf16(
+            x.data_ptr(), weight.data_ptr(), y.data_ptr(), x.shape[0], x.shape[1], eps
+        )
         return y
 
 
