@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -35,45 +35,12 @@ from rich.progress import (
 
 from ctxops.evals import provenance
 from ctxops.evals.config import EvalConfig
-from ctxops.evals.haystack import Haystack
 from ctxops.evals.ruler_data import RulerData
 from ctxops.evals.rundir import LATENCY_FILE, REJECTED_FILE, RUN_FILE, RunDir, describe_bad_lines
 from ctxops.evals.sample import Sample, SampleSpec
 from ctxops.evals.schedule import PrefixGate, prefix_order
+from ctxops.evals.source import GeneratedSamples, SampleSource
 from ctxops.evals.targets.base import Completion, Target, TargetError
-from ctxops.evals.tasks import QARecord, build_sample, read_qa_dataset, read_qa_file
-
-
-class SampleSource(Protocol):
-    """Where a run's samples come from: its plan, and one sample built per planned spec."""
-
-    def plan(self) -> list[SampleSpec]: ...
-
-    def build(self, spec: SampleSpec) -> Sample: ...
-
-
-class GeneratedSamples:
-    """The built-in generators, filling each sample to its length with the target's token counter."""
-
-    def __init__(self, config: EvalConfig, target: Target) -> None:
-        self.config = config
-        self.target = target
-        self.haystack = Haystack(config.haystack)
-        self.qa_records: dict[str, Sequence[QARecord]] = {}
-        if config.qa_file:
-            self.qa_records["qa"] = read_qa_file(config.qa_file)
-        for path in config.qa_data:
-            task, records = read_qa_dataset(path)
-            self.qa_records[task] = records
-
-    def plan(self) -> list[SampleSpec]:
-        return self.config.plan()
-
-    def build(self, spec: SampleSpec) -> Sample:
-        return build_sample(
-            spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
-            haystack=self.haystack, qa_records=self.qa_records.get(spec.task, ()),
-        )  # fmt: skip
 
 
 @dataclass
