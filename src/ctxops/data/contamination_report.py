@@ -80,7 +80,8 @@ def render_markdown(summary: dict[str, Any], findings: list[dict[str, Any]]) -> 
     for task, row in summary["tasks"].items():
         low, high = row["ci95"]
         lines.append(
-            f"| {task} | {row['items']} | {row['dirty']} | {row['share']:.1%} | {low:.1%}-{high:.1%} |"
+            f"| {task} | {row['items']} | {row['dirty']} | {row['share']:.1%} | {low:.1%}-{high:.1%} "
+            f"| {row['with_answer']} |"
         )
     boiler = summary["boilerplate"]
     lines += [
