@@ -106,7 +106,7 @@ def shots_curve(summary: dict[str, Any]) -> str:
     xs = [s for s, _ in rows]
     axes.errorbar(
         xs, [c["rate"] for _, c in rows],
-        yerr=[[c["rate"] - c["ci_low"] for _, c in rows], [c["ci_high"] - c["rate"] for _, c in rows]],
+        yerr=[[max(0.0, c["rate"] - c["ci_low"]) for _, c in rows], [max(0.0, c["ci_high"] - c["rate"]) for _, c in rows]],
         marker="o", capsize=3, color="darkred",
     )  # fmt: skip
     axes.set_xscale("log", base=2)
