@@ -49,7 +49,7 @@ DEFAULT_WORKLOADS = {
     "smollm": ["decode-512", "decode-2048", "decode-8000"],
     "builtin": ["prefill-2048", "decode-2048"],
 }
-ENGINES = ["ctxops-bf16", "ctxops-int8", "llamacpp-f16", "llamacpp-q8_0", "hf-fp32"]
+ENGINES = ["ctxops-bf16", "ctxops-int8", "llamacpp-f16", "llamacpp-q8_0", "hf-fp32", "ctxops-bf16-torch"]
 
 
 # ---- models ---------------------------------------------------------------------------------------------------
@@ -91,6 +91,8 @@ def prompt_ids(n: int, seed: int, vocab: int) -> list[int]:
 
 # ---- one configuration, in a child process --------------------------------------------------------------------
 def child(spec: dict) -> dict:
+    if spec["engine"].endswith("-torch"):  # ctxops on torch kernels alone: the engine before the native kernels
+        os.environ["CTXOPS_NATIVE"] = "0"
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -296,7 +298,7 @@ def run_child(spec: dict) -> dict | None:
 def applicable(engine: str, workload: str) -> bool:
     if engine == "hf-fp32":
         return workload.startswith(("prefill", "decode"))
-    if engine in ("ctxops-int8", "llamacpp-q8_0"):
+    if engine in ("ctxops-int8", "llamacpp-q8_0", "ctxops-bf16-torch"):
         return workload.startswith("decode")
     return True
 

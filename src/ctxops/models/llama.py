@@ -15,25 +15,32 @@ from torch import nn
 
 from ctxops.models.attention import AttentionMetadata, paged_attention
 from ctxops.models.config import ModelConfig
-from ctxops.models.native import MAX_LINEAR_ROWS
+from ctxops.models.native import MAX_LINEAR_ROWS, cpu_has_bf16_matmul
 from ctxops.models.native import kernels as native_kernels
 from ctxops.models.rope import RotaryEmbedding, apply_rotary
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` whose few-row bf16 products (a decode step) run on the native GEMV when it is built."""
+    """``nn.Linear``, fast for bf16 on any CPU.
+
+    Few rows (a decode step) run on the native GEMV when it is built; many rows run as an fp32 GEMM on CPUs
+    without bf16 hardware, where torch's bf16 GEMM is far slower.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.bfloat16 or self.weight.dtype != torch.bfloat16:
+            return super().forward(x)
         if (
-            x.dtype == torch.bfloat16
-            and x.dim() == 2
+            x.dim() == 2
             and x.shape[0] <= MAX_LINEAR_ROWS
             and self.out_features % 4 == 0
-            and self.weight.dtype == torch.bfloat16
             and self.weight.is_contiguous()
             and (native := native_kernels()) is not None
         ):
             return native.linear_bf16(x, self.weight, self.bias)
+        if not cpu_has_bf16_matmul():  # fp32 sums either way: the same products, rounded once to bf16
+            bias = None if self.bias is None else self.bias.float()
+            return nn.functional.linear(x.float(), self.weight.float(), bias).to(torch.bfloat16)
         return super().forward(x)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ctxops.models.native import MAX_LINEAR_ROWS
+from ctxops.models.native import MAX_LINEAR_ROWS, cpu_has_bf16_matmul
 from ctxops.models.native import kernels as native_kernels
 
 _HAS_INT8_MM = hasattr(torch, "_weight_int8pack_mm")
@@ -62,6 +62,8 @@ class Int8Linear(nn.Module):
             )
         if _HAS_INT8_MM and x.dtype in (torch.bfloat16, torch.float16) and x2.shape[0] <= _INT8_MM_MAX_ROWS:
             out = torch._weight_int8pack_mm(x2, self.weight, self.scale)
+        elif x.dtype == torch.bfloat16 and not cpu_has_bf16_matmul():  # no bf16 hardware: an fp32 GEMM
+            out = (nn.functional.linear(x2.float(), self.weight.float()) * self.scale.float()).to(x.dtype)
         else:  # dequantize for one dense matmul
             out = nn.functional.linear(x2, self.weight.to(x.dtype)) * self.scale
         if self.bias is not None:
