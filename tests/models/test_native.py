@@ -58,7 +58,7 @@ def test_decode_attention_of_one_sequence_ignores_padding_blocks():
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("rows", [1, 3, 8])
+@pytest.mark.parametrize("rows", [1, 3, 8, 16])
 @pytest.mark.parametrize("bias", [False, True])
 def test_linear_bf16_equals_fp32_reference(rows, bias):
     g = torch.Generator().manual_seed(rows)

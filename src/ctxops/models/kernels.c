@@ -193,34 +193,62 @@ DEFINE_DECODE(ctxops_decode_attention_f32, attn_item_f32, float, load_f32, store
 
 /* y = x @ w.T (+ bias) for a few rows: x (M, K), w (N, K), bias (N) or NULL, y (M, N); all bf16.
  * Output columns go to threads in tiles of four weight rows; each x row meets the four weight rows in one loop,
- * four independent accumulator chains (one chain would leave the FMA units waiting on their own latency). */
-#define GEMV_MAX_ROWS 8
+ * four independent accumulator chains (one chain would leave the FMA units waiting on their own latency). With
+ * several x rows, the tile is widened to fp32 once and reused by every row. */
+#define GEMV_MAX_ROWS 16
 int ctxops_linear_bf16(const uint16_t *x, const uint16_t *w, const uint16_t *bias, uint16_t *y, int64_t M,
                        int64_t N, int64_t K, int nthreads) {
     if (M > GEMV_MAX_ROWS || M < 1 || N % 4) return 1;
     float *xf = malloc(sizeof(float) * M * K);
     if (!xf) return 2;
     for (int64_t i = 0; i < M * K; i++) xf[i] = bf16_to_f32(x[i]);
-    _Pragma("omp parallel for num_threads(nthreads) schedule(static)")
-    for (int64_t j = 0; j < N; j += 4) {
-        const uint16_t *w0 = w + j * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-        for (int64_t r = 0; r < M; r++) {
-            const float *xr = xf + r * K;
-            float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-            _Pragma("omp simd reduction(+ : s0, s1, s2, s3)") for (int64_t k = 0; k < K; k++) {
-                float xv = xr[k];
-                s0 += bf16_to_f32(w0[k]) * xv;
-                s1 += bf16_to_f32(w1[k]) * xv;
-                s2 += bf16_to_f32(w2[k]) * xv;
-                s3 += bf16_to_f32(w3[k]) * xv;
+    int failed = 0;
+    _Pragma("omp parallel num_threads(nthreads)") {
+        float *tile = M > 1 ? malloc(sizeof(float) * 4 * K) : NULL;
+        if (M > 1 && !tile) { _Pragma("omp atomic write") failed = 1; }
+        _Pragma("omp for schedule(static)") for (int64_t j = 0; j < N; j += 4) {
+            if (M > 1 && !tile) continue;
+            const uint16_t *w0 = w + j * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+            if (M == 1) {
+                float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                _Pragma("omp simd reduction(+ : s0, s1, s2, s3)") for (int64_t k = 0; k < K; k++) {
+                    float xv = xf[k];
+                    s0 += bf16_to_f32(w0[k]) * xv;
+                    s1 += bf16_to_f32(w1[k]) * xv;
+                    s2 += bf16_to_f32(w2[k]) * xv;
+                    s3 += bf16_to_f32(w3[k]) * xv;
+                }
+                float sums[4] = {s0, s1, s2, s3};
+                for (int64_t c = 0; c < 4; c++)
+                    y[j + c] = f32_to_bf16(sums[c] + (bias ? bf16_to_f32(bias[j + c]) : 0.0f));
+                continue;
             }
-            float sums[4] = {s0, s1, s2, s3};
-            for (int64_t c = 0; c < 4; c++)
-                y[r * N + j + c] = f32_to_bf16(sums[c] + (bias ? bf16_to_f32(bias[j + c]) : 0.0f));
+            float *t0 = tile, *t1 = t0 + K, *t2 = t1 + K, *t3 = t2 + K;
+            _Pragma("omp simd") for (int64_t k = 0; k < K; k++) {
+                t0[k] = bf16_to_f32(w0[k]);
+                t1[k] = bf16_to_f32(w1[k]);
+                t2[k] = bf16_to_f32(w2[k]);
+                t3[k] = bf16_to_f32(w3[k]);
+            }
+            for (int64_t r = 0; r < M; r++) {
+                const float *xr = xf + r * K;
+                float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                _Pragma("omp simd reduction(+ : s0, s1, s2, s3)") for (int64_t k = 0; k < K; k++) {
+                    float xv = xr[k];
+                    s0 += t0[k] * xv;
+                    s1 += t1[k] * xv;
+                    s2 += t2[k] * xv;
+                    s3 += t3[k] * xv;
+                }
+                float sums[4] = {s0, s1, s2, s3};
+                for (int64_t c = 0; c < 4; c++)
+                    y[r * N + j + c] = f32_to_bf16(sums[c] + (bias ? bf16_to_f32(bias[j + c]) : 0.0f));
+            }
         }
+        free(tile);
     }
     free(xf);
-    return 0;
+    return failed ? 2 : 0;
 }
 
 /* The same product with int8 weights and one bf16 scale per output row (``quantization="int8"``):

@@ -38,7 +38,7 @@ FLAGS = [
     "-fno-math-errno",
     "-ffp-contract=fast",
 ]
-MAX_LINEAR_ROWS = 8  # GEMV_MAX_ROWS in kernels.c: more rows go to torch's GEMM
+MAX_LINEAR_ROWS = 16  # GEMV_MAX_ROWS in kernels.c: more rows go to torch's GEMM
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
