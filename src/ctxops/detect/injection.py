@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ctxops.detect.signatures import INSTRUCTION, PROXIMITY, ROLE_MARKER, SIGNATURES, Proximity, Signature
+from ctxops.detect.clauses import PROXIMITY, Proximity
+from ctxops.detect.signatures import INSTRUCTION, ROLE_MARKER, SIGNATURES, Signature
 
 INVISIBLE = "invisible"
 ENCODED = "encoded"
