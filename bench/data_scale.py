@@ -67,14 +67,14 @@ def make_data(
     )
     planted = item_texts[:100] + [_edited(t, rng, vocab) for t in item_texts[100:200]]
     files, written = [], 0
-    while written < mb * 2**20:
+    while written < mb * 2**20 - 2**20:  # within 1 MiB of the size asked for
         path = work / f"corpus_{len(files):03d}.txt"
         lines = [
             " ".join(row) for row in zipf_words(rng, vocab, 200_000 * LINE_WORDS).reshape(-1, LINE_WORDS)
         ]
         for text in planted[len(files) :: 16]:  # spread the planted items over the files
             lines.insert(int(rng.integers(len(lines))), text)
-        data = ("\n".join(lines) + "\n").encode()[: FILE_MB * 2**20]
+        data = ("\n".join(lines) + "\n").encode()[: min(FILE_MB * 2**20, mb * 2**20 - written)]
         data = data[: data.rfind(b"\n") + 1]
         path.write_bytes(data)
         files.append(path)
