@@ -72,3 +72,13 @@ def test_redact_merges_overlapping_findings_and_keeps_text_without_findings():
 def test_text_without_personal_data():
     prose = "The quick brown fox jumps over the lazy dog 3 times in 2024."
     assert find_pii(prose) == []
+
+
+def test_spans_are_exact_anywhere_in_a_long_text():
+    filler = "The river pilot kept the ledger of every shipment for nearly twenty years. " * 2000
+    pieces = ["x@y.io", "(415) 555-2671", "4111 1111 1111 1111", "123-45-6789", "203.0.113.9", "2001:db8::1"]
+    text = filler
+    for piece in pieces:
+        text += f"{piece} {filler}"
+    found = [text[f.start : f.end] for f in find_pii(text)]
+    assert found == pieces

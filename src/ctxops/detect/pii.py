@@ -13,6 +13,7 @@ model (Presidio's spaCy NER), no files and no HTTP; the guard, ``ctxops scan`` a
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -43,12 +44,17 @@ class PiiFinding:
     kind: PiiKind
 
 
+# Patterns start with a plain character class, never a lookbehind, so Python's re skips ahead at C speed; the
+# boundary checks come right after the first character.
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}\b")
-_SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,32}\b")
+_SSN = re.compile(r"\d(?<![\d-]\d)\d{2}-\d{2}-\d{4}(?![\d-])")
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")  # starts with a literal: cheap to scan for
+_DIGIT_RUN = re.compile(r"\d(?:[^\d\n]{0,4}\d){6,}")  # 7+ digits close together: where a phone number can be
+_WINDOW = 48  # characters searched around a cheap hint for the full pattern
 # issuer identification prefixes of the major card networks (Visa, Mastercard, Amex, Discover, JCB, Diners)
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6011|65|64[4-9]|35|30[0-5]|36|38")
 _MIN_IBAN = 15  # Norway's, the shortest IBAN
@@ -63,8 +69,30 @@ _PRIORITY = [
 ]
 
 
+def _around(text: str, hints: Iterator[tuple[int, int]], pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` in windows around hint spans (merged), each match once."""
+    start = end = -1
+    for hint_start, hint_end in hints:
+        lo, hi = max(0, hint_start - _WINDOW), min(len(text), hint_end + _WINDOW)
+        if lo <= end:
+            end = max(end, hi)
+            continue
+        if end > start:
+            yield from pattern.finditer(text, start, end)
+        start, end = lo, hi
+    if end > start:
+        yield from pattern.finditer(text, start, end)
+
+
+def _at_signs(text: str) -> Iterator[tuple[int, int]]:
+    at = text.find("@")
+    while at >= 0:
+        yield at - 64, at + 256  # an address's longest local part before, domain after
+        at = text.find("@", at + 1)
+
+
 def _emails(text: str) -> Iterator[PiiFinding]:
-    for m in _EMAIL.finditer(text):
+    for m in _around(text, _at_signs(text), _EMAIL):
         yield PiiFinding(m.start(), m.end(), PiiKind.EMAIL)
 
 
@@ -92,20 +120,29 @@ def _ssns(text: str) -> Iterator[PiiFinding]:
 
 
 def _ip_addresses(text: str) -> Iterator[PiiFinding]:
-    for pattern in (_IPV4, _IPV6):
-        for m in pattern.finditer(text):
-            try:
-                address = ipaddress.ip_address(m.group())
-            except ValueError:
-                continue
-            if not (address.is_loopback or address.is_unspecified):
-                yield PiiFinding(m.start(), m.end(), PiiKind.IP_ADDRESS)
+    v6 = _around(text, (m.span() for m in _IPV6_HINT.finditer(text)), _IPV6)
+    for m in itertools.chain(_IPV4.finditer(text), v6):
+        try:
+            address = ipaddress.ip_address(m.group())
+        except ValueError:
+            continue
+        if not (address.is_loopback or address.is_unspecified):
+            yield PiiFinding(m.start(), m.end(), PiiKind.IP_ADDRESS)
 
 
 def _phones(text: str, region: str) -> Iterator[PiiFinding]:
-    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
-    for match in matcher:
-        yield PiiFinding(match.start, match.end, PiiKind.PHONE)
+    spans = [m.span() for m in _DIGIT_RUN.finditer(text)]
+    windows: list[list[int]] = []
+    for lo, hi in spans:  # phonenumbers' matcher is slow on long text: run it only near runs of digits
+        lo, hi = max(0, lo - 8), min(len(text), hi + 8)
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], hi)
+        else:
+            windows.append([lo, hi])
+    for lo, hi in windows:
+        matcher = phonenumbers.PhoneNumberMatcher(text[lo:hi], region, leniency=phonenumbers.Leniency.VALID)
+        for match in matcher:
+            yield PiiFinding(lo + match.start, lo + match.end, PiiKind.PHONE)
 
 
 _DETECTORS: dict[PiiKind, Callable[[str, str], Iterator[PiiFinding]]] = {
