@@ -55,8 +55,8 @@ def rate(hits: int, n: int) -> str:
     return f"{hits / n:6.1%} (95% CI {low:.1%}-{high:.1%}, {hits}/{n})"
 
 
-def statistics_bench(pairs: int, per_window: int, sigmas: list[float], seed: int) -> dict:
-    config, out = DriftConfig(), {}
+def statistics_bench(pairs: int, per_window: int, sigmas: list[float], seed: int, alpha: float) -> dict:
+    config, out = DriftConfig(alpha=alpha), {}
     for sigma in sigmas:
         rng = np.random.default_rng(seed)
         alarms = prompt_hits = ttft_hits = 0
@@ -129,9 +129,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", nargs="*", default=[], help="stores for the scale run (none: skip it)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alpha", type=float, default=DriftConfig().alpha, help="the drift test's FDR")
     args = parser.parse_args()
     result = (
-        {"statistics": statistics_bench(args.pairs, args.per_window, args.sigmas, args.seed)}
+        {"statistics": statistics_bench(args.pairs, args.per_window, args.sigmas, args.seed, args.alpha)}
         if args.pairs
         else {}
     )

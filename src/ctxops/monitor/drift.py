@@ -41,7 +41,7 @@ class DriftConfig:
     """How drift is decided (defaults: Evidently's effect thresholds, a 1% false discovery rate)."""
 
     # 1%, not 5%: a monitor that checks every few minutes must rarely cry wolf (bench/monitor_drift.py, 200
-    # stationary window pairs of 500 requests: 5% raised an alarm on 6% of them, 1% on 0.5-1%)
+    # stationary window pairs of 500 requests: 5% raised an alarm on 4.5-5% of them, 1% on 0.5-1%)
     alpha: float = _opt(0.01, "false discovery rate over all metrics (Benjamini-Hochberg)")
     numeric_effect: float = _opt(0.1, "normed Wasserstein distance a numeric metric must reach to drift")
     categorical_effect: float = _opt(0.1, "Jensen-Shannon distance a categorical metric must reach to drift")
