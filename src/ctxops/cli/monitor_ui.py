@@ -15,8 +15,22 @@ from ctxops.cli.monitor import db_option, open_db
 @click.option(
     "--refresh", default=30, show_default=True, type=click.IntRange(1), help="seconds between reloads"
 )
-def ui(db: str | None, slo_file: str | None, host: str, port: int, refresh: int) -> None:
-    """Serve the dashboard: traffic, latency by prompt length, drift, SLOs, canaries, incidents, eval runs.
+@click.option(
+    "--server", default=None, help="a ctxops server (e.g. http://127.0.0.1:8000) whose KV cache use to show"
+)
+@click.option(
+    "--api-key", envvar="CTXOPS_API_KEY", default=None, help="the server's API key, for its /metrics"
+)
+def ui(
+    db: str | None,
+    slo_file: str | None,
+    host: str,
+    port: int,
+    refresh: int,
+    server: str | None,
+    api_key: str | None,
+) -> None:
+    """Serve the dashboard: traffic, KV cache use, latency by prompt length, drift, SLOs, canaries, incidents.
 
     Example: ctxops monitor ui --db ctxops-requests.db --slo slo.toml  (then open http://127.0.0.1:8050/dashboard)
     """
@@ -32,6 +46,7 @@ def ui(db: str | None, slo_file: str | None, host: str, port: int, refresh: int)
     store = open_db(db)
     click.echo(f"dashboard at http://{host}:{port}/dashboard over {store.url}")
     try:
-        uvicorn.run(build_dashboard(store, slo, refresh), host=host, port=port, log_level="warning")
+        app = build_dashboard(store, slo, refresh, (server, api_key) if server else None)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         store.close()

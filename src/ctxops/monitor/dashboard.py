@@ -68,6 +68,17 @@ def _chart(per_hour: list[int]) -> str:
     return text[text.index("<svg") :]
 
 
+def _server(status: dict[str, Any] | None) -> str:
+    if status is None:
+        return '<p class="muted">no server given (--server URL)</p>'
+    if "error" in status:
+        return f'<p class="bad" id="server-error">{html.escape(status["url"])}: {html.escape(status["error"])}</p>'
+    kv = status.get("kv_cache_usage_perc")
+    row = {**status, "kv": None if kv is None else f"{kv:.1%}"}
+    return _table([row], [("url", "metrics"), ("kv", "KV cache used"), ("num_requests_running", "running"),
+                          ("num_requests_waiting", "waiting"), ("engine_healthy", "healthy")], "server-table")  # fmt: skip
+
+
 def render(data: dict[str, Any], refresh_s: int) -> str:
     """The page for ``data``."""
     t = data["traffic"]
@@ -86,6 +97,7 @@ def render(data: dict[str, Any], refresh_s: int) -> str:
         if data["slo"] is not None else '<p class="muted">no SLO file given (--slo)</p>'  # fmt: skip
     sections = [
         f"<h2>Traffic</h2><div class=tiles>{tiles}</div><div id=chart-traffic>{_chart(t['per_hour'])}</div>",
+        "<h2>Server now</h2>" + _server(data["server"]),
         "<h2>Latency by prompt length (last 24 h, seconds)</h2>"
         + _table(
             data["latency_by_prompt_length"],
@@ -157,17 +169,22 @@ def render(data: dict[str, Any], refresh_s: int) -> str:
             "</body></html>")  # fmt: skip
 
 
-def build_dashboard(store: Store, slo: SLOConfig | None = None, refresh_s: int = 30) -> FastAPI:
-    """A FastAPI app serving the dashboard over ``store``."""
+def build_dashboard(
+    store: Store,
+    slo: SLOConfig | None = None,
+    refresh_s: int = 30,
+    server: tuple[str, str | None] | None = None,
+) -> FastAPI:
+    """A FastAPI app serving the dashboard over ``store`` (and ``server``'s live gauges: its URL and API key)."""
     app = FastAPI(title="ctxops dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/dashboard")
     def page() -> HTMLResponse:
-        return HTMLResponse(render(dashboard_data(store, time.time(), slo), refresh_s))
+        return HTMLResponse(render(dashboard_data(store, time.time(), slo, server), refresh_s))
 
     @app.get("/dashboard/data.json")
     def data() -> JSONResponse:
-        return JSONResponse(dashboard_data(store, time.time(), slo))
+        return JSONResponse(dashboard_data(store, time.time(), slo, server))
 
     @app.get("/dashboard/report")
     def report(run: str) -> FileResponse:

@@ -1,6 +1,6 @@
 """The dashboard's figures, computed from the store at one instant (the page and ``data.json`` both show these).
 
-Traffic and errors over the last hour and day, requests per hour, TTFT and end-to-end percentiles by prompt-length
+Traffic and errors over the last hour and day, requests per hour, the server's KV cache usage (when given one), TTFT and end-to-end percentiles by prompt-length
 bucket, the share of traffic beyond each model's effective length, drift (the last hour against the week before),
 SLO attainment and burn (when an SLO file is given), canary history, open incidents and recent eval runs. This
 module knows the store and the checks, not HTML.
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ctxops.monitor.drift import DriftConfig, detect_drift
 from ctxops.monitor.effective_length import beyond_effective_length
 from ctxops.monitor.runner import json_safe
+from ctxops.monitor.server_status import server_status
 from ctxops.monitor.slo import evaluate_slos
 from ctxops.monitor.slo_config import SLOConfig
 from ctxops.monitor.windows import Window
@@ -89,8 +90,10 @@ def canary_history(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
-def dashboard_data(store: Store, now: float, slo: SLOConfig | None = None) -> dict[str, Any]:
-    """Every figure the dashboard shows, as JSON-ready data."""
+def dashboard_data(
+    store: Store, now: float, slo: SLOConfig | None = None, server: tuple[str, str | None] | None = None
+) -> dict[str, Any]:
+    """Every figure the dashboard shows, as JSON-ready data (``server``: a ctxops server's URL and API key)."""
     reference, current = Window(now - 7 * _DAY, now - _HOUR, "7d..1h"), Window(now - _HOUR, now, "1h..")
     drift = detect_drift(store, reference, current, DriftConfig())
     data = {
@@ -109,5 +112,6 @@ def dashboard_data(store: Store, now: float, slo: SLOConfig | None = None) -> di
         "canaries": canary_history(store),
         "incidents": list_incidents(store, live_only=True),
         "eval_runs": [r for r in recent_runs(store) if r["kind"] == "eval"],
+        "server": server_status(*server) if server else None,
     }
     return json_safe(data)
