@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from ctxops.serve.request_log import RequestLog, RequestRecord, read_rows
 from ctxops.store import open_store
 from ctxops.store.requests import (
@@ -13,6 +15,7 @@ from ctxops.store.requests import (
     distinct_values,
     insert_requests,
     read_columns,
+    read_requests,
     window_filter,
 )
 
@@ -53,3 +56,24 @@ def test_the_request_log_writes_through_the_store(db_url):
     if not db_url.startswith("postgresql"):
         rows = read_rows(db_url, "prompt_tokens < ?", (3,))
         assert [r["request_id"] for r in rows] == ["q0", "q1", "q2"] and rows[0]["prompt"] is None
+
+
+@pytest.mark.slow  # starts a server
+def test_ctxops_serve_logs_to_postgres(postgres, tiny_model_dir, tmp_path):
+    import openai
+
+    from serve.serve_helpers import ServerProcess, tiny_args
+
+    url = postgres.new_database()
+    server = ServerProcess(tiny_args(tiny_model_dir, "--db", url), tmp_path, "pg").wait_ready()
+    try:
+        reply = openai.OpenAI(base_url=server.url, api_key="none").completions.create(
+            model="tiny", prompt="log me in Postgres", max_tokens=3, user="pat"
+        )
+    finally:
+        server.stop()  # the writer thread flushes on shutdown
+    store = open_store(url)
+    rows = [r for r in read_requests(store) if r["request_id"] == reply.id]
+    store.close()
+    assert rows and rows[0]["user"] == "pat" and rows[0]["completion_tokens"] == reply.usage.completion_tokens
+    assert not server.log_path.exists()  # --db won over the helper's --request-log file
