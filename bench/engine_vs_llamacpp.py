@@ -91,7 +91,9 @@ def prompt_ids(n: int, seed: int, vocab: int) -> list[int]:
 
 # ---- one configuration, in a child process --------------------------------------------------------------------
 def child(spec: dict) -> dict:
-    if spec["engine"].endswith("-torch"):  # ctxops on torch kernels alone: the engine before the native kernels
+    if spec["engine"].endswith(
+        "-torch"
+    ):  # ctxops on torch kernels alone: the engine before the native kernels
         os.environ["CTXOPS_NATIVE"] = "0"
     import torch
 
@@ -166,12 +168,16 @@ class LlamaCppRunner:
 
         self.lc, self.np = llama_cpp, np
         self.new_tokens = spec["decode_tokens"]
-        self.llm = llama_cpp.Llama(
-            spec["gguf"], n_ctx=40000, n_batch=spec["batch_tokens"], n_ubatch=512, n_threads=spec["threads"],
-            n_threads_batch=spec["threads"], n_seq_max=16, kv_unified=True, flash_attn=spec["flash_attn"],
-            verbose=False, logits_all=False,
-        )  # fmt: skip
-        self.ctx = self.llm.ctx
+        # the high-level Llama loads the weights; the context is made here, for 16 sequences in one unified KV
+        self.llm = llama_cpp.Llama(spec["gguf"], n_ctx=512, n_threads=spec["threads"], verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = 20480, spec["batch_tokens"], 512
+        params.n_seq_max, params.kv_unified = 16, True
+        params.n_threads = params.n_threads_batch = spec["threads"]
+        params.flash_attn_type = 1 if spec["flash_attn"] else 0  # LLAMA_FLASH_ATTN_TYPE_ENABLED / _DISABLED
+        self.ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create its context")
         self.vocab = self.llm.n_vocab()
         self.batch = llama_cpp.llama_batch_init(spec["batch_tokens"], 0, 16)
         self.batch_cap = spec["batch_tokens"]
@@ -360,9 +366,10 @@ def main() -> None:
 def print_table(results: list[dict]) -> None:
     by = {(r["model"], r["workload"], r["engine"]): r["seconds"] for r in results}
     print(
-        "\n| model | workload | ctxops bf16 | llama.cpp f16 | ratio | ctxops int8 | llama.cpp Q8_0 | ratio | hf fp32 |"
+        "\n| model | workload | ctxops bf16 | llama.cpp f16 | ratio | ctxops int8 | llama.cpp Q8_0 | ratio "
+        "| transformers fp32 | ctxops bf16, torch kernels only (before) | ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     seen = []
     for r in results:
         key = (r["model"], r["workload"])
@@ -371,10 +378,13 @@ def print_table(results: list[dict]) -> None:
         seen.append(key)
         cells = [by.get((*key, e)) for e in ENGINES]
         fmt = [f"{c:.4f}" if c is not None else "-" for c in cells]
-        ratio = f"{cells[2] / cells[0]:.2f}" if cells[0] and cells[2] else "-"
-        ratio_q = f"{cells[3] / cells[1]:.2f}" if cells[1] and cells[3] else "-"
+
+        def ratio(peer: int, ours: int, cells: list = cells) -> str:
+            return f"{cells[peer] / cells[ours]:.2f}" if cells[peer] and cells[ours] else "-"
+
         print(
-            f"| {key[0]} | {key[1]} | {fmt[0]} | {fmt[2]} | {ratio} | {fmt[1]} | {fmt[3]} | {ratio_q} | {fmt[4]} |"
+            f"| {key[0]} | {key[1]} | {fmt[0]} | {fmt[2]} | {ratio(2, 0)} | {fmt[1]} | {fmt[3]} | {ratio(3, 1)} "
+            f"| {fmt[4]} | {fmt[5]} | {ratio(2, 5)} |"
         )
     print(
         "(seconds; decode rows are seconds per output token; ratio = llama.cpp / ctxops, above 1: ctxops faster)"

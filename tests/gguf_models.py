@@ -119,13 +119,17 @@ def convert_to_gguf(
     ids.update({added["content"]: added["id"] for added in tokenizer["added_tokens"]})
     tokens = sorted(ids, key=ids.__getitem__)
     assert [ids[t] for t in tokens] == list(range(len(tokens))), "token ids must be dense"
+    token_types = [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
+    # a random benchmark model may have more embedding rows than its little tokenizer has tokens: llama.cpp
+    # wants one token per row, so the rest are listed as unused padding
+    padding = config["vocab_size"] - len(tokens)
+    tokens += [f"<pad_{i}>" for i in range(padding)]
+    token_types += [gguf.TokenType.UNUSED] * padding
     writer.add_vocab_size(len(tokens))
     writer.add_tokenizer_model("gpt2")  # byte-level BPE
     writer.add_tokenizer_pre(tokenizer_pre)  # "gpt-2": GPT-2's regex, as ByteLevel(use_regex=True) splits
     writer.add_token_list(tokens)
-    writer.add_token_types(
-        [gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens]
-    )
+    writer.add_token_types(token_types)
     # merges, bos/eos ids, add_bos_token (read from the post-processor that prepends <|begin_of_text|>), chat template
     gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(writer)
 
