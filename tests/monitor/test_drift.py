@@ -113,9 +113,13 @@ def test_cli_json_exit_code_and_beyond_effective_length(tmp_path):
     "args, message",
     [(["--reference", "7d", "--current", "1h.."], "START..END"),
      (["--reference", "7d..1h", "--current", "1h..", "--alpha", "2"], "alpha must be in"),
-     (["--reference", "7d..1h", "--current", "1h..", "--db", "postgresql://u:pw@127.0.0.1:1/x"], "cannot open")],
+     (["--reference", "7d..1h", "--current", "1h..", "--db", "postgresql://u:pw@127.0.0.1:1/x"], "cannot open"),
+     (["--reference", "7d..1h", "--current", "1h.."], "no database at")],
 )  # fmt: skip
 def test_cli_errors_are_one_clear_line(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["monitor", "drift", "--db", str(tmp_path / "s.db"), *args])
-    assert result.exit_code == 2 - ("cannot open" in message) and message in result.output
+    assert (
+        result.exit_code == (1 if message in ("cannot open", "no database at") else 2)
+        and message in result.output
+    )
     assert "Traceback" not in result.output and "pw" not in result.output

@@ -20,12 +20,12 @@ def db_option(func: Callable) -> Callable:
     return click.option("--db", envvar="CTXOPS_DB", default=None, help=DB_HELP)(func)
 
 
-def open_db(db: str | None) -> Any:
-    """Open the store or stop with its one-line error."""
+def open_db(db: str | None, create: bool = False) -> Any:
+    """Open the store or stop with its one-line error (a missing SQLite file is an error unless ``create``)."""
     from ctxops.store import StoreError, open_store
 
     try:
-        return open_store(db)
+        return open_store(db, create)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -70,7 +70,7 @@ def canary(db, endpoint, model_name, api_key, tasks, lengths, samples, seed, eve
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    store = open_db(db)
+    store = open_db(db, create=True)
     try:
         while True:
             report = _one_run(store, EndpointTarget(target_config), config, model_name, Path(out), baseline, alpha,

@@ -31,7 +31,7 @@ def run(config_file: str, db: str | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    store = open_db(db or config.db)
+    store = open_db(db or config.db, create=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

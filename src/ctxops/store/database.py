@@ -65,10 +65,14 @@ def _one_line(exc: BaseException) -> str:
 class Store:
     """An open, migrated database: ``engine`` for queries, ``url`` for messages (password hidden)."""
 
-    def __init__(self, db: str | Path | None = None) -> None:
+    def __init__(self, db: str | Path | None = None, create: bool = True) -> None:
         url = sa.make_url(resolve_url(db))
         self.url = url.render_as_string(hide_password=True)
         self.is_sqlite = url.get_backend_name() == "sqlite"
+        if self.is_sqlite and not create and url.database and not Path(url.database).exists():
+            raise StoreError(
+                f"no database at {url.database}: give --db (or CTXOPS_DB) the file or URL ctxops serve logs to"
+            )
         kwargs: dict[str, Any] = (
             {} if self.is_sqlite else {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
         )
@@ -117,6 +121,10 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(db: str | Path | None = None) -> Store:
-    """Open (creating and migrating if needed) the store at ``db``; see :func:`resolve_url`."""
-    return Store(db)
+def open_store(db: str | Path | None = None, create: bool = True) -> Store:
+    """Open (migrating if needed) the store at ``db``; see :func:`resolve_url`.
+
+    A missing SQLite file is created unless ``create`` is False (commands that only read refuse to invent an empty
+    log).
+    """
+    return Store(db, create)

@@ -63,7 +63,9 @@ def import_run_dir(store: Store, run_dir: str | Path) -> dict[str, Any]:
     directory = Path(run_dir).resolve()
     path = directory / _SUMMARY
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(
+            path.read_text(), parse_constant=lambda _: None
+        )  # NaN/Infinity: JSON columns refuse them
     except (OSError, ValueError) as exc:
         raise StoreError(
             f"{path}: not a readable eval summary ({exc}); run `ctxops report {run_dir}` first"
