@@ -68,7 +68,7 @@ url = "http://127.0.0.1:{port}/hook"
     proc = _start(config, db)
     try:
         _wait(lambda: len(list_incidents(store)) == 1)
-        time.sleep(3)  # a few more turns of every check: still one incident, its notification still queued
+        time.sleep(2.5)  # more turns of every check: still one incident, its notification still queued
         assert len(list_incidents(store)) == 1 and pending_count(store) == 1
         receiver = Receiver(port).start()  # the receiver comes up
         _wait(lambda: len(receiver.received) == 1)
@@ -82,7 +82,7 @@ url = "http://127.0.0.1:{port}/hook"
 
     again = _start(config, db)  # restart: the condition persists, nothing new is opened or sent
     try:
-        time.sleep(5)
+        time.sleep(3)  # the checks run at once on start, then every 2 s
     finally:
         _stop(again)
         receiver.stop()
