@@ -80,9 +80,11 @@ url = "http://127.0.0.1:{port}/hook"
     headers, body = receiver.received[0]
     assert body["event"] == "opened" and headers["Idempotency-Key"].startswith(f"{incident['id']}:opened")
 
+    restarted = time.time()
     again = _start(config, db)  # restart: the condition persists, nothing new is opened or sent
-    try:
-        time.sleep(3)  # the checks run at once on start, then every 2 s
+    try:  # wait for the restarted monitor's drift check to refresh the live incident, then one turn more
+        _wait(lambda: list_incidents(store)[0]["updated_at"] > restarted)
+        time.sleep(2.5)
     finally:
         _stop(again)
         receiver.stop()
