@@ -23,6 +23,9 @@ def run(config_file: str, db: str | None) -> None:
 
     Example: ctxops monitor run --config monitor.toml
     """
+    stop = threading.Event()  # first: a SIGTERM during start-up still means a clean stop
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     from ctxops.monitor.run_config import load_monitor_config
     from ctxops.monitor.runner import MonitorRunner
 
@@ -32,14 +35,10 @@ def run(config_file: str, db: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     store = open_db(db or config.db, create=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    click.echo(
-        f"monitoring {store.url}: {', '.join(name for name, _, _ in MonitorRunner(store, config).jobs)}"
-    )
+    runner = MonitorRunner(store, config)
+    click.echo(f"monitoring {store.url}: {', '.join(name for name, _, _ in runner.jobs)}")
     try:
-        MonitorRunner(store, config).run(stop)
+        runner.run(stop)
     finally:
         store.close()
     click.echo("stopped")
