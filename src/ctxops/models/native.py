@@ -2,7 +2,7 @@
 
 ``kernels.c`` (beside this file) holds a paged decode attention (one query per sequence, read straight from the
 block pool, no gather) and a few-row bf16 linear. They are built once per machine with ``-O3 -march=native
--fopenmp`` into ``~/.cache/ctxops/kernels/`` (``CTXOPS_CACHE_DIR`` moves it), keyed by the source, the compiler and
+-fopenmp`` into the per-user cache (``~/.cache/ctxops/kernels/``; ``CTXOPS_CACHE_DIR`` moves it), keyed by the source, the compiler and
 the CPU's feature flags, and loaded with ``ctypes``: no torch headers, so a build takes about a second. The OpenMP
 runtime is the one torch already loaded (same soname), so the two share threads instead of fighting over them.
 
@@ -54,8 +54,9 @@ def _cpu_flags() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("CTXOPS_CACHE_DIR") or Path.home() / ".cache" / "ctxops"
-    return Path(root) / "kernels"
+    from ctxops.models.model_catalog import cache_dir  # the one per-user cache (CTXOPS_CACHE_DIR, XDG)
+
+    return cache_dir() / "kernels"
 
 
 def _compile(compiler: str, target: Path) -> None:
