@@ -2,7 +2,8 @@
 
 Each round sends ``--requests`` chat requests (``--concurrency`` at once, streamed, ``--max-tokens`` each) of long
 prompts, instruction-like prose without an attack (so nothing is blocked and every request does full work), to the
-guarded server and then to the plain one, with fresh prompts each round so neither gains from its prefix cache.
+guarded server and to the plain one (which goes first alternates between rounds), with fresh prompts each round so
+neither gains from its prefix cache.
 The ratio guarded / plain of requests per second is reported per round and as the median with its range. The guard
 file turns on every input rule (injection and personal data) and the output canary and PII rules, the worst case.
 
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         ratios = []
         for r in range(args.rounds):
             rates = {}
-            for name, (_, url) in servers.items():
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))  # who goes first alternates
+            for name in order:
+                url = servers[name][1]
                 batch = prompts(
                     args.requests, args.prompt_words, start=(2 * r + (name == "plain")) * args.requests
                 )
