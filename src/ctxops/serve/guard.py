@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ctxops.detect.injection import find_injections
 from ctxops.detect.pii import find_pii
 from ctxops.serve.errors import APIError
-from ctxops.serve.guard_config import PII_RULES, Action, GuardConfig
+from ctxops.serve.guard_config import CANARY, PII_RULES, Action, GuardConfig
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint
 from ctxops.serve.schemas import ChatCompletionRequest, CompletionRequest
@@ -46,17 +46,16 @@ class Match:
 
 def find_matches(text: str, config: GuardConfig, side: str) -> list[Match]:
     """Every finding of ``side``'s rules in ``text`` with its action (injection and personal-data rules)."""
-    rules = config.rules(side)
-    injection = tuple(r for r in rules if r not in PII_RULES and r != "canary")
-    pii = [r for r in rules if r in PII_RULES]
+    actions = dict(config.input_rules if side == "input" else config.output_rules)
+    injection = tuple(r for r in actions if r not in PII_RULES and r != CANARY)
+    pii = [r for r in actions if r in PII_RULES]
     matches = []
     if injection:
         for f in find_injections(text, injection):
-            matches.append(Match(f.rule, config.action(side, f.rule), f.start, f.end, f.detail))  # type: ignore[arg-type]
+            matches.append(Match(f.rule, actions[f.rule], f.start, f.end, f.detail))
     if pii:
         for p in find_pii(text, pii, config.pii_region):
-            rule = p.kind.value
-            matches.append(Match(rule, config.action(side, rule), p.start, p.end))  # type: ignore[arg-type]
+            matches.append(Match(p.kind.value, actions[p.kind.value], p.start, p.end))
     return sorted(matches, key=lambda m: (m.start, m.end))
 
 
