@@ -47,64 +47,72 @@ static inline float exp_nonpositive(float x) {
     return p * s;
 }
 
-#define MAX_GROUP 32   /* query heads per KV head */
-#define MAX_DIM 512    /* head_dim */
+#define MAX_DIM 512 /* head_dim */
 
-/* One work item: query heads [kvh*G, kvh*G+G) of sequence `seq`, over its tokens [t0, t1). Writes the unnormalized
- * output acc (G, D), the running max m (G) and the sum of exponentials l (G). q holds the group's queries padded
- * with zero rows to a multiple of 4 (Gp rows): four dot products share each loaded key row, as four independent
- * accumulator chains. scores: scratch of Gp * (t1 - t0). */
+/* One work item: every head of one sequence over its tokens [t0, t1). A cached token's row holds all KV heads
+ * side by side, so the item walks each block's memory once, in order. q: the sequence's queries as (KV, Gp, D)
+ * fp32, each group padded with zero rows to Gp, a multiple of 4, so that four dot products share each loaded key
+ * row as four independent accumulator chains. Writes, per query head h (= kvh * G + g), the unnormalized output
+ * acc (H, D), the maximum score m (H) and the sum of exponentials l (H). scores: scratch of KV * Gp * (t1 - t0). */
 #define DEFINE_ATTN_ITEM(NAME, T, LOAD)                                                                            \
     static void NAME(const float *q, const T *k_cache, const T *v_cache, const int64_t *table, int64_t t0,      \
-                     int64_t t1, int64_t kvh, int64_t G, int64_t KV, int64_t D, int64_t BS, float scale,        \
-                     float *scores, float *acc, float *m, float *l) {                                            \
-        int64_t len = t1 - t0, Gp = (G + 3) / 4 * 4;                                                             \
-        for (int64_t g = 0; g < G; g++) m[g] = -INFINITY;                                                        \
+                     int64_t t1, int64_t G, int64_t KV, int64_t D, int64_t BS, float scale, float *scores,      \
+                     float *acc, float *m, float *l) {                                                           \
+        int64_t len = t1 - t0, Gp = (G + 3) / 4 * 4, row_len = KV * D;                                           \
         for (int64_t t = t0; t < t1;) {                                                                          \
             int64_t b = t / BS, stop = (b + 1) * BS < t1 ? (b + 1) * BS : t1;                                    \
-            const T *kb = k_cache + (table[b] * BS * KV + kvh) * D;                                              \
+            const T *kb = k_cache + table[b] * BS * row_len;                                                     \
+            if (stop < t1) __builtin_prefetch(k_cache + table[b + 1] * BS * row_len);                            \
             for (; t < stop; t++) {                                                                              \
-                const T *kr = kb + (t - b * BS) * KV * D;                                                        \
-                for (int64_t g = 0; g < Gp; g += 4) {                                                            \
-                    const float *q0 = q + g * D, *q1 = q0 + D, *q2 = q1 + D, *q3 = q2 + D;                       \
-                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;                                            \
-                    _Pragma("omp simd reduction(+ : s0, s1, s2, s3)") for (int64_t d = 0; d < D; d++) {          \
-                        float r = LOAD(kr[d]);                                                                   \
-                        s0 += q0[d] * r;                                                                         \
-                        s1 += q1[d] * r;                                                                         \
-                        s2 += q2[d] * r;                                                                         \
-                        s3 += q3[d] * r;                                                                         \
+                const T *krow = kb + (t - b * BS) * row_len;                                                     \
+                for (int64_t kvh = 0; kvh < KV; kvh++) {                                                         \
+                    const T *kr = krow + kvh * D;                                                                \
+                    for (int64_t g = 0; g < Gp; g += 4) {                                                        \
+                        const float *q0 = q + (kvh * Gp + g) * D, *q1 = q0 + D, *q2 = q1 + D, *q3 = q2 + D;      \
+                        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;                                        \
+                        _Pragma("omp simd reduction(+ : s0, s1, s2, s3)") for (int64_t d = 0; d < D; d++) {      \
+                            float r = LOAD(kr[d]);                                                               \
+                            s0 += q0[d] * r;                                                                     \
+                            s1 += q1[d] * r;                                                                     \
+                            s2 += q2[d] * r;                                                                     \
+                            s3 += q3[d] * r;                                                                     \
+                        }                                                                                        \
+                        float *sc = scores + (kvh * Gp + g) * len + (t - t0);                                    \
+                        sc[0] = s0 * scale;                                                                      \
+                        sc[len] = s1 * scale;                                                                    \
+                        sc[2 * len] = s2 * scale;                                                                \
+                        sc[3 * len] = s3 * scale;                                                                \
                     }                                                                                            \
-                    float *sc = scores + g * len + (t - t0);                                                     \
-                    sc[0] = s0 * scale;                                                                          \
-                    sc[len] = s1 * scale;                                                                        \
-                    sc[2 * len] = s2 * scale;                                                                    \
-                    sc[3 * len] = s3 * scale;                                                                    \
                 }                                                                                                \
             }                                                                                                    \
         }                                                                                                        \
-        for (int64_t g = 0; g < G; g++) {                                                                        \
-            float *sg = scores + g * len, mg = -INFINITY, sum = 0.0f;                                            \
-            _Pragma("omp simd reduction(max : mg)") for (int64_t i = 0; i < len; i++) mg = sg[i] > mg ? sg[i] : mg; \
-            _Pragma("omp simd reduction(+ : sum)") for (int64_t i = 0; i < len; i++) {                           \
-                sg[i] = exp_nonpositive(sg[i] - mg);                                                             \
-                sum += sg[i];                                                                                    \
+        for (int64_t kvh = 0; kvh < KV; kvh++)                                                                   \
+            for (int64_t g = 0; g < G; g++) {                                                                    \
+                float *sg = scores + (kvh * Gp + g) * len, mg = -INFINITY, sum = 0.0f;                           \
+                _Pragma("omp simd reduction(max : mg)") for (int64_t i = 0; i < len; i++) mg = sg[i] > mg ? sg[i] : mg; \
+                _Pragma("omp simd reduction(+ : sum)") for (int64_t i = 0; i < len; i++) {                       \
+                    sg[i] = exp_nonpositive(sg[i] - mg);                                                         \
+                    sum += sg[i];                                                                                \
+                }                                                                                                \
+                m[kvh * G + g] = mg;                                                                             \
+                l[kvh * G + g] = sum;                                                                            \
             }                                                                                                    \
-            m[g] = mg;                                                                                           \
-            l[g] = sum;                                                                                          \
-        }                                                                                                        \
-        memset(acc, 0, sizeof(float) * G * D);                                                                   \
+        memset(acc, 0, sizeof(float) * KV * G * D);                                                              \
         float row[MAX_DIM];                                                                                      \
         for (int64_t t = t0; t < t1;) {                                                                          \
             int64_t b = t / BS, stop = (b + 1) * BS < t1 ? (b + 1) * BS : t1;                                    \
-            const T *vb = v_cache + (table[b] * BS * KV + kvh) * D;                                              \
+            const T *vb = v_cache + table[b] * BS * row_len;                                                     \
+            if (stop < t1) __builtin_prefetch(v_cache + table[b + 1] * BS * row_len);                            \
             for (; t < stop; t++) {                                                                              \
-                const T *vr = vb + (t - b * BS) * KV * D;                                                        \
-                for (int64_t d = 0; d < D; d++) row[d] = LOAD(vr[d]);                                            \
-                for (int64_t g = 0; g < G; g++) {                                                                \
-                    float p = scores[g * len + (t - t0)];                                                        \
-                    float *ag = acc + g * D;                                                                     \
-                    _Pragma("omp simd") for (int64_t d = 0; d < D; d++) ag[d] += p * row[d];                     \
+                const T *vrow = vb + (t - b * BS) * row_len;                                                     \
+                for (int64_t kvh = 0; kvh < KV; kvh++) {                                                         \
+                    const T *vr = vrow + kvh * D;                                                                \
+                    for (int64_t d = 0; d < D; d++) row[d] = LOAD(vr[d]);                                        \
+                    for (int64_t g = 0; g < G; g++) {                                                            \
+                        float p = scores[(kvh * Gp + g) * len + (t - t0)];                                       \
+                        float *ag = acc + (kvh * G + g) * D;                                                     \
+                        _Pragma("omp simd") for (int64_t d = 0; d < D; d++) ag[d] += p * row[d];                 \
+                    }                                                                                            \
                 }                                                                                                \
             }                                                                                                    \
         }                                                                                                        \
@@ -119,25 +127,22 @@ DEFINE_ATTN_ITEM(attn_item_f32, float, load_f32)
  * q:      (N, H, D) in T                     k_cache, v_cache: (num_blocks, BS, KV, D) in T
  * tables: (N, max_blocks) int64 block ids    lens: (N,) int64 tokens each sequence attends to (>= 1)
  * out:    (N, H, D) in T
- * Each (sequence, KV head) is cut into `splits` token ranges so that every thread has work even for one long
- * sequence; the partial softmaxes are merged with their maxima at the end (flash-decoding). */
+ * Each sequence is cut into `splits` token ranges so that every thread has work even for one long sequence; the
+ * partial softmaxes are merged with their maxima at the end (flash-decoding). */
 #define DEFINE_DECODE(NAME, ITEM, T, LOAD, STORE)                                                                  \
     int NAME(const T *q, const T *k_cache, const T *v_cache, const int64_t *tables, const int64_t *lens,        \
              int64_t N, int64_t max_blocks, int64_t H, int64_t KV, int64_t D, int64_t BS, float scale, T *out,   \
              int nthreads) {                                                                                     \
-        int64_t G = H / KV;                                                                                      \
-        if (G > MAX_GROUP || D > MAX_DIM || H % KV) return 1;                                                    \
-        int64_t max_len = 0;                                                                                     \
+        if (D > MAX_DIM || H % KV) return 1;                                                                     \
+        int64_t G = H / KV, Gp = (G + 3) / 4 * 4, max_len = 0;                                                   \
         for (int64_t i = 0; i < N; i++) max_len = lens[i] > max_len ? lens[i] : max_len;                         \
         /* enough ranges to feed every thread 4 items, none shorter than 256 tokens */                           \
-        int64_t splits = (4 * (int64_t)nthreads + N * KV - 1) / (N * KV);                                        \
-        int64_t by_len = (max_len + 255) / 256;                                                                  \
+        int64_t splits = (4 * (int64_t)nthreads + N - 1) / N, by_len = (max_len + 255) / 256;                    \
         if (splits > by_len) splits = by_len;                                                                    \
         if (splits < 1) splits = 1;                                                                              \
         int64_t chunk = ((max_len + splits - 1) / splits + BS - 1) / BS * BS; /* whole blocks per range */      \
-        int64_t items = N * KV * splits;                                                                         \
-        float *part = malloc(sizeof(float) * items * G * (D + 2));                                               \
-        int64_t Gp = (G + 3) / 4 * 4;                                                                            \
+        int64_t items = N * splits;                                                                              \
+        float *part = malloc(sizeof(float) * items * H * (D + 2));                                               \
         float *qf = calloc(N * KV * Gp * D, sizeof(float)); /* (N, KV, Gp, D): zero rows pad each group */      \
         if (!part || !qf) { free(part); free(qf); return 2; }                                                    \
         for (int64_t n = 0; n < N; n++)                                                                          \
@@ -146,42 +151,41 @@ DEFINE_ATTN_ITEM(attn_item_f32, float, load_f32)
                     qf[((n * KV + h / G) * Gp + h % G) * D + d] = LOAD(q[(n * H + h) * D + d]);                  \
         int failed = 0;                                                                                          \
         _Pragma("omp parallel num_threads(nthreads)") {                                                          \
-            float *scores = malloc(sizeof(float) * Gp * chunk);                                                  \
+            float *scores = malloc(sizeof(float) * KV * Gp * chunk);                                             \
             if (!scores) { _Pragma("omp atomic write") failed = 1; }                                             \
             _Pragma("omp for schedule(dynamic, 1)") for (int64_t it = 0; it < items; it++) {                     \
-                int64_t s = it % splits, kvh = (it / splits) % KV, n = it / (splits * KV);                      \
+                int64_t s = it % splits, n = it / splits;                                                        \
                 int64_t t0 = s * chunk, t1 = t0 + chunk > lens[n] ? lens[n] : t0 + chunk;                        \
-                float *acc = part + it * G * (D + 2), *m = acc + G * D, *l = m + G;                              \
+                float *acc = part + it * H * (D + 2), *m = acc + H * D, *l = m + H;                              \
                 if (!scores || t0 >= t1) {                                                                       \
-                    for (int64_t g = 0; g < G; g++) { m[g] = -INFINITY; l[g] = 0.0f; }                           \
+                    for (int64_t h = 0; h < H; h++) { m[h] = -INFINITY; l[h] = 0.0f; }                           \
                     continue;                                                                                    \
                 }                                                                                                \
-                ITEM(qf + (n * KV + kvh) * Gp * D, k_cache, v_cache, tables + n * max_blocks, t0, t1, kvh, G, KV,  \
-                     D, BS, scale, scores, acc, m, l);                                                           \
+                ITEM(qf + n * KV * Gp * D, k_cache, v_cache, tables + n * max_blocks, t0, t1, G, KV, D, BS,      \
+                     scale, scores, acc, m, l);                                                                  \
             }                                                                                                    \
             free(scores);                                                                                        \
         }                                                                                                        \
         if (!failed) {                                                                                           \
             for (int64_t n = 0; n < N; n++)                                                                      \
-                for (int64_t kvh = 0; kvh < KV; kvh++)                                                           \
-                    for (int64_t g = 0; g < G; g++) {                                                            \
-                        float mx = -INFINITY, denom = 0.0f, o[MAX_DIM];                                          \
-                        for (int64_t s = 0; s < splits; s++) {                                                   \
-                            float ms = part[((n * KV + kvh) * splits + s) * G * (D + 2) + G * D + g];            \
-                            if (ms > mx) mx = ms;                                                                \
-                        }                                                                                        \
-                        memset(o, 0, sizeof(float) * D);                                                         \
-                        for (int64_t s = 0; s < splits; s++) {                                                   \
-                            float *acc = part + ((n * KV + kvh) * splits + s) * G * (D + 2);                     \
-                            float ms = acc[G * D + g], ls = acc[G * D + G + g];                                  \
-                            if (ls == 0.0f) continue;                                                            \
-                            float w = exp_nonpositive(ms - mx);                                                  \
-                            denom += w * ls;                                                                     \
-                            for (int64_t d = 0; d < D; d++) o[d] += w * acc[g * D + d];                          \
-                        }                                                                                        \
-                        T *dst = out + (n * H + kvh * G + g) * D;                                                \
-                        for (int64_t d = 0; d < D; d++) dst[d] = STORE(o[d] / denom);                            \
+                for (int64_t h = 0; h < H; h++) {                                                                \
+                    float mx = -INFINITY, denom = 0.0f, o[MAX_DIM];                                              \
+                    for (int64_t s = 0; s < splits; s++) {                                                       \
+                        float ms = part[(n * splits + s) * H * (D + 2) + H * D + h];                             \
+                        if (ms > mx) mx = ms;                                                                    \
                     }                                                                                            \
+                    memset(o, 0, sizeof(float) * D);                                                             \
+                    for (int64_t s = 0; s < splits; s++) {                                                       \
+                        float *acc = part + (n * splits + s) * H * (D + 2);                                      \
+                        float ms = acc[H * D + h], ls = acc[H * D + H + h];                                      \
+                        if (ls == 0.0f) continue;                                                                \
+                        float w = exp_nonpositive(ms - mx);                                                      \
+                        denom += w * ls;                                                                         \
+                        for (int64_t d = 0; d < D; d++) o[d] += w * acc[h * D + d];                              \
+                    }                                                                                            \
+                    T *dst = out + (n * H + h) * D;                                                              \
+                    for (int64_t d = 0; d < D; d++) dst[d] = STORE(o[d] / denom);                                \
+                }                                                                                                \
         }                                                                                                        \
         free(part);                                                                                              \
         free(qf);                                                                                                \
