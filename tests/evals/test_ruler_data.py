@@ -22,7 +22,8 @@ LINES = {
         {"index": 80, "input": "<s>[U] Noise. One of the magic numbers for red-cup is: 9981. Noise.\nWhat is it?",
          "outputs": ["9981"], "length": 150, "answer_prefix": " The magic number for red-cup is"},
         {"index": 12, "input": "<s>[U] One of the magic numbers for wet-sand is: 1234. Noise.\nWhat is it?",
-         "outputs": ["1234"], "length": 150, "answer_prefix": " The magic number for wet-sand is"},
+         "outputs": ["1234"], "length": 150, "answer_prefix": " The magic number for wet-sand is",
+         "token_position_answer": 7},
     ],
     "vt": [
         {"index": 0, "input": "<s>[U] VAR AAAAA = 55555 VAR BBBBB = VAR AAAAA\nQuestion: which?",
@@ -106,6 +107,7 @@ def test_a_ruler_sample_is_sent_verbatim(tmp_path):
     )
     assert sample.max_tokens == 30 and sample.input_tokens == 30  # RULER's budget; length minus it
     assert data.build(data.plan()[5]).metric.value == "string_match_part"
+    assert [s.depth for s in data.plan()[:3]] == [None, None, 0.3]  # 7 of 22 input tokens, in 5% steps
 
 
 def test_length_from_the_path_or_the_argument(tmp_path):

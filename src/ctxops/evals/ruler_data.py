@@ -5,8 +5,10 @@ one sample a line with ``index``, ``input`` (the model's template already applie
 ``length`` (input tokens plus the generation budget, as RULER's tokenizer counted them) and ``answer_prefix``. Each
 line becomes one :class:`~ctxops.evals.sample.Sample` sent verbatim (``input + answer_prefix``, as RULER's
 ``call_api.py`` sends it) with RULER's generation budget and metric for its task (``TASK_SETTINGS``, from RULER's
-``synthetic.yaml`` and data constants). A sample is keyed (task, LENGTH, no depth, line number): RULER's ``index``
-is not unique in every file (its NIAH generator overwrites it with the answer's character offset).
+``synthetic.yaml`` and data constants). A sample is keyed (task, LENGTH, depth, line number): RULER's ``index`` is
+not unique in every file (its NIAH generator overwrites it with the answer's character offset); the depth is where
+the answer sits (RULER's ``token_position_answer`` over the input tokens, in 5% steps; None where a line has none),
+so RULER's NIAH data fills the depth × length grid.
 
 LENGTH names the directory's sequence length; without ``LENGTH=`` it is read from the path (RULER's ``run.sh`` writes
 ``<root>/<length>/data``). After a run, :meth:`RulerData.write_predictions` writes ``OUT/ruler/<task>.jsonl``
@@ -76,8 +78,17 @@ class RulerLine:
     data: dict[str, Any] = field(repr=False, compare=False)
 
     @property
+    def depth(self) -> float | None:
+        """Where the answer sits, from RULER's ``token_position_answer`` (NIAH lines carry it), in steps of 5%."""
+        position = self.data.get("token_position_answer")
+        tokens = self.data["length"] - TASK_SETTINGS[self.task].max_tokens
+        if not isinstance(position, int) or isinstance(position, bool) or tokens <= 0:
+            return None
+        return round(min(max(position / tokens, 0.0), 1.0) * 20) / 20
+
+    @property
     def spec(self) -> SampleSpec:
-        return SampleSpec(self.task, self.length, None, self.line)
+        return SampleSpec(self.task, self.length, self.depth, self.line)
 
 
 def parse_ruler_arg(text: str) -> tuple[int, Path]:
