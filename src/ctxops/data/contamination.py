@@ -86,6 +86,7 @@ class ContaminationScan:
     """The eval items' indexes and what the corpus documents seen so far matched."""
 
     def __init__(self, items: Sequence[EvalItem], config: ContaminationConfig) -> None:
+        started = time.monotonic()
         self.items, self.config = list(items), config
         tokens = [words(item.text) for item in self.items]
         hashes = [word_hashes(t) for t in tokens]
@@ -104,6 +105,7 @@ class ContaminationScan:
         self.states = [ItemState() for _ in self.items]
         self.counts = {"documents": 0, "words": 0, "boilerplate_hits": 0}
         self.done: dict[str, int] = {}  # source -> documents finished
+        self.index_seconds = time.monotonic() - started  # building the items' indexes
 
     def fingerprint(self, sources: Sequence[Path]) -> str:
         items = fingerprint([(i.id, i.task, i.text, i.answers) for i in self.items])

@@ -40,7 +40,12 @@ def summarize(scan: ContaminationScan, findings: list[dict[str, Any]], seconds: 
         "dirty_with_answer": sum(answered.values()),
         "tasks": tasks,
         "interval": "95% Wilson score interval on the share of dirty items",
-        "corpus": {**scan.counts, "files": scan.done, "seconds": round(seconds, 2)},
+        "corpus": {
+            **scan.counts,
+            "files": scan.done,
+            "seconds": round(seconds, 2),
+            "index_seconds": round(scan.index_seconds, 2),
+        },  # fmt: skip
         "boilerplate": {
             "ngrams": int(len(scan.index.boilerplate)),
             "corpus_hits": scan.counts["boilerplate_hits"],
