@@ -363,7 +363,11 @@ def main() -> None:
     workdir = Path(args.workdir)
     models = args.models.split(",")
     dirs = build_models(workdir, models)
-    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; threads {args.threads}")
+    bandwidth = copy_bandwidth(args.threads)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; threads {args.threads}; "
+        f"tensor copy {bandwidth / 1e9:.1f} GB/s"
+    )
     results = []
     for model in models:
         workloads = args.workloads.split(",") if args.workloads else DEFAULT_WORKLOADS[model]
@@ -387,6 +391,56 @@ def main() -> None:
                     with open(args.json, "a") as f:
                         f.write(json.dumps(result) + "\n")
     print_table(results)
+    print_bandwidth(results, dirs, bandwidth)
+
+
+def copy_bandwidth(threads: int) -> float:
+    """Bytes per second a torch tensor copy moves (read + write) on this machine: the decode step's ceiling."""
+    import torch
+
+    torch.set_num_threads(threads)
+    src = torch.empty(64 << 20, dtype=torch.float32).fill_(1.0)  # 256 MiB, far past the caches
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best
+
+
+def bytes_per_decode_step(hf_dir: Path, context: int, bytes_per_weight: float) -> float:
+    """Weights read once (embeddings only for one row) plus the K and V of every cached token, bf16."""
+    config = json.loads((Path(hf_dir) / "config.json").read_text())
+    hidden, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    per_layer = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden + 3 * hidden * inter
+    weights = (
+        layers * per_layer * bytes_per_weight + config["vocab_size"] * hidden * 2
+    )  # the LM head stays bf16
+    kv = 2 * layers * context * kv_heads * head_dim * 2
+    return weights + kv
+
+
+def print_bandwidth(results: list[dict], dirs: dict[str, Path], bandwidth: float) -> None:
+    rows = [
+        r
+        for r in results
+        if r["workload"].startswith("decode") and r["engine"] in ("ctxops-bf16", "ctxops-int8")
+    ]
+    if not rows:
+        return
+    print("\n| model | workload | engine | bytes read per token | GB/s | share of copy bandwidth |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        per_weight = 1 if r["engine"] == "ctxops-int8" else 2
+        moved = bytes_per_decode_step(dirs[r["model"]], int(r["workload"].split("-")[1]), per_weight)
+        rate = moved / r["seconds"]
+        print(
+            f"| {r['model']} | {r['workload']} | {r['engine']} | {moved / 1e6:.0f} MB | {rate / 1e9:.1f} "
+            f"| {rate / bandwidth:.0%} |"
+        )
 
 
 def print_table(results: list[dict]) -> None:

@@ -48,6 +48,9 @@ static inline float exp_nonpositive(float x) {
 }
 
 #define MAX_DIM 512 /* head_dim */
+/* Below this many multiply-adds a call runs on the calling thread: waking the others would cost more than the
+ * work (tens of microseconds), and on a busy machine a descheduled thread stalls the whole parallel region. */
+#define SERIAL_WORK (1 << 18)
 
 /* One work item: every head of one sequence over its tokens [t0, t1). A cached token's row holds all KV heads
  * side by side, so the item walks each block's memory once, in order. q: the sequence's queries as (KV, Gp, D)
@@ -150,7 +153,7 @@ DEFINE_ATTN_ITEM(attn_item_f32, float, load_f32)
                 for (int64_t d = 0; d < D; d++)                                                                  \
                     qf[((n * KV + h / G) * Gp + h % G) * D + d] = LOAD(q[(n * H + h) * D + d]);                  \
         int failed = 0;                                                                                          \
-        _Pragma("omp parallel num_threads(nthreads)") {                                                          \
+        _Pragma("omp parallel num_threads(nthreads) if (N * max_len * H * D >= SERIAL_WORK)") {                 \
             float *scores = malloc(sizeof(float) * KV * Gp * chunk);                                             \
             if (!scores) { _Pragma("omp atomic write") failed = 1; }                                             \
             _Pragma("omp for schedule(dynamic, 1)") for (int64_t it = 0; it < items; it++) {                     \
@@ -207,7 +210,7 @@ int ctxops_linear_bf16(const uint16_t *x, const uint16_t *w, const uint16_t *bia
     if (!xf) return 2;
     for (int64_t i = 0; i < M * K; i++) xf[i] = bf16_to_f32(x[i]);
     int failed = 0;
-    _Pragma("omp parallel num_threads(nthreads)") {
+    _Pragma("omp parallel num_threads(nthreads) if (M * N * K >= SERIAL_WORK)") {
         float *tile = M > 1 ? malloc(sizeof(float) * 4 * K) : NULL;
         if (M > 1 && !tile) { _Pragma("omp atomic write") failed = 1; }
         _Pragma("omp for schedule(static)") for (int64_t j = 0; j < N; j += 4) {
@@ -263,7 +266,7 @@ int ctxops_linear_int8(const uint16_t *x, const int8_t *w, const uint16_t *scale
     float *xf = malloc(sizeof(float) * M * K);
     if (!xf) return 2;
     for (int64_t i = 0; i < M * K; i++) xf[i] = bf16_to_f32(x[i]);
-    _Pragma("omp parallel for num_threads(nthreads) schedule(static)")
+    _Pragma("omp parallel for num_threads(nthreads) schedule(static) if (M * N * K >= SERIAL_WORK)")
     for (int64_t j = 0; j < N; j += 4) {
         const int8_t *w0 = w + j * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
         for (int64_t r = 0; r < M; r++) {
