@@ -7,28 +7,14 @@ import json
 
 import click
 
-from ctxops.cli.options import FINITE_FLOAT, FiniteFloat, build, dataclass_options
+from ctxops.cli.options import FINITE_FLOAT, FiniteFloat, build, dataclass_options, target_options
 from ctxops.engine.config import EngineConfig
 
 _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt,cwe,fwe"
 
 
 @click.command(name="eval")
-@click.option(
-    "--model", "-m", default=None, help="`builtin` or a local model directory (the in-process target)"
-)
-@click.option(
-    "--endpoint", default=None, help="an OpenAI-compatible server URL, e.g. http://localhost:8000/v1"
-)
-@click.option("--model-name", default=None, help="the model name the endpoint serves (with --endpoint)")
-@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
-              help="endpoint route; chat cannot send RULER's answer prefix")  # fmt: skip
-@click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="bearer key for the endpoint")
-@click.option(
-    "--tokenizer",
-    default=None,
-    help="count lengths with this local tokenizer when the server has no /tokenize",
-)
+@target_options(api_help="endpoint route; chat cannot send RULER's answer prefix")
 @click.option(
     "--tasks",
     default=_DEFAULT_TASKS,

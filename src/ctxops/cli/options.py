@@ -86,6 +86,41 @@ def engine_options(func: Callable) -> Callable:
     return dataclass_options(EngineConfig, exclude=("model",))(func)
 
 
+def target_options(api_help: str = "endpoint route") -> Callable[[Callable], Callable]:
+    """The flags that name what a run talks to: an in-process model, or an endpoint (eval, scan)."""
+    options = [
+        click.option(
+            "--model", "-m", default=None, help="`builtin` or a local model directory (the in-process target)"
+        ),
+        click.option(
+            "--endpoint", default=None, help="an OpenAI-compatible server URL, e.g. http://localhost:8000/v1"
+        ),
+        click.option(
+            "--model-name", default=None, help="the model name the endpoint serves (with --endpoint)"
+        ),
+        click.option(
+            "--api",
+            type=click.Choice(["chat", "completions"]),
+            default="chat",
+            show_default=True,
+            help=api_help,
+        ),
+        click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="bearer key for the endpoint"),
+        click.option(
+            "--tokenizer",
+            default=None,
+            help="count lengths with this local tokenizer when the server has no /tokenize",
+        ),
+    ]
+
+    def apply(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
 def build(cls: type, values: dict[str, Any]) -> Any:
     """Instantiate ``cls`` from the click values that belong to it; ValueErrors become usage errors."""
     names = {f.name for f in dataclasses.fields(cls)}

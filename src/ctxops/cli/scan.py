@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from ctxops.cli.options import FINITE_FLOAT, dataclass_options
+from ctxops.cli.options import FINITE_FLOAT, dataclass_options, target_options
 from ctxops.engine.config import EngineConfig
 
 _ALIASES = {"many-shot": "many_shot", "manyshot": "many_shot"}
@@ -31,19 +31,7 @@ def parse_probes(text: str) -> tuple[str, ...]:
 
 
 @click.command(name="scan")
-@click.option(
-    "--model", "-m", default=None, help="`builtin` or a local model directory (the in-process target)"
-)
-@click.option(
-    "--endpoint", default=None, help="an OpenAI-compatible server URL, e.g. http://localhost:8000/v1"
-)
-@click.option("--model-name", default=None, help="the model name the endpoint serves (with --endpoint)")
-@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
-              help="endpoint route")  # fmt: skip
-@click.option("--api-key", envvar="OPENAI_API_KEY", default=None, help="bearer key for the endpoint")
-@click.option(
-    "--tokenizer", default=None, help="count lengths with this local tokenizer when the server has none"
-)
+@target_options()
 @click.option("--probes", default="all", show_default=True,
               help="comma-separated: poison, injection, many-shot, extraction, pii (or all)")  # fmt: skip
 @click.option("--lengths", default="1k,2k,4k", show_default=True, help="total tokens per sample; k = 1024")
