@@ -69,6 +69,7 @@ def build_models(workdir: Path, names: list[str]) -> dict[str, Path]:
     from ctxops.models.random_model import train_tokenizer
     from gguf_models import convert_to_gguf
 
+    workdir.mkdir(parents=True, exist_ok=True)
     dirs = {}
     for name in names:
         directory = workdir / name
