@@ -15,8 +15,7 @@ from torch import nn
 
 from ctxops.models.attention import AttentionMetadata, paged_attention
 from ctxops.models.config import ModelConfig
-from ctxops.models.native import MAX_LINEAR_ROWS, cpu_has_bf16_matmul
-from ctxops.models.native import kernels as native_kernels
+from ctxops.models.native import cpu_has_bf16_matmul, for_decode_rows
 from ctxops.models.rope import RotaryEmbedding, apply_rotary
 
 
@@ -30,13 +29,8 @@ class Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.bfloat16 or self.weight.dtype != torch.bfloat16:
             return super().forward(x)
-        if (
-            x.dim() == 2
-            and x.shape[0] <= MAX_LINEAR_ROWS
-            and self.out_features % 4 == 0
-            and self.weight.is_contiguous()
-            and (native := native_kernels()) is not None
-        ):
+        native = for_decode_rows(x)
+        if native is not None and self.out_features % 4 == 0 and self.weight.is_contiguous():
             return native.linear_bf16(x, self.weight, self.bias)
         if not cpu_has_bf16_matmul():  # fp32 sums either way: the same products, rounded once to bf16
             bias = None if self.bias is None else self.bias.float()
@@ -53,13 +47,10 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        native = for_decode_rows(x)
         if (
-            x.dtype == torch.bfloat16
-            and x.dim() == 2
-            and x.shape[0] <= MAX_LINEAR_ROWS
-            and self.weight.dtype == torch.bfloat16
-            and (native := native_kernels()) is not None
-        ):  # a decode step: one native call instead of ~8 small ops
+            native is not None and self.weight.dtype == torch.bfloat16
+        ):  # one native call instead of ~8 small ops
             return native.rms_norm_bf16(x, self.weight, self.eps)
         normed = nn.functional.rms_norm(x.float(), (x.shape[-1],), None, self.eps)  # one fused pass, in fp32
         return self.weight * normed.to(x.dtype)

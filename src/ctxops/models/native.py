@@ -170,6 +170,13 @@ class Kernels:
         return y
 
 
+def for_decode_rows(x: torch.Tensor) -> Kernels | None:
+    """The kernels when ``x`` is what they serve, a few bf16 rows (a decode step); else None (the torch path)."""
+    if x.dtype != torch.bfloat16 or x.dim() != 2 or x.shape[0] > MAX_LINEAR_ROWS:
+        return None
+    return kernels()
+
+
 @cache
 def cpu_has_bf16_matmul() -> bool:
     """Whether torch's bf16 GEMM runs on bf16 hardware (AVX512-BF16 or AMX).

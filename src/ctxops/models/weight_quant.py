@@ -3,8 +3,9 @@
 Each output row of a weight gets one symmetric scale, ``s = absmax(row) / 127``, and its int8 codes
 ``round(w / s)``; activations stay in the model dtype. This halves weight bytes against bf16 (quarters against
 fp32) at a per-element error of at most half a step. The matmul: for a few bf16 rows (decode), the native
-kernel of :mod:`ctxops.models.native` when it is built, else in bf16/fp16 ``torch._weight_int8pack_mm``, a CPU kernel that reads the int8 weight directly (measured 3x faster than the bf16
-matmul at one row on this box, but 15x slower at 1024 rows); otherwise the weight is dequantized to the model dtype
+kernel of :mod:`ctxops.models.native` when it is built, else in bf16/fp16 ``torch._weight_int8pack_mm``, a CPU
+kernel that reads the int8 weight directly (measured 3x faster than the bf16 matmul at one row on this box, but 15x
+slower at 1024 rows); without bf16 hardware many bf16 rows run as one fp32 GEMM; otherwise the weight is dequantized to the model dtype
 for one dense matmul (fp32 has no fast int8 kernel on CPU torch 2.13: there int8 weights save memory, not time).
 
 Quantized here: every linear of the decoder layers (fused q/k/v, o, fused gate/up, down). Not quantized: the
@@ -18,8 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ctxops.models.native import MAX_LINEAR_ROWS, cpu_has_bf16_matmul
-from ctxops.models.native import kernels as native_kernels
+from ctxops.models.native import cpu_has_bf16_matmul, for_decode_rows
 
 _HAS_INT8_MM = hasattr(torch, "_weight_int8pack_mm")
 _INT8_MM_MAX_ROWS = 8  # beyond this many rows the int8 kernel loses to dequantize + dense matmul
@@ -50,13 +50,9 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        if (
-            x.dtype == torch.bfloat16
-            and x2.shape[0] <= MAX_LINEAR_ROWS
-            and self.out_features % 4 == 0
-            and self.scale.dtype == torch.bfloat16
-            and (native := native_kernels()) is not None
-        ):  # a decode step: one pass over the int8 codes
+        native = for_decode_rows(x2)
+        if native is not None and self.out_features % 4 == 0 and self.scale.dtype == torch.bfloat16:
+            # a decode step: one pass over the int8 codes
             return native.linear_int8(x2, self.weight, self.scale, self.bias).view(
                 *shape[:-1], self.out_features
             )
