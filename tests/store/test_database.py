@@ -39,11 +39,12 @@ def _old_log(path, version: int, rows: int) -> None:
 def test_both_backends_reach_the_newest_schema(db_url):
     store = open_store(db_url)
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"requests", "eval_runs", "incidents", "outbox", "alembic_version"} <= tables
+    expected = {"requests", "eval_runs", "incidents", "outbox", "model_versions", "rollouts", "feedback"}
+    assert expected <= tables
     store.close()
     again = open_store(db_url)  # reopening is a no-op migration
     with again.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
     again.close()
 
 
@@ -59,6 +60,7 @@ def test_an_old_request_log_is_adopted_without_losing_a_row(tmp_path, version):
     assert [r["request_id"] for r in rows[:300]] == [f"old-{i}" for i in range(300)]
     assert [r["prompt_tokens"] for r in rows[:300]] == [10 * i for i in range(300)]
     assert rows[-1]["request_id"] == "new" and len(rows) == 301
+    assert rows[0]["version"] is None and rows[0]["arm"] is None  # served before routes existed
     assert {"eval_runs", "incidents", "outbox"} <= set(sa.inspect(store.engine).get_table_names())
     store.close()
     with sqlite3.connect(path) as conn:

@@ -56,6 +56,9 @@ class RequestRecord:
     e2e_s: float | None = None
     finish_reason: str | None = None
     usage_source: str | None = None  # where the token counts came from (gateway mode)
+    version: str | None = None  # registry version of the arm that served it (gateway with routes)
+    arm: str | None = None  # routes-file arm that served it
+    route_reason: str | None = None  # why that arm: weighted | length | fallback:<why> | ensemble
     prompt: str | None = None
     output: str | None = None
     token_gaps_s: list[float] = field(default_factory=list)  # inter-token latencies for metrics; not stored

@@ -3,7 +3,8 @@
 ``requests`` holds one row per served request with the columns of the request log (schema version 2).
 ``eval_runs`` holds the summary of eval and canary runs (the effective context length drift reads comes from here),
 ``incidents`` the open / acknowledged / resolved problems the monitor found, and ``outbox`` the notifications
-still to deliver. This module knows columns, not queries.
+still to deliver. ``model_versions`` is the registry, ``rollouts`` the state of progressive rollouts and
+``feedback`` the users' scores of answers (by request id). This module knows columns, not queries.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ requests = sa.Table(
     sa.Column("usage_source", sa.Text),
     sa.Column("prompt", sa.Text),  # only with --log-prompts
     sa.Column("output", sa.Text),  # only with --log-prompts
+    sa.Column("version", sa.Text),  # the registry version of the arm that served it (gateway with routes)
+    sa.Column("arm", sa.Text),  # the routes file's arm that served it
+    sa.Column("route_reason", sa.Text),  # why it went there: weighted | length | fallback:<why> | ensemble
     sa.Index("requests_created_at", "created_at"),
     sa.Index("requests_model_created_at", "model", "created_at"),
 )
@@ -83,4 +87,40 @@ outbox = sa.Table(
     sa.Column("delivered_at", sa.Double),  # NULL until the receiver answered 2xx
     sa.Column("last_error", sa.Text),
     sa.Index("outbox_pending", "delivered_at", "next_attempt_at"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # the model's name, e.g. the served name
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),  # unix seconds it was registered
+    sa.Column("source", sa.Text, nullable=False),  # path | endpoint
+    sa.Column("location", sa.Text, nullable=False),  # resolved model directory, or the endpoint's base URL
+    sa.Column("served_model_name", sa.Text),  # endpoint versions: the model id the endpoint serves
+    sa.Column("content_hash", sa.Text),  # sha256 over the directory's files, sorted by relative path
+    sa.Column("tokenizer_hash", sa.Text),  # sha256 of tokenizer.json + tokenizer_config.json
+    sa.Column("config", sa.JSON, nullable=False),  # summary: architecture, layers, heads, context
+    sa.Column("settings", sa.JSON, nullable=False),  # engine settings, e.g. {"kv_cache_dtype": "int4"}
+    sa.Column("notes", sa.Text),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # the rollout config's name
+    sa.Column("state", sa.Text, nullable=False),  # running | promoted | rolled_back
+    sa.Column("step", sa.Integer, nullable=False),  # index of the step in progress
+    sa.Column("config", sa.JSON, nullable=False),  # the rollout config it runs
+    sa.Column("history", sa.JSON, nullable=False),  # one entry per finished step: weight, verdict, reasons
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.Text, primary_key=True),  # the answer's id (x-request-id)
+    sa.Column("score", sa.Double, nullable=False),  # the user's score in [0, 1]
+    sa.Column("created_at", sa.Double, nullable=False),
 )
