@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
+from browser import chromium_page
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.report import write_reports
 from ctxops.evals.rundir import RunDir
 from ctxops.evals.runner import run_eval
 from evals.conftest import EchoTarget
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +42,10 @@ def test_summary_json(report):
 
 
 def test_report_renders_in_chromium(report):
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium not installed at /usr/bin/chromium (apt-get install -y chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     run_dir, _ = report
     url = run_dir.file("report.html").resolve().as_uri()
-    external, errors = [], []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                   else (external.append(route.request.url), route.abort()))  # fmt: skip
+    with chromium_page("file:") as seen:
+        page = seen.page
         page.goto(url)
         assert page.title().startswith("ctxops eval")
         for chart in ("#chart-score", "#chart-heatmap", "#chart-latency"):
@@ -70,6 +57,5 @@ def test_report_renders_in_chromium(report):
         assert "Effective context length" in page.inner_text("body")
         assert page.locator("#provenance").inner_text().count("ctxops_version") == 1
         page.screenshot(path=str(run_dir.file("report.png")), full_page=True)
-        browser.close()
-    assert not external, f"the report fetched {external}"
-    assert not errors, errors
+    assert not seen.external, f"the report fetched {seen.external}"
+    assert not seen.errors, seen.errors

@@ -8,21 +8,17 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from browser import chromium_page
 from ctxops.store import open_store
 from ctxops.store.eval_runs import import_run_dir, save_run
 from ctxops.store.incidents import open_incident
 from ctxops.store.requests import insert_requests
 from monitor_data import traffic, write_eval_run
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +75,9 @@ def test_figures_equal_the_stores(dashboard):
 
 
 def test_the_page_renders_offline_in_chromium(dashboard):
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium not installed at /usr/bin/chromium (apt-get install -y chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     base, rows = dashboard
-    external, errors = [], []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
-                   else (external.append(route.request.url), route.abort()))  # fmt: skip
+    with chromium_page(base) as seen:
+        page = seen.page
         page.goto(base + "/dashboard")
         assert page.title() == "ctxops dashboard"
         assert page.inner_text("#tile-requests_24h").split()[-1] == str(len(rows))
@@ -101,5 +88,4 @@ def test_the_page_renders_offline_in_chromium(dashboard):
         )
         page.click("#eval-table a")
         assert "the report" in page.inner_text("body")
-        browser.close()
-    assert not errors and not external
+    assert not seen.errors and not seen.external

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from ctxops.cli.monitor import db_option, open_db
@@ -37,6 +39,7 @@ def ui(
     import uvicorn
 
     from ctxops.monitor.dashboard import build_dashboard
+    from ctxops.monitor.server_status import server_status
     from ctxops.monitor.slo_config import SLOFileError, load_slo
 
     try:
@@ -46,7 +49,8 @@ def ui(
     store = open_db(db)
     click.echo(f"dashboard at http://{host}:{port}/dashboard over {store.url}")
     try:
-        app = build_dashboard(store, slo, refresh, (server, api_key) if server else None)
+        status = functools.partial(server_status, server, api_key) if server else None
+        app = build_dashboard(store, slo, refresh, status)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         store.close()

@@ -38,6 +38,21 @@ _DEFAULT_MODEL = EngineConfig.default("model")
     "--guard", "guard_file", type=click.Path(dir_okay=False),
     help="guard TOML file: injection and personal-data rules (log, redact or block) on requests and answers",
 )  # fmt: skip
+@click.option(
+    "--dashboard", is_flag=True,
+    help="also serve the monitoring dashboard at /dashboard over the request log (API keys guard it: open "
+    "/dashboard?key=KEY once in a browser)",
+)  # fmt: skip
+@click.option(
+    "--slo",
+    "slo_file",
+    type=click.Path(dir_okay=False),
+    help="with --dashboard: an SLO file whose burn to show",
+)
+@click.option(
+    "--dashboard-refresh", default=30, show_default=True, type=click.IntRange(1),
+    help="with --dashboard: seconds between the page's reloads",
+)  # fmt: skip
 @dataclass_options(ServerConfig, include=SERVER_FLAGS)
 @engine_options
 def serve(
@@ -47,6 +62,9 @@ def serve(
     upstreams: tuple[str, ...],
     db: str | None,
     guard_file: str | None,
+    dashboard: bool,
+    slo_file: str | None,
+    dashboard_refresh: int,
     **options,
 ) -> None:
     """Serve MODEL (a local Hugging Face directory or `builtin`) over OpenAI's HTTP API.
@@ -71,8 +89,11 @@ def serve(
     config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs, "guard": guard})
     if config.request_log:
         _check_store(config.request_log)
+    if (slo_file or dashboard_refresh != 30) and not dashboard:
+        raise click.UsageError("--slo and --dashboard-refresh only apply with --dashboard")
+    pages = _dashboard(config, slo_file, dashboard_refresh) if dashboard else None
     backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
-    raise SystemExit(run(config, backend))
+    raise SystemExit(run(config, backend, pages))
 
 
 def _check_store(db: str) -> None:
@@ -83,6 +104,31 @@ def _check_store(db: str) -> None:
         open_store(db).close()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _dashboard(config: ServerConfig, slo_file: str | None, refresh_s: int):
+    """The dashboard's pages over the request log's store, reading this server's own gauges over loopback."""
+    import functools
+
+    from ctxops.monitor.dashboard import dashboard_routes
+    from ctxops.monitor.server_status import server_status
+    from ctxops.monitor.slo_config import SLOFileError, load_slo
+    from ctxops.serve.app import Pages
+    from ctxops.store import open_store
+
+    if not config.request_log:
+        raise click.UsageError("--dashboard reads the request log: give --db (or --request-log), not ''")
+    try:
+        slo = load_slo(slo_file) if slo_file else None
+    except SLOFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slo") from exc
+    # the dashboard scrapes /metrics like any client: a wildcard address is reached on loopback
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "", "localhost") else config.host
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    key = config.api_keys[0] if config.api_keys and config.metrics_auth else None
+    status = functools.partial(server_status, f"http://{host}:{config.port}", key)
+    routes = dashboard_routes(open_store(config.request_log), slo, refresh_s, status)
+    return Pages("/dashboard", routes)
 
 
 def _read_guard(path: str) -> GuardConfig:

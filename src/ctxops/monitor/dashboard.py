@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.routing import BaseRoute
 
-from ctxops.monitor.dashboard_data import dashboard_data
+from ctxops.monitor.dashboard_data import ServerStatus, dashboard_data
 from ctxops.monitor.slo_config import SLOConfig
 from ctxops.store import Store
 from ctxops.store.eval_runs import get_run
@@ -169,28 +170,43 @@ def render(data: dict[str, Any], refresh_s: int) -> str:
             "</body></html>")  # fmt: skip
 
 
-def build_dashboard(
+def dashboard_routes(
     store: Store,
     slo: SLOConfig | None = None,
     refresh_s: int = 30,
-    server: tuple[str, str | None] | None = None,
-) -> FastAPI:
-    """A FastAPI app serving the dashboard over ``store`` (and ``server``'s live gauges: its URL and API key)."""
-    app = FastAPI(title="ctxops dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    server: ServerStatus | None = None,
+) -> list[BaseRoute]:
+    """The dashboard's routes over ``store`` (and ``server``: what a ctxops server says of its KV cache now)."""
+    router = APIRouter()
 
-    @app.get("/dashboard")
+    @router.get("/dashboard")
     def page() -> HTMLResponse:
         return HTMLResponse(render(dashboard_data(store, time.time(), slo, server), refresh_s))
 
-    @app.get("/dashboard/data.json")
+    @router.get("/dashboard/data.json")
     def data() -> JSONResponse:
         return JSONResponse(dashboard_data(store, time.time(), slo, server))
 
-    @app.get("/dashboard/report")
+    @router.get("/dashboard/report")
     def report(run: str) -> FileResponse:
         row = get_run(store, run)
         if row is None or not row["report_path"] or not Path(row["report_path"]).is_file():
             raise HTTPException(404, f"no report for run {run!r} in the store")
         return FileResponse(row["report_path"], media_type="text/html")
 
+    return list(router.routes)
+
+
+def build_dashboard(
+    store: Store,
+    slo: SLOConfig | None = None,
+    refresh_s: int = 30,
+    server: ServerStatus | None = None,
+) -> FastAPI:
+    """A FastAPI app serving only the dashboard (``ctxops monitor ui``).
+
+    ``ctxops serve --dashboard`` mounts the same routes beside its API instead.
+    """
+    app = FastAPI(title="ctxops dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.routes.extend(dashboard_routes(store, slo, refresh_s, server))
     return app

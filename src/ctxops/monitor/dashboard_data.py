@@ -9,6 +9,7 @@ module knows the store and the checks, not HTML.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,6 @@ import sqlalchemy as sa
 from ctxops.monitor.drift import DriftConfig, detect_drift
 from ctxops.monitor.effective_length import beyond_effective_length
 from ctxops.monitor.runner import json_safe
-from ctxops.monitor.server_status import server_status
 from ctxops.monitor.slo import evaluate_slos
 from ctxops.monitor.slo_config import SLOConfig
 from ctxops.monitor.windows import Window
@@ -30,6 +30,8 @@ from ctxops.store.schema import eval_runs, requests
 BUCKETS = ((0, 1024, "<=1K"), (1024, 4096, "1K-4K"), (4096, 16384, "4K-16K"), (16384, 65536, "16K-64K"),
            (65536, math.inf, ">64K"))  # fmt: skip
 _HOUR, _DAY = 3600.0, 86400.0
+# a server's gauges now, e.g. functools.partial(server_status, url, key) (server_status.py)
+ServerStatus = Callable[[], dict[str, Any]]
 
 
 def _pct(values: np.ndarray, p: float) -> float | None:
@@ -91,9 +93,9 @@ def canary_history(store: Store, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def dashboard_data(
-    store: Store, now: float, slo: SLOConfig | None = None, server: tuple[str, str | None] | None = None
+    store: Store, now: float, slo: SLOConfig | None = None, server: ServerStatus | None = None
 ) -> dict[str, Any]:
-    """Every figure the dashboard shows, as JSON-ready data (``server``: a ctxops server's URL and API key)."""
+    """Every figure the dashboard shows, as JSON-ready data (``server``: reads a ctxops server's gauges now)."""
     reference, current = Window(now - 7 * _DAY, now - _HOUR, "7d..1h"), Window(now - _HOUR, now, "1h..")
     drift = detect_drift(store, reference, current, DriftConfig())
     data = {
@@ -112,6 +114,6 @@ def dashboard_data(
         "canaries": canary_history(store),
         "incidents": list_incidents(store, live_only=True),
         "eval_runs": [r for r in recent_runs(store) if r["kind"] == "eval"],
-        "server": server_status(*server) if server else None,
+        "server": server() if server else None,
     }
     return json_safe(data)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -29,10 +30,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import Send
 
 from ctxops.serve.auth import KeyStore
 from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.browser_auth import BrowserKeyGate
 from ctxops.serve.config import ServerConfig
 from ctxops.serve.errors import APIError, internal_error, model_not_found
 from ctxops.serve.guard import Guard, GuardMetrics
@@ -54,6 +57,14 @@ _DISCONNECT_POLL_S = 0.5  # seconds between checks that a non-streaming client i
 _PARSE_ON_LOOP_BYTES = 64 * 2**10  # bodies larger than this are parsed in a worker thread
 
 
+@dataclass(frozen=True)
+class Pages:
+    """Browser pages served beside the API: routes under one path prefix (the caller builds them)."""
+
+    prefix: str  # e.g. "/dashboard": every route's path starts with it, and the API keys guard it
+    routes: Sequence[BaseRoute]
+
+
 class EventStream(StreamingResponse):
     """An SSE response whose body generator is always closed, even when the client disconnects mid-send."""
 
@@ -71,9 +82,14 @@ class Server:
     """One server: config, backend, admission, auth, metrics and request log, wired into a FastAPI app."""
 
     def __init__(
-        self, config: ServerConfig, backend: Backend, on_fatal: Callable[[BaseException], None] | None = None
+        self,
+        config: ServerConfig,
+        backend: Backend,
+        on_fatal: Callable[[BaseException], None] | None = None,
+        pages: Pages | None = None,
     ):
         self.config = config
+        self.pages = pages  # browser pages beside the API (the dashboard), guarded by the API keys
         self.backend = backend
         self.on_fatal = on_fatal  # called if the backend cannot start or dies (the runner drains and exits)
         self.admission = Admission(config.max_queue)
@@ -106,6 +122,9 @@ class Server:
         app.add_api_route("/metrics", self.prometheus, methods=["GET"])
         app.add_api_route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False)
         app.add_exception_handler(StarletteHTTPException, self._http_error)  # type: ignore[arg-type]
+        if self.pages is not None:
+            app.router.routes.extend(self.pages.routes)
+            app.add_middleware(BrowserKeyGate, keys=self.keys, prefixes=(self.pages.prefix,))
         app.state.server = self
         return app
 

@@ -46,11 +46,21 @@ class KeyStore:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("Malformed Authorization header: expected 'Bearer YOUR_KEY'")
-        digest = hashlib.sha256(token.strip().encode()).digest()
+        match = self.identify(token)
+        if match is None:
+            raise unauthorized("Incorrect API key provided")
+        return match
+
+    def identify(self, key: str) -> str | None:
+        """The key id of ``key`` if it is one of the configured keys, else None (constant time per key)."""
+        digest = hashlib.sha256(key.strip().encode()).digest()
         match = None
         for known, ident in self._digests.items():  # compare against every key: timing reveals nothing
             if hmac.compare_digest(known, digest):
                 match = ident
-        if match is None:
-            raise unauthorized("Incorrect API key provided")
         return match
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the configured keys."""
+        return tuple(self._digests.values())

@@ -18,7 +18,7 @@ from types import FrameType
 
 import uvicorn
 
-from ctxops.serve.app import Server
+from ctxops.serve.app import Pages, Server
 from ctxops.serve.backends.base import Backend
 from ctxops.serve.config import ServerConfig
 
@@ -66,8 +66,8 @@ class _DrainingUvicorn(uvicorn.Server):
         self.should_exit = True
 
 
-def run(config: ServerConfig, backend: Backend) -> int:
-    """Serve until drained and stopped; returns the process exit status."""
+def run(config: ServerConfig, backend: Backend, pages: Pages | None = None) -> int:
+    """Serve until drained and stopped (with ``pages`` beside the API); returns the process exit status."""
     status = 0
     uv: _DrainingUvicorn | None = None
 
@@ -78,7 +78,7 @@ def run(config: ServerConfig, backend: Backend) -> int:
             uv.start_drain()
 
     _configure_logging()
-    app_server = Server(config, backend, on_fatal=fatal)
+    app_server = Server(config, backend, on_fatal=fatal, pages=pages)
     uv_config = uvicorn.Config(
         app_server.app, host=config.host, port=config.port, log_level="info", access_log=False,
         timeout_graceful_shutdown=_CANCEL_AFTER_DRAIN_S, lifespan="on",
