@@ -1,0 +1,142 @@
+"""Head-aware KV (after DuoAttention): retrieval KV heads see every token, streaming heads a sink + recent window.
+
+A policy file (written by ``ctxops compress heads``) names, per layer, which KV heads are *retrieval* heads. With
+``kv_head_policy=PATH`` the engine's decode steps let a retrieval head attend to the whole sequence and a
+*streaming* head only to its first ``sink`` tokens and its last ``recent`` ones. The prompt's prefill attends in
+full, as it does under a KV press, so the policy is compared with presses on the same footing (decode-time KV).
+
+What it saves, honestly: the paged pool lays a token's K/V out for every KV head of every layer together, so
+dropping a token for some heads only frees no block. The policy is applied as a per-head mask and the pool still
+holds every token: :meth:`HeadPolicy.kept_bytes` is what a per-head cache (DuoAttention's layout) would hold, and
+``pool_bytes_freed`` is reported as 0. Presses, by contrast, do free blocks.
+
+This module knows the policy file and per-head masks; it does not know blocks, sequences or how scores were made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ctxops.models.config import ModelConfig
+
+POLICY_FORMAT = "ctxops.kv_head_policy/1"
+
+
+class HeadPolicyError(ValueError):
+    """A policy file that cannot be read, or that was made for another model."""
+
+
+@dataclass(frozen=True)
+class HeadPolicy:
+    """Which KV heads keep the full cache; the others keep ``sink`` + ``recent`` tokens."""
+
+    retrieval: tuple[tuple[bool, ...], ...]  # (layers, kv_heads): True keeps every token
+    num_attention_heads: int  # of the model the policy was made for (checked against the one it is used with)
+    sink: int = 4
+    recent: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.retrieval or len({len(row) for row in self.retrieval}) != 1:
+            raise HeadPolicyError(
+                "retrieval must be a non-empty list of equal-length rows (layers x kv_heads)"
+            )
+        if self.sink < 0 or self.recent < 1:
+            raise HeadPolicyError(f"sink must be >= 0 and recent >= 1; got {self.sink} and {self.recent}")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.retrieval)
+
+    @property
+    def num_kv_heads(self) -> int:
+        return len(self.retrieval[0])
+
+    @property
+    def retrieval_fraction(self) -> float:
+        """Share of (layer, KV head) pairs that keep every token."""
+        return sum(map(sum, self.retrieval)) / (self.num_layers * self.num_kv_heads)
+
+    def streaming_mask(self) -> torch.Tensor:
+        """(layers, kv_heads) bool: True for the heads limited to sink + recent."""
+        return ~torch.tensor(self.retrieval, dtype=torch.bool)
+
+    def kept_fraction(self, length: int) -> float:
+        """Share of a ``length``-token sequence's K/V a per-head cache would hold."""
+        window = min(self.sink + self.recent, length) / length
+        f = self.retrieval_fraction
+        return f + (1.0 - f) * window
+
+    def kept_bytes(self, length: int, bytes_per_token: int) -> int:
+        """K/V bytes a per-head cache would hold for one ``length``-token sequence (all layers)."""
+        return round(self.kept_fraction(length) * length * bytes_per_token)
+
+    def check_model(self, config: ModelConfig, source: str = "the policy") -> None:
+        """Raise :class:`HeadPolicyError` unless the policy was made for a model of this shape."""
+        got = (self.num_layers, self.num_attention_heads, self.num_kv_heads)
+        want = (config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads)
+        if got != want:
+            raise HeadPolicyError(
+                f"{source} was made for a model with {got[0]} layers, {got[1]} attention heads and {got[2]} KV "
+                f"heads, but this model has {want[0]}, {want[1]} and {want[2]}; score this model's heads with "
+                "`ctxops compress heads MODEL --out DIR` and pass DIR/head_policy.json"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": POLICY_FORMAT,
+            "num_layers": self.num_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "sink": self.sink,
+            "recent": self.recent,
+            "retrieval_kv_heads": [list(row) for row in self.retrieval],
+            "retrieval_fraction": self.retrieval_fraction,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "the policy") -> HeadPolicy:
+        if not isinstance(raw, dict) or raw.get("format") != POLICY_FORMAT:
+            raise HeadPolicyError(
+                f"{source}: not a head policy (expected a JSON object with format {POLICY_FORMAT!r}, as "
+                "`ctxops compress heads` writes to head_policy.json)"
+            )
+        try:
+            rows = tuple(tuple(bool(x) for x in row) for row in raw["retrieval_kv_heads"])
+            policy = cls(rows, int(raw["num_attention_heads"]), int(raw["sink"]), int(raw["recent"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HeadPolicyError(f"{source}: malformed head policy ({exc})") from exc
+        if policy.num_layers != raw.get("num_layers") or policy.num_kv_heads != raw.get(
+            "num_key_value_heads"
+        ):
+            raise HeadPolicyError(
+                f"{source}: num_layers / num_key_value_heads disagree with retrieval_kv_heads"
+            )
+        return policy
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> HeadPolicy:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HeadPolicyError(f"kv_head_policy {path}: cannot be read as JSON ({exc})") from exc
+        return cls.from_dict(raw, f"kv_head_policy {path}")
+
+
+def window_mask(
+    streaming: torch.Tensor, lengths: torch.Tensor, width: int, sink: int, recent: int
+) -> torch.Tensor:
+    """(N, kv_heads, 1, width) bool: which cached tokens each decode may read, per KV head of one layer.
+
+    ``streaming``: (kv_heads,) bool; ``lengths``: (N,) tokens each sequence holds (its new token included).
+    """
+    keys = torch.arange(width)[None, None, :]  # (1, 1, width)
+    lens = lengths[:, None, None]
+    valid = keys < lens
+    windowed = valid & ((keys < sink) | (keys >= lens - recent))
+    return torch.where(streaming[None, :, None], windowed, valid).unsqueeze(2)
