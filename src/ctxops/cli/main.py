@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
     lazy_subcommands={
         "compare": "ctxops.cli.compare:compare",
+        "compress": "ctxops.cli.compress:compress",
         "data": "ctxops.cli.data:data",
         "eval": "ctxops.cli.eval:eval_command",
         "generate": "ctxops.cli.generate:generate",
