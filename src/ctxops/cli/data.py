@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -104,28 +105,31 @@ def contamination(
 )
 def dedup(paths: tuple[str, ...], out: str, **settings: object) -> None:
     """Find exact and near-duplicate documents within PATHS; write clusters and the ids to keep."""
-    from ctxops.data.corpus import CorpusError, iter_documents
-    from ctxops.data.dedup import Dedup, write_report
+    from ctxops.data.corpus import CorpusError
+    from ctxops.data.dedup import Dedup, run_dedup
+    from ctxops.data.journal import Stop
     from ctxops.data.outdir import OutDir, OutDirError
 
     config = build(DedupConfig, settings)
-    start = time.monotonic()
-    finder = Dedup(config)
     try:
-        out_dir = OutDir(out)
-        with _progress("dedup") as advance:
-            for doc in iter_documents(paths):
-                finder.add(doc)
-                advance(len(doc.text))
-        if not finder.ids:
-            raise CorpusError(f"{', '.join(paths)}: no documents with text")
-        summary = write_report(out_dir, finder, time.monotonic() - start)
-    except (CorpusError, OutDirError) as exc:
+        with _progress("dedup") as advance, Stop() as stop:
+            resumed, summary = run_dedup(Dedup(config), paths, OutDir(out), advance, stop)
+    except (CorpusError, OutDirError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if resumed:
+        click.echo("resumed from the checkpoint in " + out)
+    if summary is None:
+        _stopped(out)
     click.echo(
         f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['exact_duplicates']:,} exact and "
         f"{summary['near_duplicates']:,} near duplicates in {summary['clusters']:,} clusters -> {out}"
     )
+
+
+def _stopped(out: str) -> NoReturn:
+    """Exit 130 (as a shell does for Ctrl-C) after a run stopped with its finished work committed."""
+    click.echo(f"stopped; finished work is saved in {out}: rerun the same command to continue", err=True)
+    raise SystemExit(130)
 
 
 @data.command()
@@ -142,6 +146,7 @@ def dedup(paths: tuple[str, ...], out: str, **settings: object) -> None:
 def pii(paths: tuple[str, ...], redact: bool, out: str | None, region: str) -> None:
     """Count personal data in PATHS by kind and file (emails, phones, cards, IBANs, SSNs, IPs)."""
     from ctxops.data.corpus import CorpusError
+    from ctxops.data.journal import Stop
     from ctxops.data.outdir import OutDir, OutDirError
     from ctxops.data.pii_scan import PiiScan
 
@@ -149,12 +154,17 @@ def pii(paths: tuple[str, ...], redact: bool, out: str | None, region: str) -> N
         raise click.UsageError("--redact needs --out DIR for the redacted copies")
     try:
         scan = PiiScan(region=region)
-        out_dir = OutDir(out) if out else None
-        scan.scan(paths, out_dir, redact)
+        if out is None:  # nothing to keep: Ctrl-C simply ends it
+            scan.scan(paths, None, False)
+        else:
+            with Stop() as stop:
+                resumed, finished = scan.scan(paths, OutDir(out), redact, stop)
+            if resumed:
+                click.echo("resumed from the checkpoint in " + out)
+            if not finished:
+                _stopped(out)
         summary = scan.summary()
-        if out_dir is not None:
-            out_dir.write_json("report.json", summary)
-    except (CorpusError, OutDirError, ValueError) as exc:  # ValueError: an unknown region
+    except (CorpusError, OutDirError, OSError, ValueError) as exc:  # ValueError: an unknown region
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"{summary['findings']:,} findings in {summary['documents_with_pii']:,} of {summary['documents']:,} documents"

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ctxops.data.ngrams import ngram_hashes
 
@@ -52,6 +52,11 @@ def minhash(shingles: np.ndarray) -> MinHash:
     )
     sketch.update_batch((shingles & _MASK32).tolist())
     return sketch
+
+
+def lean_minhash(hashvalues: np.ndarray) -> LeanMinHash:
+    """The MinHash that :func:`minhash` gave these hash values (e.g. read back from a journal)."""
+    return LeanMinHash(seed=1, hashvalues=hashvalues, scheme=_SCHEME)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,22 +3,22 @@
 Every document is searched with the guard's detectors (:func:`ctxops.detect.pii.find_pii`). Findings record the
 file, the document and the character span, never the value itself, so the report can be shared. With ``redact``,
 each input file gets a copy under ``OUT/redacted/``: text files as text (their blocks joined back in order), JSONL
-and Parquet files as JSONL of ``{"id", "text"}``, every finding replaced by ``<KIND>``. Every output file is written
-to a temporary name and renamed when complete. This module knows documents and findings, not the detectors' rules.
+and Parquet files as JSONL of ``{"id", "text"}``, every finding replaced by ``<KIND>``. Outputs are appended to a
+journal (:mod:`ctxops.data.journal`) and renamed into place when the scan is complete, so a run killed or stopped
+midway continues where its last commit left it. This module knows documents and findings, not the detectors' rules.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from ctxops.data.corpus import expand_paths, iter_file
-from ctxops.data.outdir import OutDir
+from ctxops.data.corpus import expand_paths
+from ctxops.data.journal import Journal, Stop, pending
+from ctxops.data.outdir import OutDir, file_signature, fingerprint
 from ctxops.detect.pii import PiiKind, find_pii, redact
 
 FINDINGS_FILE = "findings.jsonl"
@@ -35,36 +35,77 @@ class PiiScan:
         self.by_source: dict[str, Counter[str]] = {}
         self.documents = 0
         self.documents_with_pii = 0
+        self.done: dict[str, int] = {}  # file -> documents finished
 
-    def scan(self, paths: Sequence[str | Path], out: OutDir | None, redact_copy: bool) -> None:
-        """Search every document; write findings (and redacted copies) into ``out`` when given."""
+    def scan(
+        self,
+        paths: Sequence[str | Path],
+        out: OutDir | None,
+        redact_copy: bool,
+        stop: Stop | None = None,
+        checkpoint_s: float = 30.0,
+    ) -> tuple[bool, bool]:
+        """Search every document; with ``out``, journal findings (and redacted copies) there and write the report.
+
+        Returns (resumed, finished). With ``out``, a rerun with the same paths and settings continues after the
+        last commit; when ``stop`` is raised the journal is committed at the document boundary and ``finished``
+        is False.
+        """
         files = expand_paths(paths)
-        with ExitStack() as stack:
-            findings = _Pending(out, FINDINGS_FILE, stack) if out is not None else None
-            for path in files:
-                copy = None
-                if redact_copy and out is not None:
-                    copy = _Pending(out, f"{REDACTED_DIR}/{_copy_name(path)}", stack)
-                for doc in iter_file(path):
-                    spans = find_pii(doc.text, self.kinds, self.region)
-                    self.documents += 1
-                    self.documents_with_pii += bool(spans)
-                    for span in spans:
-                        self.counts[span.kind.value] += 1
-                        self.by_source.setdefault(str(path), Counter())[span.kind.value] += 1
-                        if findings is not None:
-                            record = {"source": doc.source, "doc": doc.doc_id, "kind": span.kind.value,
-                                      "start": span.start, "end": span.end}  # fmt: skip
-                            findings.write(json.dumps(record) + "\n")
-                    if copy is not None:
-                        text = redact(doc.text, spans)
-                        copy.write(
-                            text if _is_text(path) else json.dumps({"id": doc.doc_id, "text": text}) + "\n"
-                        )
-                if copy is not None:
-                    copy.commit()
-            if findings is not None:
-                findings.commit()
+        journal = None
+        resumed = False
+        if out is not None:
+            kinds = sorted(k.value for k in self.kinds) if self.kinds else None
+            key = fingerprint("pii", self.region, kinds, redact_copy, [file_signature(p) for p in files])
+            journal = Journal(out, key, checkpoint_s)
+            saved = journal.resume()
+            if saved is not None:
+                self.restore(saved)
+                resumed = True
+        for source, count, doc in pending(files, self.done):
+            if journal is not None and self.done and source not in self.done:  # the previous file is finished
+                journal.commit(self.state())
+            spans = find_pii(doc.text, self.kinds, self.region)
+            self.documents += 1
+            self.documents_with_pii += bool(spans)
+            for span in spans:
+                self.counts[span.kind.value] += 1
+                self.by_source.setdefault(source, Counter())[span.kind.value] += 1
+            if journal is not None:
+                for span in spans:
+                    record = {"source": doc.source, "doc": doc.doc_id, "kind": span.kind.value,
+                              "start": span.start, "end": span.end}  # fmt: skip
+                    journal.append(FINDINGS_FILE, (json.dumps(record) + "\n").encode())
+                if redact_copy:
+                    text = redact(doc.text, spans)
+                    path = Path(source)
+                    line = text if _is_text(path) else json.dumps({"id": doc.doc_id, "text": text}) + "\n"
+                    journal.append(f"{REDACTED_DIR}/{_copy_name(path)}", line.encode())
+            self.done[source] = count
+            if journal is not None and (stop or journal.due()):
+                journal.commit(self.state())
+                if stop:
+                    return resumed, False
+        if journal is not None and out is not None:
+            journal.append(FINDINGS_FILE, b"")  # the findings file exists even when nothing was found
+            journal.finish(self.state())
+            out.write_json("report.json", self.summary())
+            journal.close()
+        return resumed, True
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "documents": self.documents,
+            "documents_with_pii": self.documents_with_pii,
+            "by_source": self.by_source,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.done = dict(state["done"])
+        self.documents, self.documents_with_pii = state["documents"], state["documents_with_pii"]
+        self.by_source = {source: Counter(c) for source, c in state["by_source"].items()}
+        self.counts = sum(self.by_source.values(), Counter())
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -94,22 +135,3 @@ def _copy_name(path: Path) -> str:
     """``notes.txt.gz`` -> ``notes.txt``; ``docs.parquet`` -> ``docs.jsonl``."""
     name = _plain_name(path)
     return name if _is_text(path) else name.rsplit(".", 1)[0] + ".jsonl"
-
-
-class _Pending:
-    """A file written under a temporary name and renamed into place by :meth:`commit` (never half a file)."""
-
-    def __init__(self, out: OutDir, name: str, stack: ExitStack) -> None:
-        self.target = out.path / name
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.target.with_name(self.target.name + ".tmp")
-        self.handle: IO[str] = stack.enter_context(self.tmp.open("w", encoding="utf-8"))
-
-    def write(self, text: str) -> None:
-        self.handle.write(text)
-
-    def commit(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.target)
