@@ -7,6 +7,7 @@ default is never restated. Facts derived at startup (the KV pool's block count, 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,11 @@ class EngineConfig:
         "with --kv-press in ctxops eval: compress the whole prompt, question included (kvpress's query-aware "
         "setting); off: compress only the context and prefill the question after the press (query-agnostic)",
     )
+    kv_head_policy: str | None = _opt(
+        None,
+        "a head_policy.json from `ctxops compress heads`: its retrieval KV heads read every token at decode, the "
+        "others only sink + recent tokens (masked: the paged pool frees no memory, see kv_head_policy.py)",
+    )
     quantization: str | None = _opt(
         None, "weight-only quantization of the decoder's linear layers: int8 (per output channel)"
     )
@@ -114,6 +120,17 @@ class EngineConfig:
             raise ValueError(f"kv_compression_ratio must be in (0, 1), got {self.kv_compression_ratio}")
         if self.kv_press_min_tokens < 0:
             raise ValueError(f"kv_press_min_tokens must be >= 0, got {self.kv_press_min_tokens}")
+        if self.kv_head_policy is not None:
+            if self.kv_press is not None or self.kv_cache_dtype != "auto":
+                raise ValueError(
+                    "kv_head_policy works on a full-precision cache without a press; drop kv_press and "
+                    "kv_cache_dtype, or the policy"
+                )
+            if not os.path.isfile(self.kv_head_policy):
+                raise ValueError(
+                    f"kv_head_policy {self.kv_head_policy!r} is not a file; write one with "
+                    "`ctxops compress heads MODEL --out DIR` and pass DIR/head_policy.json"
+                )
         if self.quantization is not None and self.quantization != "int8":
             raise ValueError(f"quantization must be int8 (or unset); got {self.quantization!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16"):

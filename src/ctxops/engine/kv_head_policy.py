@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ctxops.models.attention_metadata import HeadWindow
 from ctxops.models.config import ModelConfig
 
 POLICY_FORMAT = "ctxops.kv_head_policy/1"
@@ -61,9 +62,9 @@ class HeadPolicy:
         """Share of (layer, KV head) pairs that keep every token."""
         return sum(map(sum, self.retrieval)) / (self.num_layers * self.num_kv_heads)
 
-    def streaming_mask(self) -> torch.Tensor:
-        """(layers, kv_heads) bool: True for the heads limited to sink + recent."""
-        return ~torch.tensor(self.retrieval, dtype=torch.bool)
+    def head_window(self) -> HeadWindow:
+        """The decode-time mask description attention reads (streaming heads: True)."""
+        return HeadWindow(~torch.tensor(self.retrieval, dtype=torch.bool), self.sink, self.recent)
 
     def kept_fraction(self, length: int) -> float:
         """Share of a ``length``-token sequence's K/V a per-head cache would hold."""
@@ -126,17 +127,3 @@ class HeadPolicy:
         except (OSError, json.JSONDecodeError) as exc:
             raise HeadPolicyError(f"kv_head_policy {path}: cannot be read as JSON ({exc})") from exc
         return cls.from_dict(raw, f"kv_head_policy {path}")
-
-
-def window_mask(
-    streaming: torch.Tensor, lengths: torch.Tensor, width: int, sink: int, recent: int
-) -> torch.Tensor:
-    """(N, kv_heads, 1, width) bool: which cached tokens each decode may read, per KV head of one layer.
-
-    ``streaming``: (kv_heads,) bool; ``lengths``: (N,) tokens each sequence holds (its new token included).
-    """
-    keys = torch.arange(width)[None, None, :]  # (1, 1, width)
-    lens = lengths[:, None, None]
-    valid = keys < lens
-    windowed = valid & ((keys < sink) | (keys >= lens - recent))
-    return torch.where(streaming[None, :, None], windowed, valid).unsqueeze(2)

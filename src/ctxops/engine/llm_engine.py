@@ -23,6 +23,7 @@ from typing import Any
 from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.config import EngineConfig
 from ctxops.engine.kv_cache import CacheInfo, plan_cache
+from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.engine.model_runner import ModelRunner
 from ctxops.engine.outputs import CompletionOutput, Logprob, RequestOutput
 from ctxops.engine.sampler import SampleFailure, SampleResult
@@ -89,6 +90,10 @@ class LLMEngine:
             config.kv_cache_dtype,
             config.max_num_seqs,
         )
+        self.head_policy = None
+        if config.kv_head_policy is not None:
+            self.head_policy = HeadPolicy.from_file(config.kv_head_policy)
+            self.head_policy.check_model(self.model_config, f"kv_head_policy {config.kv_head_policy}")
         self.block_manager = BlockManager(
             self.cache_info.num_blocks,
             config.block_size,
@@ -105,6 +110,7 @@ class LLMEngine:
             config.quantization,
             config.kv_press,
             config.kv_compression_ratio,
+            self.head_policy,
         )
         self.sequences: dict[str, Sequence] = {}
 

@@ -17,6 +17,7 @@ import torch
 
 from ctxops.engine.block_manager import BlockManager
 from ctxops.engine.kv_cache import CacheInfo, allocate_cache
+from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.engine.kv_press import PressKind, PressScores, num_kept, select_tokens
 from ctxops.engine.sampler import SampleFailure, Sampler, SampleResult
 from ctxops.engine.scheduler import ScheduledSequence
@@ -134,6 +135,7 @@ class ModelRunner:
         quantization: str | None = None,
         kv_press: str | None = None,
         kv_compression_ratio: float = 0.5,
+        head_policy: HeadPolicy | None = None,
     ) -> None:
         self.config = model_config
         self.dtype = dtype
@@ -156,6 +158,7 @@ class ModelRunner:
         self.press = PressKind(kv_press) if kv_press else None
         self.press_ratio = kv_compression_ratio
         self.press_scores: dict[str, PressScores] = {}  # request id -> attention on its prompt so far
+        self.head_window = head_policy.head_window() if head_policy is not None else None
         self.sampler = Sampler(seed)
         self.is_dynamic_rope = model_config.rope.type == RopeType.DYNAMIC
         self.native = native_kernels()  # built once per machine (about a second); None: torch kernels only
@@ -183,7 +186,12 @@ class ModelRunner:
             context_lens.append(kv_pos + 1)
         num_shared = _common_prefix_len(tables) if len(tables) > 1 else 0
         # the native kernel reads blocks in place at memory speed: the torch cascade only pays without it
-        if num_shared < MIN_CASCADE_BLOCKS or self.quantized_kv or self.native is not None:
+        if (
+            num_shared < MIN_CASCADE_BLOCKS
+            or self.quantized_kv
+            or self.native is not None
+            or self.head_window
+        ):
             num_shared = 0
         own = [t[num_shared:] for t in tables]
         own_lens = [n - num_shared * self.block_size for n in context_lens]
@@ -253,6 +261,7 @@ class ModelRunner:
             if self.quantized_kv
             else None,
             scorers=scorers,
+            head_window=self.head_window if decode is not None else None,
         )
         ordered = decodes + prefills
         # the last row of each sequence that reaches its end produces the next token

@@ -65,6 +65,7 @@ def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = 
         "qa_file": config.qa_file,
         **({"qa_data": list(config.qa_data)} if config.qa_data else {}),
         "latency_samples": config.latency_samples,
+        **({"perturb": {task: list(names) for task, names in config.perturb}} if config.perturb else {}),
         **(
             {"ruler_data": describe_dirs(config.ruler_data), "seeds": "RULER's line numbers"}
             if config.ruler_data
@@ -88,6 +89,10 @@ def merge_run_record(
     merged["lengths"] = sorted({*old.get("lengths", []), *new["lengths"]})
     merged["samples_per_cell"] = max(old.get("samples_per_cell", 0), new["samples_per_cell"])
     merged["depths"] = sorted({*old.get("depths", []), *new["depths"]})
+    perturb = {t: list(dict.fromkeys([*old.get("perturb", {}).get(t, []), *new.get("perturb", {}).get(t, [])]))
+               for t in {*old.get("perturb", {}), *new.get("perturb", {})}}  # fmt: skip
+    if perturb:
+        merged["perturb"] = perturb
     merged["resumed"] = old.get("resumed", 0) + 1
     return merged
 
@@ -98,7 +103,12 @@ _SCORE_FIELDS = (
     "lengths_exact", "ctxops_version",
 )  # fmt: skip
 # Derived from other fields (the pool from the engine settings) or local to one machine (the path).
-_NOT_SETTINGS = ("target.model_path", "target.kv_cache", "target.kv_press_query_aware")
+_NOT_SETTINGS = (
+    "target.model_path",
+    "target.kv_cache",
+    "target.kv_press_query_aware",
+    "target.kv_head_policy",
+)
 _WHY = {
     "target.answer_prefix": "RULER's answer prefix starts the model's answer; without it (the chat API cannot "
     "send one) models answer in their own words and usually score lower; rerun with --api completions or against "

@@ -24,6 +24,7 @@ from ctxops.models.attention_metadata import (  # re-exported: the model runner 
     AttentionMetadata,
     BlockSpan,
     DecodeBatch,
+    HeadWindow,
     LoneDecode,
     PrefillSegment,
     QuantStep,
@@ -38,6 +39,7 @@ __all__ = [
     "AttentionMetadata",
     "BlockSpan",
     "DecodeBatch",
+    "HeadWindow",
     "LoneDecode",
     "PrefillSegment",
     "QuantStep",
@@ -99,6 +101,20 @@ def _decode_plain(q: torch.Tensor, k_cache, v_cache, batch: DecodeBatch, scale: 
         values = gather_blocks(v_cache, batch.own_tables)
         mask = batch.own_mask
     out = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scale, enable_gqa=True)
+    return out.squeeze(2)  # (N, num_heads, head_dim)
+
+
+def _decode_windowed(
+    q: torch.Tensor, k_cache, v_cache, batch: DecodeBatch, scale: float, window: HeadWindow, layer: int
+) -> torch.Tensor:
+    """Decodes under a head-aware KV policy: one SDPA call with a per-head mask (no cascade, no native kernel)."""
+    keys = gather_blocks(k_cache, batch.own_tables)  # (N, kv_heads, L, head_dim)
+    values = gather_blocks(v_cache, batch.own_tables)
+    lengths = torch.tensor(batch.own_lens, dtype=torch.long)
+    mask = window.mask(layer, lengths, keys.shape[2], q.shape[1] // keys.shape[1])
+    out = F.scaled_dot_product_attention(
+        q.unsqueeze(2), keys, values, attn_mask=mask, scale=scale, enable_gqa=True
+    )
     return out.squeeze(2)  # (N, num_heads, head_dim)
 
 
@@ -186,8 +202,11 @@ def paged_attention(
     out = torch.empty_like(q)
     if meta.decode is not None:
         n = meta.decode.num_seqs
-        decode = _decode_cascade if meta.decode.shared is not None else _decode_plain
-        out[:n] = decode(q[:n], k_cache, v_cache, meta.decode, scale)
+        if meta.head_window is not None:
+            out[:n] = _decode_windowed(q[:n], k_cache, v_cache, meta.decode, scale, meta.head_window, layer)
+        else:
+            decode = _decode_cascade if meta.decode.shared is not None else _decode_plain
+            out[:n] = decode(q[:n], k_cache, v_cache, meta.decode, scale)
     for i, seg in enumerate(meta.prefills):
         out[seg.start : seg.start + seg.num_query_tokens] = _prefill(q, k, v, k_cache, v_cache, seg, scale)
         if meta.scorers and meta.scorers[i] is not None:

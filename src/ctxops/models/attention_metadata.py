@@ -104,6 +104,24 @@ class QuantStep:
 
 
 @dataclass(frozen=True, slots=True)
+class HeadWindow:
+    """Head-aware KV at decode: streaming KV heads read only the first ``sink`` and last ``recent`` tokens."""
+
+    streaming: torch.Tensor  # (layers, kv_heads) bool: True for a streaming head, False for a retrieval head
+    sink: int
+    recent: int
+
+    def mask(self, layer: int, lengths: torch.Tensor, width: int, group: int) -> torch.Tensor:
+        """(N, heads, 1, width) bool: the tokens each decode's query heads may read (``lengths``: (N,) tokens)."""
+        keys = torch.arange(width)[None, None, :]
+        lens = lengths[:, None, None]
+        valid = keys < lens
+        windowed = valid & ((keys < self.sink) | (keys >= lens - self.recent))
+        per_kv = torch.where(self.streaming[layer][None, :, None], windowed, valid)  # (N, kv_heads, width)
+        return per_kv.repeat_interleave(group, dim=1).unsqueeze(2)
+
+
+@dataclass(frozen=True, slots=True)
 class AttentionMetadata:
     """Where a step's tokens go in the cache and what each of them attends to.
 
@@ -118,6 +136,7 @@ class AttentionMetadata:
     # per prefill segment, None or an object whose ``observe(layer, q, keys, first_position, scale)`` records the
     # chunk's attention (a KV press scoring the prompt)
     scorers: list | None = None
+    head_window: HeadWindow | None = None  # set with a head-aware KV policy (decode rows only)
 
     @property
     def num_decodes(self) -> int:

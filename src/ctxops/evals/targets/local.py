@@ -146,11 +146,20 @@ class LocalTarget(Target):
             "engine": engine,
             "kv_cache": self.llm.engine.cache_info.to_dict(),  # the pool these settings gave: bytes, tokens
             "kv_press_query_aware": _query_aware(self.config),
+            # what the head policy keeps: a per-head cache's share of a sequence; the paged pool frees nothing
+            "kv_head_policy": None
+            if self.llm.engine.head_policy is None
+            else {**self.llm.engine.head_policy.to_dict(), "pool_bytes_freed": 0},
         }
 
     def identity(self) -> dict[str, Any]:
         out = self.describe()
-        for derived in ("model_path", "kv_cache", "kv_press_query_aware"):  # follow from the settings
+        for derived in (
+            "model_path",
+            "kv_cache",
+            "kv_press_query_aware",
+            "kv_head_policy",
+        ):  # follow from the settings
             out.pop(derived)
         return out
 
