@@ -41,6 +41,7 @@ class LazyGroup(click.Group):
         "models": "ctxops.cli.models:models",
         "monitor": "ctxops.cli.monitor:monitor",
         "plan": "ctxops.cli.plan:plan",
+        "registry": "ctxops.cli.registry:registry",
         "report": "ctxops.cli.report:report",
         "scan": "ctxops.cli.scan:scan",
         "serve": "ctxops.cli.serve:serve",

@@ -1,0 +1,1 @@
+"""Model versions (registry), A/B verdicts with statistics, and progressive rollout through the gateway's admin API."""
