@@ -10,11 +10,11 @@ import pytest
 from ctxops.serve.request_log import RequestLog, RequestRecord, read_rows
 from ctxops.store import open_store
 from ctxops.store.requests import (
-    as_floats,
     count_above,
+    count_values,
     distinct_values,
     insert_requests,
-    read_columns,
+    read_floats,
     read_requests,
     window_filter,
 )
@@ -30,17 +30,22 @@ def test_insert_replaces_by_request_id_and_reads_windows(db_url):
     insert_requests(store, [_row(i) for i in range(10)])
     insert_requests(store, [_row(3, status=500, error_code="engine_failed")])  # same id: replaced
     window = window_filter(102.0, 106.0, {"model": "m"})
-    columns = read_columns(store, ["prompt_tokens", "ttft_s", "status", "error_code"], window)
-    assert sorted(columns["prompt_tokens"]) == [2, 3, 4, 5]
-    assert (
-        sorted(columns["status"]) == [200, 200, 200, 500]
-        and columns["error_code"].count("engine_failed") == 1
-    )
-    ttft = sorted(as_floats(columns["ttft_s"]).tolist(), key=lambda x: (math.isnan(x), x))
+    columns = read_floats(store, ["prompt_tokens", "ttft_s", "status"], window)
+    assert sorted(columns["prompt_tokens"]) == [2, 3, 4, 5] and sorted(columns["status"]) == [
+        200,
+        200,
+        200,
+        500,
+    ]
+    counts = count_values(store, ["status", "error_code", "endpoint"], window)
+    assert counts == {"status": {"200": 3, "500": 1}, "error_code": {"none": 3, "engine_failed": 1},
+                      "endpoint": {"chat.completions": 4}}  # fmt: skip
+    ttft = sorted(columns["ttft_s"].tolist(), key=lambda x: (math.isnan(x), x))
     assert ttft[:2] == [1.0, 2.0] and all(math.isnan(x) for x in ttft[2:])
     assert count_above(store, "prompt_tokens", 3, window) == (2, 4)
     assert distinct_values(store, "model", window_filter(0, 1e9)) == ["m"]
-    assert as_floats(read_columns(store, ["e2e_s"], window_filter(0, 1))["e2e_s"]).shape == (0,)
+    assert read_floats(store, ["e2e_s"], window_filter(0, 1))["e2e_s"].shape == (0,)
+    assert count_values(store, ["status"], window_filter(0, 1)) == {"status": {}}
     store.close()
 
 
@@ -50,7 +55,7 @@ def test_the_request_log_writes_through_the_store(db_url):
         log.append(RequestRecord(f"q{i}", "completions", model="m", prompt="secret", prompt_tokens=i))
     log.close()
     store = open_store(db_url)
-    tokens = read_columns(store, ["prompt_tokens"], window_filter(0, 1e12))["prompt_tokens"]
+    tokens = read_floats(store, ["prompt_tokens"], window_filter(0, 1e12))["prompt_tokens"]
     assert sorted(tokens) == list(range(600))
     store.close()
     if not db_url.startswith("postgresql"):

@@ -24,7 +24,7 @@ from ctxops.monitor.windows import Window
 from ctxops.store import Store
 from ctxops.store.eval_runs import recent_runs
 from ctxops.store.incidents import list_incidents
-from ctxops.store.requests import as_floats, read_columns, window_filter
+from ctxops.store.requests import read_floats, window_filter
 from ctxops.store.schema import eval_runs, requests
 
 BUCKETS = ((0, 1024, "<=1K"), (1024, 4096, "1K-4K"), (4096, 16384, "4K-16K"), (16384, 65536, "16K-64K"),
@@ -40,8 +40,8 @@ def _pct(values: np.ndarray, p: float) -> float | None:
 
 def traffic(store: Store, now: float) -> dict[str, Any]:
     """Requests and 5xx over the last hour and day, and requests per hour over the day (oldest first)."""
-    day = read_columns(store, ("created_at", "status"), window_filter(now - _DAY, now))
-    created, status = as_floats(day["created_at"]), as_floats(day["status"])
+    day = read_floats(store, ("created_at", "status"), window_filter(now - _DAY, now))
+    created, status = day["created_at"], day["status"]
     last_hour = created >= now - _HOUR
     hourly = np.histogram(created, bins=24, range=(now - _DAY, now))[0] if created.size else np.zeros(24, int)
     return {
@@ -56,9 +56,7 @@ def latency_by_bucket(store: Store, now: float) -> list[dict[str, Any]]:
     where = sa.and_(
         window_filter(now - _DAY, now), requests.c.status < 400, requests.c.prompt_tokens.is_not(None)
     )
-    columns = {
-        k: as_floats(v) for k, v in read_columns(store, ("prompt_tokens", "ttft_s", "e2e_s"), where).items()
-    }
+    columns = read_floats(store, ("prompt_tokens", "ttft_s", "e2e_s"), where)
     out = []
     for low, high, label in BUCKETS:
         mask = (

@@ -14,7 +14,7 @@ gives it the rows.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from scipy.spatial.distance import jensenshannon
 
 from ctxops.monitor.windows import Window
 from ctxops.store import Store
-from ctxops.store.requests import as_floats, distinct_values, read_columns, window_filter
+from ctxops.store.requests import count_values, distinct_values, read_floats, window_filter
 
 NUMERIC = ("prompt_tokens", "completion_tokens", "cached_share", "queue_time_s", "ttft_s", "tpot_s", "e2e_s")
 CATEGORICAL = ("finish_reason", "status", "error_code", "endpoint")
@@ -154,22 +154,21 @@ def decide(results: list[MetricDrift], config: DriftConfig) -> None:
 def compare_windows(
     store: Store, reference: Window, current: Window, config: DriftConfig, filters: dict[str, str]
 ) -> list[MetricDrift]:
-    """Every metric between the two windows among rows matching ``filters`` (undecided: see :func:`decide`)."""
-    where_ref = window_filter(reference.start, reference.end, filters)
-    where_cur = window_filter(current.start, current.end, filters)
-    ref = read_columns(store, _STORED + CATEGORICAL, where_ref)  # one scan per window for every metric
-    cur = read_columns(store, _STORED + CATEGORICAL, where_cur)
-    ref_numeric = derive_numeric({name: as_floats(ref[name]) for name in _STORED})
-    cur_numeric = derive_numeric({name: as_floats(cur[name]) for name in _STORED})
+    """Every metric between the two windows among rows matching ``filters`` (undecided: see :func:`decide`).
+
+    Four reads (numbers and category counts, per window) run on their own connections at once: the database
+    does most of the work outside the GIL, so a second core halves the wait on a large log.
+    """
+    wheres = [window_filter(w.start, w.end, filters) for w in (reference, current)]
+    with ThreadPoolExecutor(4) as pool:
+        numbers = [pool.submit(read_floats, store, _STORED, where) for where in wheres]
+        counts = [pool.submit(count_values, store, CATEGORICAL, where) for where in wheres]
+        (ref, cur), (ref_counts, cur_counts) = [f.result() for f in numbers], [f.result() for f in counts]
+    ref_numeric, cur_numeric = derive_numeric(ref), derive_numeric(cur)
     results = [compare_numeric(name, ref_numeric[name], cur_numeric[name], config) for name in NUMERIC]
     for name in CATEGORICAL:
-        results.append(compare_categorical(name, _counts(ref[name]), _counts(cur[name]), config))
+        results.append(compare_categorical(name, ref_counts[name], cur_counts[name], config))
     return results
-
-
-def _counts(values: tuple[Any, ...]) -> dict[str, int]:
-    """Rows per category; NULL is the category ``none``."""
-    return {("none" if value is None else str(value)): n for value, n in Counter(values).items()}
 
 
 def detect_drift(

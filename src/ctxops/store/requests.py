@@ -58,30 +58,42 @@ def window_filter(start: float, end: float, filters: dict[str, str] | None = Non
     return sa.and_(*clauses)
 
 
-def read_columns(
-    store: Store, columns: Iterable[str], where: sa.ColumnElement[bool]
-) -> dict[str, tuple[Any, ...]]:
-    """The named columns of the matching rows, one tuple of values per column (NULL is None), in one pass.
-
-    The query runs on the driver's own cursor: for a million rows the ORM-free path is several times faster.
-    """
-    names = list(columns)
-    query = sa.select(*(requests.c[n] for n in names)).where(where)
+def _fetch(store: Store, query: sa.Select) -> list[tuple[Any, ...]]:
+    """All rows of ``query``, from the driver's own cursor (for a million rows, several times faster than Core)."""
     with store.engine.connect() as conn:
         compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(str(compiled))
-            data = cursor.fetchall()
+            return cursor.fetchall()
         finally:
             cursor.close()
-    transposed = list(zip(*data, strict=True)) if data else [() for _ in names]
-    return dict(zip(names, transposed, strict=True))
 
 
-def as_floats(values: tuple[Any, ...]) -> np.ndarray:
-    """A column from :func:`read_columns` as a float array (None -> nan)."""
-    return np.array(values, dtype=float) if values else np.empty(0)
+def read_floats(store: Store, columns: Iterable[str], where: sa.ColumnElement[bool]) -> dict[str, np.ndarray]:
+    """The named numeric columns of the matching rows as float arrays (NULL is nan), in one pass."""
+    names = list(columns)
+    rows = _fetch(store, sa.select(*(requests.c[n] for n in names)).where(where))
+    table = np.array(rows, dtype=float) if rows else np.empty((0, len(names)))  # (rows, columns)
+    return {name: table[:, i] for i, name in enumerate(names)}
+
+
+def count_values(
+    store: Store, columns: Iterable[str], where: sa.ColumnElement[bool]
+) -> dict[str, dict[str, int]]:
+    """Rows per value of each named column among the matching rows (NULL is the value ``none``).
+
+    One GROUP BY over all the columns: the database counts, and only the few distinct combinations cross over.
+    """
+    names = list(columns)
+    keys = [requests.c[n] for n in names]
+    rows = _fetch(store, sa.select(*keys, sa.func.count()).where(where).group_by(*keys))
+    counts: dict[str, dict[str, int]] = {name: {} for name in names}
+    for *values, n in rows:
+        for name, value in zip(names, values, strict=True):
+            key = "none" if value is None else str(value)
+            counts[name][key] = counts[name].get(key, 0) + int(n)
+    return counts
 
 
 def distinct_values(store: Store, column: str, where: sa.ColumnElement[bool]) -> list[str]:
