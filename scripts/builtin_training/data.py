@@ -143,7 +143,7 @@ class DocMaker:
         num_q = 1 if rng.random() < 0.75 or len(order) < 2 else rng.randint(2, min(4, len(order)))
         first = order[:num_q]
         rest = order[num_q:][: rng.randint(0, 12 if drill else 8)]
-        query = niah._query_text(first)
+        query = niah.query_text(first)
         prefix = niah.ANSWER_PREFIX.format(kind="numbers", query=query)
 
         follow: list[Piece] = []

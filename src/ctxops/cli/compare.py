@@ -15,7 +15,9 @@ from ctxops.cli.options import FINITE_FLOAT
 @click.option("--alpha", type=FINITE_FLOAT, default=0.05, show_default=True, help="significance level")
 @click.option("--resamples", default=10_000, show_default=True, help="paired bootstrap resamples")
 @click.option(
-    "--fail-on-regression", is_flag=True, help="exit 1 when B is significantly worse than A (CI gates)"
+    "--fail-on-regression",
+    is_flag=True,
+    help="exit 1 when B is significantly worse than A, or more brittle under a perturbation (CI gates)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 def compare(
@@ -24,7 +26,8 @@ def compare(
     """Compare RUN_B against the baseline RUN_A, sample by sample (paired by task, length, depth, seed).
 
     Prints the score change with a paired bootstrap interval and McNemar's exact test, overall and per length,
-    latency changes, and a verdict: regression, improvement or no significant change.
+    latency changes, and a verdict: regression, improvement or no significant change. Runs made with --perturb
+    are also compared per variant on brittleness (clean minus perturbed score, paired by seed).
 
     Example: ctxops compare runs/bf16 runs/int8 --fail-on-regression
     """
@@ -71,8 +74,30 @@ def compare(
         _print_notes(console, result)
         colour = {"regression": "red", "improvement": "green"}.get(result["verdict"], "white")
         console.print(f"verdict: [bold {colour}]{result['verdict']}[/bold {colour}]")
-    if fail_on_regression and result["verdict"] == "regression":
+        _print_brittleness(console, result["brittleness"])
+    if fail_on_regression and (result["verdict"] == "regression" or result["brittleness_regression"]):
         raise SystemExit(1)
+
+
+def _print_brittleness(console, brittleness: dict | None) -> None:
+    """Per variant, how much more (or less) B loses to it than A, worst first."""
+    from rich.table import Table
+
+    if not brittleness:
+        return
+    table = Table(
+        title=f"brittleness B - A per variant ({brittleness['confidence']:.2%} bootstrap CI, Bonferroni)",
+        title_justify="left",
+    )
+    for column in ("variant", "n", "drop A", "drop B", "B - A [CI]", ""):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for r in brittleness["variants"]:
+        table.add_row(
+            r["variant"], str(r["n"]), f"{r['drop_a']:+.1f}", f"{r['drop_b']:+.1f}",
+            f"{r['change']:+.1f} [{r['change_low']:+.1f}, {r['change_high']:+.1f}]",
+            "[bold red]brittleness regression[/bold red]" if r["regression"] else "",
+        )  # fmt: skip
+    console.print(table)
 
 
 def _print_notes(console, result: dict) -> None:

@@ -5,7 +5,9 @@ correct/incorrect (``scipy.stats.binomtest`` on the discordant pairs) and a pair
 difference (B - A), resampled within each task. A difference is significant when McNemar's p < alpha or the
 bootstrap interval excludes zero; its sign makes it a regression or an improvement. Also reports latency deltas,
 the settings the two run.json files record differently (from :mod:`.provenance`), and lines of samples.jsonl that
-hold no record. This module knows records and statistics, not how runs were produced.
+hold no record. Perturbed samples (``--perturb``) are left out of those tests and compared as brittleness instead
+(:func:`.robustness.brittleness_change`): a variant that costs B significantly more than it costs A is a
+brittleness regression. This module knows records and statistics, not how runs were produced.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from ctxops.evals import stats
+from ctxops.evals import robustness, stats
 from ctxops.evals.provenance import setting_differences
 from ctxops.evals.rundir import RunDir, RunDirError, record_key
 from ctxops.evals.summary import dedupe
@@ -86,8 +88,9 @@ def compare_runs(
 ) -> dict[str, Any]:
     """Pair the two runs' samples and test them overall and per length."""
     samples_a, samples_b = run_a.read_samples(), run_b.read_samples()
-    a = {record_key(r): r for r in dedupe(samples_a.records)}
-    b = {record_key(r): r for r in dedupe(samples_b.records)}
+    records_a, records_b = dedupe(samples_a.records), dedupe(samples_b.records)
+    a = {record_key(r): r for r in records_a if not r.get("variant")}
+    b = {record_key(r): r for r in records_b if not r.get("variant")}
     keys = sorted(a.keys() & b.keys(), key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2], k[3]))
     if not keys:
         raise RunDirError(
@@ -100,6 +103,7 @@ def compare_runs(
     for pair in pairs:
         by_length[pair[0]["length"]].append(pair)
     overall = paired(pairs, alpha, resamples, seed)
+    brittleness = robustness.brittleness_change(records_a, records_b, alpha, resamples, seed)
     return {
         "a": str(run_a.path),
         "b": str(run_b.path),
@@ -119,6 +123,8 @@ def compare_runs(
         },
         "latency": {str(n): _latency(ps) for n, ps in sorted(by_length.items())},
         "verdict": overall.verdict.value,
+        "brittleness": brittleness,
+        "brittleness_regression": bool(brittleness and brittleness["regressions"]),
     }
 
 

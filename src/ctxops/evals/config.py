@@ -2,7 +2,8 @@
 
 :class:`EvalConfig` is validated once when built; :func:`parse_lengths` reads ``--lengths 1k,2k,4k``
 (``k`` = 1024 tokens, ``m`` = 1024², as RULER's 4K means 4096). :meth:`EvalConfig.plan` lists every item of the
-run: tasks × lengths × samples, each sample at the next depth in turn and with its own seed.
+run: tasks × lengths × samples, each sample at the next depth in turn and with its own seed, and each sample again
+under every perturbation variant of its task (``perturb``), at the same seed, depth and length.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class EvalConfig:
     ruler_data: tuple[str, ...] = ()  # ``[LENGTH=]DIR`` of RULER's prepared data: samples come from there
     latency_samples: int = 0  # per length, sent again one at a time after the run (latency without queueing)
     share_prefixes: bool = True  # group and order samples so a shared haystack prefix is computed once
+    perturb: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (task, its variant names), from perturb.expand
+    model_card: str | None = None  # its ctxops.trained_on splits in-distribution from held-out
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -104,6 +107,13 @@ class EvalConfig:
             raise ValueError(f"--depths must be between 1 and 1000, got {self.depths}")
         if self.concurrency < 1:
             raise ValueError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.perturb and self.ruler_data:
+            raise ValueError(
+                "--perturb builds variants of the built-in tasks; it does not apply to --ruler-data"
+            )
+        unknown = [t for t, _ in self.perturb if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"perturbation variants given for tasks not in the run: {unknown}")
         if "qa" in self.tasks and not self.qa_file:
             raise TaskError("task 'qa' needs --qa-file FILE (a JSONL of {documents, question, answers})")
         if {"qa_1", "qa_2"} & set(self.tasks) and not (self.qa_data or self.ruler_data):
@@ -113,13 +123,15 @@ class EvalConfig:
             )
 
     def plan(self) -> list[SampleSpec]:
-        """Every item of the run, in a stable order (task, length, sample index)."""
+        """Every item of the run, in a stable order (task, variant, length, sample index); clean first."""
         grid = depth_grid(self.depths)
+        variants = dict(self.perturb)
         specs = []
         for task in self.tasks:
             uses_depth = get_task(task).uses_depth
-            for length in self.lengths:
-                for i in range(self.samples):
-                    depth = grid[i % len(grid)] if uses_depth else None
-                    specs.append(SampleSpec(task, length, depth, self.seed + i))
+            for variant in ("", *variants.get(task, ())):
+                for length in self.lengths:
+                    for i in range(self.samples):
+                        depth = grid[i % len(grid)] if uses_depth else None
+                        specs.append(SampleSpec(task, length, depth, self.seed + i, variant))
         return specs

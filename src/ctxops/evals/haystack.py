@@ -2,7 +2,8 @@
 
 Three sources: ``noise`` (RULER's noise haystack: one block of five short sentences, repeated; the stream's unit is
 the whole block), ``prose`` (our generated essay prose, see :mod:`ctxops.evals.prose`) and the user's own files
-(``--haystack FILE...``, split into sentences, wrapping around). As RULER reads its essays, prose is the same text
+(``--haystack FILE...``, split into sentences, wrapping around). The ``haystack`` perturbation adds three generated
+kinds (:mod:`ctxops.evals.filler_text`): source code and JSON log lines (a line a unit) and Spanish sentences. As RULER reads its essays, prose is the same text
 from the same start in every sample (the seed picks needles, not the haystack), so samples of one length share
 their prompt up to the first needle and a prefix cache computes it once. A haystack knows sentences, not tokens: a task decides how many
 to take by measuring the prompt with the target's tokenizer.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from ctxops.evals import filler_text
 from ctxops.evals.prose import prose_sentences
 
 NOISE_SENTENCES = (
@@ -32,10 +34,20 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class HaystackKind(StrEnum):
-    """Which filler a task uses: repeated noise sentences, or prose (generated or the user's files)."""
+    """Which filler a task uses: repeated noise sentences, or prose (generated or the user's files), or another kind."""
 
     NOISE = "noise"
     PROSE = "prose"
+    CODE = "code"  # Python source, a line a unit
+    LOGS = "logs"  # JSON log lines, a line a unit
+    SPANISH = "spanish"  # Spanish sentences, a second language
+
+
+_GENERATED = {
+    HaystackKind.CODE: filler_text.code_lines,
+    HaystackKind.LOGS: filler_text.log_lines,
+    HaystackKind.SPANISH: filler_text.spanish_sentences,
+}
 
 
 def split_sentences(text: str) -> list[str]:
@@ -99,6 +111,8 @@ class SentenceStream:
         have = len(self._cache)
         if self._kind is HaystackKind.NOISE:
             self._cache += [NOISE_BLOCK] * count
+        elif self._kind in _GENERATED:
+            self._cache += _GENERATED[self._kind](self._rng, count)
         elif self._haystack.user_sentences:
             pool = self._haystack.user_sentences
             self._cache += [pool[(have + i) % len(pool)] for i in range(count)]

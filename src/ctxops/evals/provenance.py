@@ -19,6 +19,7 @@ from typing import Any
 
 from ctxops import __version__
 from ctxops.evals.config import EvalConfig, depth_grid
+from ctxops.evals.robustness import read_trained_on
 from ctxops.evals.ruler_data import describe_dirs
 from ctxops.evals.rundir import RunDirError
 from ctxops.evals.targets.base import Target
@@ -40,6 +41,17 @@ def content_identity(config: EvalConfig, target: Target) -> dict[str, Any]:
     if config.ruler_data:
         identity["ruler_data"] = {n: d["files"] for n, d in describe_dirs(config.ruler_data).items()}
     return identity
+
+
+def _trained_on(config: EvalConfig, target: Target) -> dict[str, list[str]] | None:
+    """What the model card (``--model-card``, else the local model's README.md) says the model was trained on."""
+    if config.model_card:
+        return read_trained_on(config.model_card)  # checked at the CLI's edge
+    path = target.describe().get("model_path")
+    try:
+        return read_trained_on(path) if path else None
+    except ValueError:  # the model's own README is not ours to police; without a list there is no split
+        return None
 
 
 def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = None) -> dict[str, Any]:
@@ -66,6 +78,7 @@ def new_run_record(config: EvalConfig, target: Target, argv: list[str] | None = 
         **({"qa_data": list(config.qa_data)} if config.qa_data else {}),
         "latency_samples": config.latency_samples,
         **({"perturb": {task: list(names) for task, names in config.perturb}} if config.perturb else {}),
+        **({"trained_on": trained} if (trained := _trained_on(config, target)) else {}),
         **(
             {"ruler_data": describe_dirs(config.ruler_data), "seeds": "RULER's line numbers"}
             if config.ruler_data

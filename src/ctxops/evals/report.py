@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ctxops.evals import report_html
 from ctxops.evals.config import format_length
+from ctxops.evals.robustness_html import print_robustness
 from ctxops.evals.rundir import (
     LATENCY_FILE,
     REPORT_FILE,
@@ -113,3 +114,4 @@ def print_table(summary: dict[str, Any], console: Console | None = None) -> None
         f"effective length: {show(eff['lower_bound'])} (95% lower bound >= {summary['threshold']:g}); "
         f"{show(eff['point_estimate'])} (RULER point estimate)"
     )
+    print_robustness(summary.get("robustness"), console)

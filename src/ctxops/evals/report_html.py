@@ -10,7 +10,7 @@ import html
 import json
 from typing import Any
 
-from ctxops.evals import charts
+from ctxops.evals import charts, robustness_html
 from ctxops.evals.config import format_length
 
 STYLE = """
@@ -118,6 +118,7 @@ def render(summary: dict[str, Any], run: dict[str, Any]) -> str:
     heat = charts.heatmap(summary)
     if heat:
         sections.append(f'<h2>Depth × length</h2><div class="chart" id="chart-heatmap">{heat}</div>')
+    sections.append(robustness_html.section(summary.get("robustness")))
     sections += [
         f'<h2>Latency</h2><div class="chart" id="chart-latency">{charts.latency_vs_length(summary)}</div>',
         latency_table(summary),

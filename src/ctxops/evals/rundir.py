@@ -33,15 +33,16 @@ class RunDirError(ValueError):
     """The path is not a usable run directory."""
 
 
-def record_key(record: dict[str, Any]) -> tuple[str, int, float | None, int]:
-    """The (task, length, depth, seed) key of a samples.jsonl record."""
+def record_key(record: dict[str, Any]) -> tuple:
+    """The (task, length, depth, seed) key of a samples.jsonl record, then its variant when it has one."""
     depth = record.get("depth")
-    return (
+    key = (
         record["task"],
         int(record["length"]),
         None if depth is None else round(float(depth), 6),
         int(record["seed"]),
     )
+    return (*key, record["variant"]) if record.get("variant") else key
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ class RunDir:
         """Every complete record in file order; lines without one are skipped (see :meth:`read_samples`)."""
         yield from self.read_samples().records
 
-    def finished_keys(self, name: str = SAMPLES_FILE) -> set[tuple[str, int, float | None, int]]:
+    def finished_keys(self, name: str = SAMPLES_FILE) -> set[tuple]:
         """Keys of the samples already recorded in ``samples.jsonl`` (or ``name``)."""
         return {record_key(r) for r in self.read_samples(name).records}
 

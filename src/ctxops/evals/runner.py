@@ -41,6 +41,7 @@ from ctxops.evals.sample import Sample, SampleSpec
 from ctxops.evals.schedule import PrefixGate, prefix_order
 from ctxops.evals.source import GeneratedSamples, SampleSource
 from ctxops.evals.targets.base import Completion, Target, TargetError
+from ctxops.evals.tasks import TaskError
 
 
 @dataclass
@@ -88,6 +89,7 @@ def make_record(sample: Sample, completion: Completion, concurrency: int) -> dic
         "finish_reason": completion.finish_reason,
         "attempts": completion.attempts,
         "needle_depths": sample.metadata.get("needle_depths"),
+        **({"variant": spec.variant} if spec.variant else {}),
         **({"ruler_index": sample.metadata["ruler_index"]} if "ruler_index" in sample.metadata else {}),
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         **sample.record_fields(completion.text),
@@ -143,6 +145,10 @@ class Runner:
         finished = self.run_dir.finished_keys()
         plan = self.source.plan()
         todo = [s for s in plan if s.key not in finished]
+        unfit = await self._check_buildable(todo) if todo else set()
+        if unfit:
+            plan = [s for s in plan if (s.task, s.length, s.variant) not in unfit]
+            todo = [s for s in todo if (s.task, s.length, s.variant) not in unfit]
         if self.config.share_prefixes:
             todo = prefix_order(todo)
             self._gate = PrefixGate(todo)
@@ -154,8 +160,9 @@ class Runner:
         )
         if moved:
             outcome.warnings.append(moved)
-        if todo:
-            await self._check_buildable(todo)
+        if unfit:
+            shown = ", ".join(f"{v} at {n} tokens ({t})" for t, n, v in sorted(unfit))
+            outcome.warnings.append(f"variants left out, their prompts do not fit the length: {shown}")
         queue: asyncio.Queue[SampleSpec] = asyncio.Queue()
         for spec in todo:
             queue.put_nowait(spec)
@@ -196,11 +203,22 @@ class Runner:
                 self.run_dir.append(make_record(sample, completion, concurrency=1), LATENCY_FILE)
             progress.advance(bar)
 
-    async def _check_buildable(self, todo: list[SampleSpec]) -> None:
-        """Build the first sample of each (task, length) up front, so a bad length fails before any request."""
-        firsts = {(s.task, s.length): s for s in reversed(todo)}
-        for spec in firsts.values():
-            await asyncio.to_thread(self.build, spec)
+    async def _check_buildable(self, todo: list[SampleSpec]) -> set[tuple[str, int, str]]:
+        """Build the first sample of each (task, length, variant) up front, so a bad length fails before any request.
+
+        A clean item that does not fit raises; a perturbation variant that does not fit (32 distractors in 512
+        tokens) is returned as (task, length, variant), for the run to leave out with a warning.
+        """
+        firsts = {(s.task, s.length, s.variant): s for s in reversed(todo)}
+        unfit = set()
+        for group, spec in firsts.items():
+            try:
+                await asyncio.to_thread(self.build, spec)
+            except TaskError:
+                if not spec.variant:
+                    raise
+                unfit.add(group)
+        return unfit
 
     async def _worker(
         self, queue: asyncio.Queue[SampleSpec], outcome: RunOutcome, progress: Progress, bar

@@ -33,6 +33,9 @@ class SampleSpec:
     length: int  # tokens: prompt (template included) + generation budget
     depth: float | None  # where the first needle sits, 0.0 (start) to 1.0 (end); None when there is none
     seed: int
+    variant: str = (
+        ""  # a perturbation such as "distractors=8" (see ctxops.evals.perturb); "" = the clean item
+    )
 
     def __post_init__(self) -> None:
         if self.length <= 0:
@@ -41,12 +44,19 @@ class SampleSpec:
             raise ValueError(f"depth must be between 0 and 1, got {self.depth}")
 
     @property
-    def key(self) -> tuple[str, int, float | None, int]:
-        """(task, length, depth, seed): how samples are matched across runs."""
-        return (self.task, self.length, None if self.depth is None else round(self.depth, 6), self.seed)
+    def key(self) -> tuple:
+        """(task, length, depth, seed), then the variant when there is one: how samples are matched across runs.
+
+        A clean item keeps the four-part key of runs made before perturbations existed.
+        """
+        key = (self.task, self.length, None if self.depth is None else round(self.depth, 6), self.seed)
+        return (*key, self.variant) if self.variant else key
 
     def rng_seed(self) -> int:
-        """A stable 64-bit seed for this item (stable across Python versions and processes)."""
+        """A stable 64-bit seed for this item (stable across Python versions and processes).
+
+        The variant is left out: a perturbed item draws the same keys, values and depths as its clean twin.
+        """
         text = f"{self.task}|{self.length}|{self.key[2]}|{self.seed}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.haystack import Haystack
+from ctxops.evals.perturb import perturbation
 from ctxops.evals.sample import Sample, SampleSpec
 from ctxops.evals.targets.base import Target
 from ctxops.evals.tasks import QARecord, TaskError, build_sample, read_qa_dataset, read_qa_file
@@ -51,4 +52,5 @@ class GeneratedSamples:
         return build_sample(
             spec.task, spec.length, spec.depth, spec.seed, self.target.count_tokens,
             haystack=self.haystack, qa_records=self.qa_records.get(spec.task, ()),
+            variant=spec.variant, perturbation=perturbation(spec),
         )  # fmt: skip

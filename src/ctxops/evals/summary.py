@@ -8,8 +8,9 @@ Scores are RULER's (mean per-sample score × 100). The per-length "all tasks" sc
 length, which equals the mean over tasks when each task has the same number of samples; ``average`` names the tasks
 it covers, and calls it RULER's average only when all 13 of RULER's tasks are in (an average over fewer tasks, QA
 left out, is not comparable with RULER's tables). Every latency figure carries the concurrency it was measured under;
-``latency_solo`` holds the samples sent one at a time (``--latency-samples``). This module knows records and
-statistics, not rendering.
+``latency_solo`` holds the samples sent one at a time (``--latency-samples``). Perturbed samples (``--perturb``) stay
+out of every table above and go to ``robustness`` (:mod:`.robustness`). This module knows records and statistics,
+not rendering.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from ctxops.evals import stats
+from ctxops.evals import robustness, stats
 from ctxops.evals.ruler_data import RULER_13
 from ctxops.evals.rundir import record_key
 
@@ -119,7 +120,8 @@ def summarize(
 
     ``latency_records`` are the samples sent one at a time (latency.jsonl); they are not scored into the results.
     """
-    records = dedupe(records)
+    everything = dedupe(records)
+    records = [r for r in everything if not r.get("variant")]
     solo: dict[int, list] = defaultdict(list)
     for r in dedupe(latency_records):
         solo[r["length"]].append(r)
@@ -135,7 +137,7 @@ def summarize(
     tasks = list(dict.fromkeys([*run.get("tasks", []), *sorted({r["task"] for r in records})]))
     tasks = [t for t in tasks if any((t, n) in by_cell for n in lengths)]
     overall = {n: cell(by_length[n]) for n in lengths}
-    return {
+    summary = {
         "warnings": token_count_warnings(records, run),
         "run": {
             k: run.get(k)
@@ -160,3 +162,7 @@ def summarize(
             },
         },
     }
+    robust = robustness.summarize_robustness(everything, run, threshold)
+    if robust:
+        summary["robustness"] = robust
+    return summary

@@ -5,6 +5,10 @@ A task is a function ``build(ctx) -> Sample`` registered under a name with :func
 ``ctx.fit(render)`` with a function that renders the prompt for ``n`` filler units (sentences, words, documents);
 ``fit`` finds the largest ``n`` whose prompt plus generation budget fits in the requested length. A task knows text,
 not engines.
+
+A perturbed item (``spec.variant``, see :mod:`ctxops.evals.perturb`) is built by the same builder with a
+:class:`Perturbation` in the context: it may move the depth, rewrite a needle task's parts (:class:`NeedleDoc`) or
+the rendered text; ``fit`` measures the perturbed prompt, so it fits the length too.
 """
 
 from __future__ import annotations
@@ -12,13 +16,32 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ctxops.evals.haystack import Haystack
 from ctxops.evals.prompt import TokenCounter
 from ctxops.evals.sample import Metric, Sample, SampleSpec
 
+if TYPE_CHECKING:
+    from ctxops.evals.tasks.niah import NeedleDoc
+
 Rendered = tuple[str, str, dict[str, Any]]  # (prompt, answer prefix, metadata)
+
+
+class Perturbation(Protocol):
+    """What a task asks of a perturbation while it builds an item (each hook may return its input unchanged)."""
+
+    def depth(self, depth: float) -> float:
+        """The depth the first needle goes to instead of ``depth``."""
+        ...
+
+    def needles(self, doc: NeedleDoc) -> NeedleDoc:
+        """A needle task's parts (needles, question, filler) after the perturbation."""
+        ...
+
+    def text(self, rendered: Rendered) -> Rendered:
+        """The rendered (prompt, answer prefix, metadata) after the perturbation."""
+        ...
 
 
 class TaskError(ValueError):
@@ -91,6 +114,7 @@ class BuildContext:
     count_tokens: TokenCounter
     haystack: Haystack = field(default_factory=Haystack)
     qa_records: Sequence[QARecord] = ()
+    perturbation: Perturbation | None = None
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,8 +122,13 @@ class BuildContext:
 
     @property
     def depth(self) -> float:
-        """The requested depth (0.5 for a depth-less task that asks anyway)."""
-        return 0.5 if self.spec.depth is None else self.spec.depth
+        """The requested depth (0.5 for a depth-less task that asks anyway), as the perturbation moves it."""
+        depth = 0.5 if self.spec.depth is None else self.spec.depth
+        return depth if self.perturbation is None else self.perturbation.depth(depth)
+
+    def perturb_needles(self, doc: NeedleDoc) -> NeedleDoc:
+        """``doc`` as the item's perturbation rewrites it (unchanged for a clean item)."""
+        return doc if self.perturbation is None else self.perturbation.needles(doc)
 
     @property
     def budget(self) -> int:
@@ -109,10 +138,11 @@ class BuildContext:
     def fit(self, render: Callable[[int], Rendered], answers: Sequence[str], *, start: int = 0) -> Sample:
         """Build the sample with the most filler units that fit the length (at least ``start`` must fit)."""
         cache: dict[int, tuple[Rendered, int]] = {}
+        perturbation = self.perturbation
 
         def measure(n: int) -> int:
             if n not in cache:
-                rendered = render(n)
+                rendered = render(n) if perturbation is None else perturbation.text(render(n))
                 cache[n] = (rendered, self.count_tokens(rendered[0], rendered[1]))
             return cache[n][1]
 
@@ -167,6 +197,8 @@ def build_sample(
     *,
     haystack: Haystack | None = None,
     qa_records: Sequence[QARecord] = (),
+    variant: str = "",
+    perturbation: Perturbation | None = None,
 ) -> Sample:
     """Build one item of ``task`` filling ``length`` tokens (prompt + generation budget), deterministic by seed.
 
@@ -178,11 +210,13 @@ def build_sample(
         count_tokens: counts (prompt, answer prefix) as the target sees them, e.g. ``TokenizerCounter(tok)``.
         haystack: where prose comes from (default: generated prose).
         qa_records: the user's questions and documents (required by ``qa``).
+        variant: the perturbation's name, recorded in the spec (``ctxops.evals.perturb.build_variant`` sets it).
+        perturbation: what builds the variant; None for the clean item.
 
     Returns:
         The built :class:`Sample`.
     """
     info = get_task(task)
-    spec = SampleSpec(task, length, depth if info.uses_depth else None, seed)
-    ctx = BuildContext(spec, info, count_tokens, haystack or Haystack(), qa_records)
+    spec = SampleSpec(task, length, depth if info.uses_depth else None, seed, variant)
+    ctx = BuildContext(spec, info, count_tokens, haystack or Haystack(), qa_records, perturbation)
     return info.build(ctx)

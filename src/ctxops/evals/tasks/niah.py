@@ -12,6 +12,8 @@ singular ("A special magic number ... is"): the shipped ``builtin`` model was tr
 from __future__ import annotations
 
 import functools
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,12 +23,14 @@ from ctxops.evals.sample import Sample
 from ctxops.evals.tasks.base import BuildContext, Rendered, register_task
 
 MAX_TOKENS = 128
-TEMPLATE = (
+INTRO = (
     "Some special magic {kind} are hidden in the text below. Read it carefully and remember them: "
-    "you will be asked about the {kind} afterwards.\n\n{context}\n\n"
-    "What are all the special magic {kind} for {query} mentioned in the provided text?"
+    "you will be asked about the {kind} afterwards."
 )
+NEEDLE = "One of the special magic {kind} for {key} is: {value}."
+QUESTION = "What are all the special magic {kind} for {query} mentioned in the provided text?"
 ANSWER_PREFIX = "The special magic {kind} for {query} mentioned in the provided text are"
+TEMPLATE = INTRO + "\n\n{context}\n\n" + QUESTION
 
 
 class Value(StrEnum):
@@ -57,61 +61,110 @@ class NeedleSetup:
     num_queries: int = 1
 
 
-def _make(kind: Value):
+def make_word(kind: Value) -> Callable[[random.Random], str]:
+    """The generator of ``kind`` keys or values."""
     return {Value.WORD: words.key_word, Value.NUMBER: words.number_value, Value.UUID: words.uuid_value}[kind]
 
 
 def needle(setup: NeedleSetup, key: str, value: str) -> str:
     """The needle sentence."""
-    return f"One of the special magic {setup.value.value} for {key} is: {value}."
+    return NEEDLE.format(kind=setup.value.value, key=key, value=value)
 
 
-def _query_text(keys: list[str]) -> str:
-    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+def query_text(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass(frozen=True)
+class NeedleDoc:
+    """A needle item before rendering: the parts a perturbation (:mod:`ctxops.evals.perturb`) may rewrite.
+
+    Templates take ``{kind}``, ``{key}``, ``{value}`` (the needle) and ``{kind}``, ``{query}`` (the rest).
+    """
+
+    kind: str  # the values' name in the text: numbers, uuids, words
+    needles: tuple[tuple[float, str, str], ...]  # (depth, key, value); the first is the first gold needle
+    queried: tuple[str, ...]  # the keys asked for
+    filler: Callable[[int], list[str]]  # n -> the first n filler units (prefix-stable)
+    lines: bool  # filler units one a line (noise blocks, needles, code, logs) or joined as prose
+    asked_as: tuple[str, ...] = ()  # how the question names the queried keys (empty: the keys themselves)
+    needle_template: str = NEEDLE
+    intro: str = INTRO
+    question: str = QUESTION
+    prefix: str = ANSWER_PREFIX
+    question_first: bool = False  # the question goes before the document instead of after it
+    extra: tuple[
+        tuple[float, str], ...
+    ] = ()  # more sentences placed among the filler (near-miss distractors)
+
+    @property
+    def gold(self) -> list[str]:
+        """The values of the queried keys, in query order."""
+        return [v for k in self.queried for _, key, v in self.needles if key == k]
+
+    @property
+    def query(self) -> str:
+        return query_text(self.asked_as or self.queried)
+
+    def sentence(self, key: str, value: str) -> str:
+        """A needle sentence in this document's template."""
+        return self.needle_template.format(kind=self.kind, key=key, value=value)
+
+    def placed(self) -> list[tuple[float, str]]:
+        """(depth, sentence) of every needle, then the extra sentences."""
+        return [(d, self.sentence(k, v)) for d, k, v in self.needles] + list(self.extra)
+
+    def render(self, filler: list[str]) -> tuple[str, str]:
+        """(prompt, answer prefix) with ``filler`` as the document."""
+        sentences = insert_at_depths(filler, self.placed())
+        context = "\n".join(sentences) if self.lines else join_sentences(sentences)
+        intro = self.intro.format(kind=self.kind)
+        question = self.question.format(kind=self.kind, query=self.query)
+        parts = (question, intro, context) if self.question_first else (intro, context, question)
+        return "\n\n".join(parts), self.prefix.format(kind=self.kind, query=self.query)
 
 
 def build_niah(setup: NeedleSetup, ctx: BuildContext) -> Sample:
     """Build one NIAH item for ``setup``."""
     rng = ctx.rng
-    keys = words.distinct(_make(setup.key), rng, setup.num_keys)
-    values = {k: words.distinct(_make(setup.value), rng, setup.num_values) for k in keys}
-    queried = keys[: setup.num_queries]
-    gold = [v for k in queried for v in values[k]]
-    needles = [(k, v) for k in keys for v in values[k]]
-    depths = [ctx.depth] + [rng.random() for _ in needles[1:]]
-    placed = [(d, needle(setup, k, v)) for d, (k, v) in zip(depths, needles, strict=True)]
-    query = _query_text(queried)
-    kind = setup.value.value
-    prefix = ANSWER_PREFIX.format(kind=kind, query=query)
+    keys = words.distinct(make_word(setup.key), rng, setup.num_keys)
+    values = {k: words.distinct(make_word(setup.value), rng, setup.num_values) for k in keys}
+    pairs = [(k, v) for k in keys for v in values[k]]
+    depths = [ctx.depth] + [rng.random() for _ in pairs[1:]]
     if setup.filler is Filler.NEEDLE:
-        distractors = _distractors(setup, ctx, set(keys), set(gold))
+        gold = {v for k in keys[: setup.num_queries] for v in values[k]}
+        filler = _distractors(setup, ctx, set(keys), gold)
     else:
-        stream = ctx.haystack.stream(
-            HaystackKind.NOISE if setup.filler is Filler.NOISE else HaystackKind.PROSE, rng
-        )
+        kind = HaystackKind.NOISE if setup.filler is Filler.NOISE else HaystackKind.PROSE
+        filler = ctx.haystack.stream(kind, rng).take
+    doc = NeedleDoc(
+        kind=setup.value.value,
+        needles=tuple((d, k, v) for d, (k, v) in zip(depths, pairs, strict=True)),
+        queried=tuple(keys[: setup.num_queries]),
+        filler=filler,
+        lines=setup.filler is not Filler.ESSAY,  # needles and noise blocks: one a line
+    )
+    doc = ctx.perturb_needles(doc)
+    metadata = {
+        "needle_depths": [d for d, _, _ in doc.needles],
+        "needles": [doc.sentence(k, v) for _, k, v in doc.needles],
+        "keys": list(dict.fromkeys(k for _, k, _ in doc.needles)),
+        "query": list(doc.queried),
+    }
 
     def render(n: int) -> Rendered:
-        filler = distractors(n) if setup.filler is Filler.NEEDLE else stream.take(n)
-        sentences = insert_at_depths(filler, placed)
-        lines = setup.filler is not Filler.ESSAY  # needles and noise blocks: one a line
-        context = "\n".join(sentences) if lines else join_sentences(sentences)
-        prompt = TEMPLATE.format(kind=kind, context=context, query=query)
-        metadata = {
-            "needle_depths": depths,
-            "needles": [n for _, n in placed],
-            "keys": keys,
-            "query": queried,
-        }
+        prompt, prefix = doc.render(doc.filler(n))
         return prompt, prefix, metadata
 
-    return ctx.fit(render, gold)
+    return ctx.fit(render, doc.gold)
 
 
 def _distractors(setup: NeedleSetup, ctx: BuildContext, keys: set[str], values: set[str]):
     """A prefix-stable list of distractor needles whose keys and values differ from the real ones."""
     made: list[str] = []
     used = set(keys) | set(values)
-    make_key, make_value = _make(setup.key), _make(setup.value)
+    make_key, make_value = make_word(setup.key), make_word(setup.value)
     rng = ctx.rng
 
     def take(n: int) -> list[str]:

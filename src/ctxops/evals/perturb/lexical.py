@@ -1,0 +1,72 @@
+"""``lexical``: the question and the needle share no content word (NoLiMa-style); finding the needle takes a fact.
+
+Each key becomes a landmark, and the question asks for the city the landmark stands in: the needle says "Someone
+lodging beside the Semper Opera House guards the code 4721935." and the question "Which numbers belong to whoever has
+been to Dresden?". A reader must know that the Semper Opera House is in Dresden; matching words finds nothing.
+
+The associations (:data:`ASSOCIATIONS`) are ours: 40 landmarks, each in one city, chosen so that the landmark's name
+does not contain its city's name or any word of the question templates, and no two landmarks share a city. They are
+widely known facts (a tourist's guidebook level), so a model that knows the world and reads the whole context can
+answer; a model that matches strings cannot. Levels: ``landmark`` (the only one). Changes: the keys (to landmarks),
+the needle sentence, the question and the answer prefix (which would otherwise repeat the key); values, depths and
+the document stay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_only
+from ctxops.evals.tasks.base import TaskInfo
+from ctxops.evals.tasks.niah import Filler, NeedleDoc
+
+ASSOCIATIONS: tuple[tuple[str, str], ...] = (
+    ("the Semper Opera House", "Dresden"), ("the Eiffel Tower", "Paris"), ("the Colosseum", "Rome"),
+    ("the Brandenburg Gate", "Berlin"), ("the Sagrada Familia", "Barcelona"), ("the Acropolis", "Athens"),
+    ("the Hagia Sophia", "Istanbul"), ("the Space Needle", "Seattle"), ("the Petronas Towers", "Kuala Lumpur"),
+    ("the Burj Khalifa", "Dubai"), ("the Temple of Heaven", "Beijing"), ("the Fushimi Inari shrine", "Kyoto"),
+    ("the Senso-ji temple", "Tokyo"), ("the Charles Bridge", "Prague"), ("the Atomium", "Brussels"),
+    ("the Rijksmuseum", "Amsterdam"), ("the Alhambra", "Granada"), ("the Prado museum", "Madrid"),
+    ("the Uffizi gallery", "Florence"), ("the Rialto Bridge", "Venice"), ("Big Ben", "London"),
+    ("Table Mountain", "Cape Town"), ("the Gateway of India", "Mumbai"), ("the Taj Mahal", "Agra"),
+    ("the Marina Bay Sands hotel", "Singapore"), ("the CN Tower", "Toronto"), ("the Statue of Liberty", "New York"),
+    ("the Hollywood sign", "Los Angeles"), ("the Gateway Arch", "St. Louis"), ("Holyrood Palace", "Edinburgh"),
+    ("Schonbrunn Palace", "Vienna"), ("Wawel Castle", "Krakow"), ("the Obelisco", "Buenos Aires"),
+    ("the Sugarloaf cable car", "Rio de Janeiro"), ("the Harbour Bridge", "Sydney"), ("the Vasa Museum", "Stockholm"),
+    ("the Belem Tower", "Lisbon"), ("the Potala Palace", "Lhasa"), ("the Bund waterfront", "Shanghai"),
+    ("the Wat Arun temple", "Bangkok"),
+)  # fmt: skip
+CITY = dict(ASSOCIATIONS)
+NEEDLE = "Someone lodging beside {key} guards the code {value}."
+QUESTION = "Which {kind} belong to whoever has been to {query}?"
+ANSWER_PREFIX = "The {kind} of whoever has been to {query} are"
+
+
+class Lexical(Perturber):
+    """Keys become landmarks; the question names their cities."""
+
+    FAMILY = Family.LEXICAL
+    LEVELS = ("landmark",)
+    CLAIM = "question and needle share no content word: the key is a landmark, the question names its city"
+
+    @classmethod
+    def why_not(cls, task: TaskInfo, level: str) -> str | None:
+        setup = needle_setup(task)
+        if setup is None:
+            return niah_only(task)
+        if setup.filler is Filler.NEEDLE:
+            return f"{task.name}'s filler needles keep the clean wording, so the real needle would stand out"
+        return None
+
+    def needles(self, doc: NeedleDoc) -> NeedleDoc:
+        keys = list(dict.fromkeys(k for _, k, _ in doc.needles))
+        landmarks = dict(zip(keys, (a for a, _ in self.rng.sample(ASSOCIATIONS, len(keys))), strict=True))
+        return dataclasses.replace(
+            doc,
+            needles=tuple((d, landmarks[k], v) for d, k, v in doc.needles),
+            queried=tuple(landmarks[k] for k in doc.queried),
+            asked_as=tuple(CITY[landmarks[k]] for k in doc.queried),
+            needle_template=NEEDLE,
+            question=QUESTION,
+            prefix=ANSWER_PREFIX,
+        )
