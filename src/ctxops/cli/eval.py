@@ -94,6 +94,20 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option(
+    "--perturb",
+    default=None,
+    metavar="FAMILY[=LEVEL],...|all",
+    help="also run every sample under these perturbations, paired by seed: distractors, format, paraphrase, "
+    "lexical, haystack, placement, noise, or all (the report adds a robustness section)",
+)
+@click.option(
+    "--model-card",
+    type=click.Path(exists=True),
+    default=None,
+    help="model card (README.md) whose front matter lists ctxops.trained_on {tasks, perturbations}: the "
+    "robustness section splits in-distribution from held-out (default: the local model's own README.md)",
+)
+@click.option(
     "--sweep",
     multiple=True,
     help="in-process: run several engine settings into one report, e.g. kv_cache_dtype=auto,int8,int4 "
@@ -112,7 +126,9 @@ def eval_command(**options) -> None:
     Rerunning with the same --out resumes: finished samples are kept, never redone.
     """
     from ctxops.evals.config import EvalConfig, parse_lengths, parse_tasks
+    from ctxops.evals.perturb import expand
     from ctxops.evals.report import write_reports
+    from ctxops.evals.robustness import read_trained_on
     from ctxops.evals.ruler_data import RulerData, RulerDataError
     from ctxops.evals.rundir import RunDir, RunDirError
     from ctxops.evals.runner import run_eval
@@ -122,6 +138,10 @@ def eval_command(**options) -> None:
     source = None
     try:
         if options["ruler_data"]:
+            if options["perturb"] is not None:
+                raise click.UsageError(
+                    "--perturb builds variants of the built-in tasks; drop it with --ruler-data"
+                )
             source = RulerData.load(tuple(options["ruler_data"]))
             config = EvalConfig(
                 tasks=source.tasks, lengths=source.lengths, samples=source.max_per_cell, depths=1,
@@ -129,8 +149,13 @@ def eval_command(**options) -> None:
                 latency_samples=options["latency_samples"],
             )  # fmt: skip
         else:
+            tasks = parse_tasks(options["tasks"])
+            perturb = () if options["perturb"] is None else tuple(expand(options["perturb"], tasks).items())
+            if options["model_card"]:
+                read_trained_on(options["model_card"])  # a malformed card fails here, before any work
             config = EvalConfig(
-                tasks=parse_tasks(options["tasks"]), lengths=parse_lengths(options["lengths"]),
+                tasks=tasks, lengths=parse_lengths(options["lengths"]), perturb=perturb,
+                model_card=options["model_card"],
                 samples=options["samples"], depths=options["depths"], seed=options["eval_seed"],
                 concurrency=options["concurrency"], haystack=tuple(options["haystack"]),
                 qa_file=options["qa_file"], qa_data=tuple(options["qa_data"]),
