@@ -67,3 +67,21 @@ def test_eval_then_contamination_then_report_split(tmp_path, tiny_model_dir):
     result = CliRunner().invoke(cli, ["report", str(run), "--contamination", str(out)])
     assert result.exit_code == 0, result.output
     assert "clean vs dirty" in result.output and "n=2; dirty" in result.output and "n=1" in result.output
+
+    # the eval itself checks its items: rerun (resumes, no sample redone) with --contamination-corpus
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "page.txt").write_text("Scraped:\n" + items[2].text + "\n")
+    both = CliRunner().invoke(cli, [*args, "--contamination", str(out), "--contamination-corpus", str(train)])
+    assert both.exit_code == 2 and "not both" in both.output
+    missing = CliRunner().invoke(cli, [*args, "--contamination-corpus", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    result = CliRunner().invoke(cli, [*args, "--contamination-corpus", str(train)])
+    assert result.exit_code == 0, result.output
+    assert "contamination: 1 of 3 items dirty" in result.output and "clean vs dirty" in result.output
+    findings = (run / "contamination" / "findings.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in findings] == [items[2].id]
+    split = json.loads((run / "contamination_split.json").read_text())
+    assert split["tasks"]["all"]["dirty"]["n"] == 1 and split["tasks"]["all"]["clean"]["n"] == 2
+    result = CliRunner().invoke(cli, ["report", str(run)])  # finds RUN/contamination by itself
+    assert result.exit_code == 0 and "n=2; dirty" in result.output

@@ -65,21 +65,16 @@ def contamination(
     Writes OUT/findings.jsonl (one line per dirty item), OUT/report.json and OUT/report.md. A run stopped
     midway resumes from its checkpoint when rerun with the same arguments.
     """
-    from ctxops.data.contamination import ContaminationScan, run_scan
-    from ctxops.data.contamination_report import REPORT_MD, write_report
+    from ctxops.data.contamination_report import REPORT_MD, check
     from ctxops.data.corpus import CorpusError
-    from ctxops.data.items import ItemsError, load_items
+    from ctxops.data.items import ItemsError
     from ctxops.data.outdir import OutDir, OutDirError
 
     config = build(ContaminationConfig, settings)
-    start = time.monotonic()
     try:
         out_dir = OutDir(out)
-        items = load_items(eval_source, model)
-        scan = ContaminationScan(items, config)
         with _progress("contamination") as advance:
-            resumed = run_scan(scan, corpus, out_dir, advance)
-        summary = write_report(out_dir, scan, time.monotonic() - start)
+            summary, resumed = check(eval_source, corpus, out_dir, config, model, advance)
     except (CorpusError, ItemsError, OutDirError) as exc:
         raise click.ClickException(str(exc)) from exc
     if resumed:

@@ -94,6 +94,20 @@ _DEFAULT_TASKS = "niah_single_1,niah_single_2,niah_multikey_1,niah_multivalue,vt
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @click.option(
+    "--contamination",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="a `ctxops data contamination` --out directory: after the run, score clean and dirty items apart",
+)
+@click.option(
+    "--contamination-corpus",
+    "contamination_corpus",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="after the run, check its items against this training corpus (file or directory; repeatable) into "
+    "OUT/contamination, then score clean and dirty items apart",
+)
+@click.option(
     "--perturb",
     default=None,
     metavar="FAMILY[=LEVEL],...|all",
@@ -165,7 +179,15 @@ def eval_command(**options) -> None:
         raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if options["contamination"] and options["contamination_corpus"]:
+        raise click.UsageError(
+            "give --contamination DIR (a finished check) or --contamination-corpus, not both"
+        )
     if options["sweep"]:
+        if options["contamination"] or options["contamination_corpus"]:
+            raise click.UsageError(
+                "--contamination works on one run; use `ctxops report RUN --contamination`"
+            )
         _sweep(config, options)
         return
     target = _target(options)
@@ -191,9 +213,39 @@ def eval_command(**options) -> None:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     if source is not None:
         click.echo(f"wrote RULER prediction files under {run_dir.file('ruler')}", err=True)
+    if options["contamination"] or options["contamination_corpus"]:
+        _contamination(run_dir, options["contamination"], options["contamination_corpus"])
     if outcome.failed or outcome.latency_failed:
         failed = outcome.failed + outcome.latency_failed
         raise click.ClickException(f"{failed} samples failed; rerun the same command to retry them")
+
+
+def _contamination(run_dir, findings_dir: str | None, corpus: tuple[str, ...]) -> None:
+    """Clean and dirty scores of the run, printed and recorded as `ctxops report --contamination` does.
+
+    With ``corpus``, the run's items are first checked against it into RUN/contamination (resumable).
+    """
+    from ctxops.cli.report import show_split
+
+    if corpus:
+        from ctxops.data.contamination import ContaminationConfig
+        from ctxops.data.contamination_report import check
+        from ctxops.data.corpus import CorpusError
+        from ctxops.data.items import ItemsError
+        from ctxops.data.outdir import OutDir, OutDirError
+        from ctxops.data.split_scores import RUN_CONTAMINATION_DIR
+
+        out = OutDir(run_dir.file(RUN_CONTAMINATION_DIR))
+        try:
+            summary, _ = check(str(run_dir.path), corpus, out, ContaminationConfig())
+        except (CorpusError, ItemsError, OutDirError) as exc:
+            raise click.ClickException(f"contamination check: {exc}") from exc
+        click.echo(
+            f"contamination: {summary['dirty']} of {summary['items']} items dirty ({summary['dirty_by_kind']}), "
+            f"{summary['dirty_with_answer']} with a gold answer; report: {out.path / 'report.md'}"
+        )
+        findings_dir = str(out.path)
+    show_split(run_dir, findings_dir)
 
 
 def _sweep(config, options: dict) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ctxops.cli.options import FiniteFloat
+
+if TYPE_CHECKING:
+    from ctxops.evals.rundir import RunDir
 
 
 @click.command()
@@ -20,7 +25,8 @@ from ctxops.cli.options import FiniteFloat
     "--contamination",
     type=click.Path(file_okay=False),
     default=None,
-    help="a `ctxops data contamination` --out directory: also score clean and dirty items apart",
+    help="a `ctxops data contamination` --out directory: also score clean and dirty items apart "
+    "(default: RUN/contamination when `ctxops eval --contamination-corpus` wrote one)",
 )
 def report(run: str, threshold: float, contamination: str | None) -> None:
     """Write RUN/summary.json and RUN/report.html and print the score table.
@@ -37,10 +43,20 @@ def report(run: str, threshold: float, contamination: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     print_table(summary)
     click.echo(f"report: {run_dir.file(REPORT_FILE)}")
-    if contamination:
-        from ctxops.data.split_scores import SplitError, format_split, split_scores
+    from ctxops.data.contamination_report import FINDINGS_FILE
+    from ctxops.data.split_scores import RUN_CONTAMINATION_DIR
 
-        try:
-            click.echo("\n".join(format_split(split_scores(run_dir, contamination))))
-        except SplitError as exc:
-            raise click.ClickException(str(exc)) from exc
+    if contamination is None and (run_dir.file(RUN_CONTAMINATION_DIR) / FINDINGS_FILE).is_file():
+        contamination = str(run_dir.file(RUN_CONTAMINATION_DIR))  # the check `ctxops eval` ran into the run
+    if contamination:
+        show_split(run_dir, contamination)
+
+
+def show_split(run_dir: RunDir, contamination: str) -> None:
+    """Print (and write into the run) its clean and dirty scores by a contamination check's findings."""
+    from ctxops.data.split_scores import SplitError, format_split, split_scores
+
+    try:
+        click.echo("\n".join(format_split(split_scores(run_dir, contamination))))
+    except SplitError as exc:
+        raise click.ClickException(str(exc)) from exc

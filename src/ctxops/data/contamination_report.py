@@ -3,16 +3,22 @@
 ``findings.jsonl`` has one line per dirty item (id, task, kinds of match, how much matched, where). ``report.json``
 gives, per task, the share of items dirty with its 95% Wilson interval, the boilerplate n-grams that were set
 apart and how often the corpus held them, and the settings. Each file is written whole and atomically, after the
-scan has finished, so a directory either holds a finished report or none. This module knows findings, not corpora.
+scan has finished, so a directory either holds a finished report or none. :func:`check` runs a whole check (items,
+scan, files), as ``ctxops data contamination`` and ``ctxops eval --contamination-corpus`` do. This module knows
+findings, not how corpora are read.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from ctxops.data.contamination import ContaminationScan
+from ctxops.data.contamination import ContaminationConfig, ContaminationScan, run_scan
+from ctxops.data.items import load_items
 from ctxops.data.outdir import OutDir
 from ctxops.evals.stats import wilson
 
@@ -63,6 +69,24 @@ def write_report(out: OutDir, scan: ContaminationScan, seconds: float) -> dict[s
     out.write_json(REPORT_JSON, {**summary, "examples": findings[:_EXAMPLES]})
     out.write_text(REPORT_MD, render_markdown(summary, findings))
     return summary
+
+
+def check(
+    eval_source: str,
+    corpus: Sequence[str | Path],
+    out: OutDir,
+    config: ContaminationConfig,
+    model: str = "builtin",
+    on_document: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Check the items of ``eval_source`` (see :func:`~ctxops.data.items.load_items`) against ``corpus``.
+
+    Writes the files into ``out`` (resuming a stopped check there) and returns (the summary, resumed).
+    """
+    start = time.monotonic()
+    scan = ContaminationScan(load_items(eval_source, model), config)
+    resumed = run_scan(scan, corpus, out, on_document)
+    return write_report(out, scan, time.monotonic() - start), resumed
 
 
 def render_markdown(summary: dict[str, Any], findings: list[dict[str, Any]]) -> str:

@@ -22,6 +22,9 @@ from ctxops.evals.rundir import RunDir
 from ctxops.evals.stats import wilson
 
 SPLIT_FILE = "contamination_split.json"
+RUN_CONTAMINATION_DIR = (
+    "contamination"  # RUN/contamination: the check `ctxops eval --contamination-corpus` runs
+)
 _RESAMPLES = 10_000
 
 
