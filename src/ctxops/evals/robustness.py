@@ -120,6 +120,8 @@ def summarize_robustness(
             by_cell.append({"variant": variant, "task": task, "length": length, "split": split,
                             **brittleness(g, resamples)})  # fmt: skip
     worst_first = lambda r: (-r["drop"], -r["drop_high"], r["variant"])  # noqa: E731
+    rows.sort(key=worst_first)
+    rank = {r["variant"]: i for i, r in enumerate(rows)}
     splits = {}
     if trained_on:
         for name in (IN_DISTRIBUTION, HELD_OUT):
@@ -130,8 +132,10 @@ def summarize_robustness(
     return {
         "definition": "drop = clean minus perturbed score (x 100) over pairs with the same task, length, depth "
         "and seed; interval: paired bootstrap (95%, resampled within task); p: exact McNemar on discordant pairs",
-        "variants": sorted(rows, key=worst_first),
-        "by_length": sorted(by_length, key=lambda r: (worst_first(r), r["length"])),
+        "variants": rows,
+        "by_length": sorted(
+            by_length, key=lambda r: (rank[r["variant"]], r["length"])
+        ),  # variants worst first
         "by_cell": sorted(by_cell, key=worst_first),
         "robust_effective_length": robust_effective_length(pairs, threshold),
         "trained_on": trained_on,
