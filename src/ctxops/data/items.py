@@ -39,10 +39,11 @@ class EvalItem:
     answers: tuple[str, ...] = ()  # the gold answers, when known: a match that holds one is a leaked answer
 
 
-def item_id(task: str, length: int, depth: float | None, seed: int) -> str:
-    """``niah_single_1/1024/0.25/42``: the id of an eval item, from the key of its samples.jsonl record."""
+def item_id(task: str, length: int, depth: float | None, seed: int, variant: str = "") -> str:
+    """``niah_single_1/1024/0.25/42`` (then ``/noise=typos`` for a perturbed item): an eval item's id."""
     key = record_key({"task": task, "length": length, "depth": depth, "seed": seed})
-    return f"{key[0]}/{key[1]}/{'-' if key[2] is None else f'{key[2]:g}'}/{key[3]}"
+    suffix = f"/{variant}" if variant else ""
+    return f"{key[0]}/{key[1]}/{'-' if key[2] is None else f'{key[2]:g}'}/{key[3]}{suffix}"
 
 
 def load_items(source: str, model: str = "builtin") -> list[EvalItem]:
@@ -72,7 +73,10 @@ def _item(sample: Sample) -> EvalItem:
     spec = sample.spec
     text = sample.prompt + "\n" + sample.answer_prefix
     return EvalItem(
-        item_id(spec.task, spec.length, spec.depth, spec.seed), spec.task, text, tuple(sample.answers)
+        item_id(spec.task, spec.length, spec.depth, spec.seed, spec.variant),
+        spec.task,
+        text,
+        tuple(sample.answers),
     )
 
 
@@ -98,6 +102,7 @@ def _from_spec(spec: str, model: str) -> list[EvalItem]:
 
 
 def _from_run(path: Path) -> list[EvalItem]:
+    from ctxops.evals.perturb import perturbation
     from ctxops.evals.tasks import build_sample, read_qa_file
 
     try:
@@ -113,10 +118,17 @@ def _from_run(path: Path) -> list[EvalItem]:
     qa_records = read_qa_file(run["qa_file"]) if run.get("qa_file") else ()
     items = []
     for record in records:
-        spec = SampleSpec(record["task"], int(record["length"]), record.get("depth"), int(record["seed"]))
-        sample = build_sample(
-            spec.task, spec.length, spec.depth, spec.seed, counter, haystack=haystack, qa_records=qa_records
+        spec = SampleSpec(
+            record["task"],
+            int(record["length"]),
+            record.get("depth"),
+            int(record["seed"]),
+            record.get("variant", ""),
         )
+        sample = build_sample(
+            spec.task, spec.length, spec.depth, spec.seed, counter, haystack=haystack, qa_records=qa_records,
+            variant=spec.variant, perturbation=perturbation(spec),
+        )  # fmt: skip
         if record.get("prompt_hash") and sample.prompt_hash != record["prompt_hash"]:
             raise ItemsError(
                 f"{path}: item {spec.key} rebuilds to a different prompt than the run sent (hash "
