@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from serve_helpers import MODEL_NAME, ServerProcess, free_port, metric, tiny_args
 
 from ctxops.cli.main import cli
+from ctxops.monitor.dashboard_data import traffic
 from ctxops.serve.request_log import read_rows
+from ctxops.store import open_store
 
 CANARY = "ZX7Q-91KD-4M"
 GUARD = f"""
@@ -163,6 +165,22 @@ def test_personal_data_in_the_answer_is_redacted_across_chunks(client, gateway):
     assert metric(values, "ctxops:guard_findings_total", side="output", rule="email", action="redact") >= 1
     rows = read_rows(gateway.log_path, "error_code = ?", ("content_filter",))
     assert rows  # blocked requests are in the request log with the guard's code
+    # and the store keeps, per request, the guard's strongest action and the rules that matched
+    assert {r["guard_action"] for r in rows} == {"block"}
+    assert {"input:instruction", "input:encoded"} <= {r["guard_rules"] for r in rows}
+    deadline = time.monotonic() + 5
+    cut = redacted = []
+    while not (cut and redacted) and time.monotonic() < deadline:
+        cut = read_rows(gateway.log_path, "finish_reason = ?", ("content_filter",))
+        redacted = read_rows(gateway.log_path, "guard_rules = ?", ("output:email",))
+        time.sleep(0.05)
+    assert {(r["guard_action"], r["guard_rules"]) for r in cut} == {("block", "output:canary")}
+    assert redacted[-1]["guard_action"] == "redact" and redacted[-1]["status"] == 200
+    both = read_rows(gateway.log_path, "guard_rules = ?", ("input:email",))
+    assert both and both[-1]["guard_action"] == "redact"  # the redacted request of the test above
+    day = traffic(open_store(gateway.log_path), time.time())  # the monitor's dashboard counts them
+    assert day["guard_blocked_24h"] == len({r["request_id"] for r in rows + cut})
+    assert day["guard_redacted_24h"] == len(redacted) + len(both)
 
 
 def test_the_request_log_stores_the_redacted_prompt(embedded):
@@ -176,6 +194,9 @@ def test_the_request_log_stores_the_redacted_prompt(embedded):
         rows = read_rows(embedded.log_path, "request_id = ?", (reply.id,))
         time.sleep(0.05)
     assert rows and "<EMAIL>" in rows[0]["prompt"] and EMAIL not in rows[0]["prompt"]
+    assert (rows[0]["guard_action"], rows[0]["guard_rules"]) == ("redact", "input:email")
+    blocked = read_rows(embedded.log_path, "guard_action = ?", ("block",))
+    assert [r["guard_rules"] for r in blocked] == ["input:role_marker"] and blocked[0]["status"] == 400
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_both_backends_reach_the_newest_schema(db_url):
     store.close()
     again = open_store(db_url)  # reopening is a no-op migration
     with again.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
     again.close()
 
 

@@ -85,7 +85,8 @@ def render(data: dict[str, Any], refresh_s: int) -> str:
     t = data["traffic"]
     tiles = "".join(f'<div class="tile" id="tile-{key}">{label}<b>{t[key]}</b></div>' for key, label in (
         ("requests_1h", "requests, last hour"), ("errors_1h", "5xx, last hour"), ("requests_24h", "requests, 24 h"),
-        ("errors_24h", "5xx, 24 h")))  # fmt: skip
+        ("errors_24h", "5xx, 24 h"), ("guard_blocked_24h", "guard blocked, 24 h"),
+        ("guard_redacted_24h", "guard redacted, 24 h")))  # fmt: skip
     drift = [dict(m, verdict="insufficient data" if m["drift"] is None else ("DRIFT" if m["drift"] else "ok"))
              for m in data["drift"]["metrics"]]  # fmt: skip
     runs = [dict(r, created=_when(r["created_at"]), report_html=(

@@ -1,8 +1,8 @@
 """The dashboard's figures, computed from the store at one instant (the page and ``data.json`` both show these).
 
 Traffic and errors over the last hour and day, requests per hour, the server's KV cache usage (when given one), TTFT and end-to-end percentiles by prompt-length
-bucket, the share of traffic beyond each model's effective length, drift (the last hour against the week before),
-SLO attainment and burn (when an SLO file is given), canary history, open incidents and recent eval runs. This
+bucket, requests the guard blocked or redacted over the day, the share of traffic beyond each model's effective
+length, drift (the last hour against the week before), SLO attainment and burn (when an SLO file is given), canary history, open incidents and recent eval runs. This
 module knows the store and the checks, not HTML.
 """
 
@@ -24,7 +24,7 @@ from ctxops.monitor.windows import Window
 from ctxops.store import Store
 from ctxops.store.eval_runs import recent_runs
 from ctxops.store.incidents import list_incidents
-from ctxops.store.requests import read_floats, window_filter
+from ctxops.store.requests import count_values, read_floats, window_filter
 from ctxops.store.schema import eval_runs, requests
 
 BUCKETS = ((0, 1024, "<=1K"), (1024, 4096, "1K-4K"), (4096, 16384, "4K-16K"), (16384, 65536, "16K-64K"),
@@ -39,8 +39,12 @@ def _pct(values: np.ndarray, p: float) -> float | None:
 
 
 def traffic(store: Store, now: float) -> dict[str, Any]:
-    """Requests and 5xx over the last hour and day, and requests per hour over the day (oldest first)."""
+    """Requests and 5xx over the last hour and day, requests per hour over the day (oldest first), guard counts.
+
+    The guard counts are the requests of the day whose strongest guard action was ``block`` or ``redact``.
+    """
     day = read_floats(store, ("created_at", "status"), window_filter(now - _DAY, now))
+    guard = count_values(store, ("guard_action",), window_filter(now - _DAY, now))["guard_action"]
     created, status = day["created_at"], day["status"]
     last_hour = created >= now - _HOUR
     hourly = np.histogram(created, bins=24, range=(now - _DAY, now))[0] if created.size else np.zeros(24, int)
@@ -48,6 +52,7 @@ def traffic(store: Store, now: float) -> dict[str, Any]:
         "requests_1h": int(last_hour.sum()), "errors_1h": int((status[last_hour] >= 500).sum()),
         "requests_24h": int(created.size), "errors_24h": int((status >= 500).sum()),
         "per_hour": [int(n) for n in hourly],
+        "guard_blocked_24h": guard.get("block", 0), "guard_redacted_24h": guard.get("redact", 0),
     }  # fmt: skip
 
 

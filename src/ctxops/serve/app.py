@@ -183,9 +183,9 @@ class Server:
         self._check_model(parsed.model)
         if self.guard is not None:  # before a queue slot: a blocked request costs no capacity
             if len(body) > _PARSE_ON_LOOP_BYTES:
-                await asyncio.to_thread(self.guard.check_request, endpoint, parsed)
+                await asyncio.to_thread(self.guard.check_request, endpoint, parsed, record)
             else:
-                self.guard.check_request(endpoint, parsed)
+                self.guard.check_request(endpoint, parsed, record)
         self.admission.acquire()
         return parsed
 

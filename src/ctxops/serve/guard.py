@@ -9,8 +9,9 @@ so it is also what ``--log-prompts`` stores.
 
 Output: :meth:`Guard.filter_output` wraps the backend's chunk stream (see :mod:`.guard_stream`).
 
-Every finding is counted in ``ctxops:guard_findings_total{side, rule, action}`` on the server's registry and
-logged (rule, action, location; no data). The guard knows requests and text, not engines or sockets.
+Every finding is counted in ``ctxops:guard_findings_total{side, rule, action}`` on the server's registry, noted on
+the request's row in the request log (``guard_action``: the strongest action; ``guard_rules``: ``side:rule`` of
+each rule that matched) and logged (rule, action, location; no data). The guard knows requests and text, not engines or sockets.
 """
 
 from __future__ import annotations
@@ -83,9 +84,22 @@ class GuardMetrics:
             registry=registry,
         )
 
-    def count(self, side: str, match: Match) -> None:
-        """Count one finding."""
+    def count(self, side: str, match: Match, record: RequestRecord | None = None) -> None:
+        """Count one finding, and note it on the request's log record (its row keeps action and rules)."""
         self.findings.labels(self.model_name, side, match.rule, match.action.value).inc()
+        if record is not None:
+            note_finding(record, side, match)
+
+
+_STRENGTH = {Action.LOG: 0, Action.REDACT: 1, Action.BLOCK: 2}
+
+
+def note_finding(record: RequestRecord, side: str, match: Match) -> None:
+    """Keep the strongest action on ``record`` and add ``side:rule`` to its sorted set of rules."""
+    rules = set(record.guard_rules.split(",")) if record.guard_rules else set()
+    record.guard_rules = ",".join(sorted(rules | {f"{side}:{match.rule}"}))
+    if record.guard_action is None or _STRENGTH[match.action] > _STRENGTH[Action(record.guard_action)]:
+        record.guard_action = match.action.value
 
 
 def _texts(endpoint: Endpoint, request: ChatCompletionRequest | CompletionRequest) -> Iterator[
@@ -136,8 +150,16 @@ class Guard:
         self.config = config
         self.metrics = metrics
 
-    def check_request(self, endpoint: Endpoint, request: ChatCompletionRequest | CompletionRequest) -> int:
-        """Apply the input rules to ``request`` in place; raises the 400 of the first block. Returns findings."""
+    def check_request(
+        self,
+        endpoint: Endpoint,
+        request: ChatCompletionRequest | CompletionRequest,
+        record: RequestRecord | None = None,
+    ) -> int:
+        """Apply the input rules to ``request`` in place; raises the 400 of the first block. Returns findings.
+
+        Findings are counted and, with ``record``, noted on the request's log row.
+        """
         if not self.config.input_rules:
             return 0
         edits: list[tuple[Callable[[str], None], str]] = []
@@ -146,7 +168,7 @@ class Guard:
             matches = find_matches(text, self.config, "input")
             for match in matches:
                 count += 1
-                self.metrics.count("input", match)
+                self.metrics.count("input", match, record)
                 logger.warning(
                     "guard: input rule %s (%s) in %s at %d-%d: %s",
                     match.rule, match.detail or match.rule, location, match.start, match.end, match.action.value,

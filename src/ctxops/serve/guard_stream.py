@@ -105,7 +105,7 @@ class OutputFilter:
             key = (m.rule, self.offset + m.start)
             if key not in self.counted:
                 self.counted.add(key)
-                self.guard.metrics.count("output", m)
+                self.guard.metrics.count("output", m, self.record)
 
     def _release(self, matches: list[Match], final: bool) -> str:
         """Redact complete matches and send what no future match can reach; everything when ``final``."""

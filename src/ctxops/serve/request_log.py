@@ -1,12 +1,12 @@
 """The request log: one row per request in the store's ``requests`` table, written by a background thread.
 
 Each row holds who asked (hashed key id, ``user``), what for (endpoint, model, upstream), how much (prompt, cached
-and completion tokens), how fast (queue time, TTFT, end-to-end, seconds) and how it ended (finish reason, HTTP status,
-error code). Prompts and outputs are stored only when the server runs with ``--log-prompts``. The log lives in the
-store (:mod:`ctxops.store`): a SQLite file in WAL mode by default, or Postgres; a log written by an older ctxops
-opens and migrates without losing a row. The event loop only queues records; a writer thread commits them in
-batches, and keeps a batch it could not write (the database was briefly unreachable) to try again. This module
-knows rows, not HTTP.
+and completion tokens), how fast (queue time, TTFT, end-to-end, seconds), how it ended (finish reason, HTTP status,
+error code) and what the guard found (its strongest action, the rules). Prompts and outputs are stored only when
+the server runs with ``--log-prompts``. The log lives in the store (:mod:`ctxops.store`): a SQLite file in WAL mode
+by default, or Postgres; a log written by an older ctxops opens and migrates without losing a row. The event loop
+only queues records; a writer thread commits them in batches, and keeps a batch it could not write (the database
+was briefly unreachable) to try again. This module knows rows, not HTTP.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class RequestRecord:
     version: str | None = None  # registry version of the arm that served it (gateway with routes)
     arm: str | None = None  # routes-file arm that served it
     route_reason: str | None = None  # why that arm: weighted | length | fallback:<why> | ensemble
+    guard_action: str | None = None  # the guard's strongest action on this request (log < redact < block)
+    guard_rules: str | None = None  # rules that matched, "side:rule" comma-separated and sorted
     prompt: str | None = None
     output: str | None = None
     token_gaps_s: list[float] = field(default_factory=list)  # inter-token latencies for metrics; not stored

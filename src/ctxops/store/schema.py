@@ -41,6 +41,8 @@ requests = sa.Table(
     sa.Column("version", sa.Text),  # the registry version of the arm that served it (gateway with routes)
     sa.Column("arm", sa.Text),  # the routes file's arm that served it
     sa.Column("route_reason", sa.Text),  # why it went there: weighted | length | fallback:<why> | ensemble
+    sa.Column("guard_action", sa.Text),  # the guard's strongest action: log | redact | block; NULL: none
+    sa.Column("guard_rules", sa.Text),  # rules that matched, "side:rule" comma-separated: input:email
     sa.Index("requests_created_at", "created_at"),
     sa.Index("requests_model_created_at", "model", "created_at"),
 )
