@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from ctxops.evals.config import EvalConfig
 from ctxops.evals.prompt import PromptStyle, TokenizerCounter
+from ctxops.evals.rundir import RunDir
+from ctxops.evals.runner import run_eval
 from ctxops.evals.sample import Sample
 from ctxops.evals.targets.base import Completion, Target
 from ctxops.models.tokenizer import Tokenizer
@@ -50,3 +55,10 @@ class EchoTarget(Target):
 @pytest.fixture
 def echo_target(counter):
     return lambda **kw: EchoTarget(counter, **kw)
+
+
+def echo_run(path, config: EvalConfig, counter, correct=True) -> RunDir:
+    """``config`` run against an :class:`EchoTarget` (``correct``: a bool or sample -> bool) into ``path``."""
+    run_dir = RunDir(path)
+    asyncio.run(run_eval(config, EchoTarget(counter, correct=correct), run_dir, show_progress=False))
+    return run_dir

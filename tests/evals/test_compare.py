@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 
@@ -11,8 +10,7 @@ from ctxops.cli.main import cli
 from ctxops.evals.compare import compare_runs
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.rundir import RunDir
-from ctxops.evals.runner import run_eval
-from evals.conftest import EchoTarget
+from evals.conftest import echo_run
 
 CONFIG = EvalConfig(tasks=("niah_single_1", "fwe"), lengths=(1024, 2048), samples=20, depths=5, concurrency=4)
 
@@ -22,9 +20,7 @@ def runs(tmp_path_factory, counter):
     base = tmp_path_factory.mktemp("runs")
 
     def make(name, correct):
-        run_dir = RunDir(base / name)
-        asyncio.run(run_eval(CONFIG, EchoTarget(counter, correct=correct), run_dir, show_progress=False))
-        return run_dir
+        return echo_run(base / name, CONFIG, counter, correct)
 
     return {
         "a": make("a", True),

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import json
 
 import numpy as np
@@ -13,10 +12,8 @@ from ctxops.evals import robustness
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.perturb import expand
 from ctxops.evals.report import write_reports
-from ctxops.evals.rundir import RunDir
-from ctxops.evals.runner import run_eval
 from ctxops.evals.stats import wilson
-from evals.conftest import EchoTarget
+from evals.conftest import echo_run
 
 TASKS = ("niah_single_1",)
 PERTURB = tuple(expand("placement=middle,noise", TASKS).items())
@@ -102,9 +99,7 @@ def perturbed_runs(tmp_path_factory, counter):
     base = tmp_path_factory.mktemp("perturbed")
 
     def make(name, correct):
-        run_dir = RunDir(base / name)
-        asyncio.run(run_eval(CONFIG, EchoTarget(counter, correct=correct), run_dir, show_progress=False))
-        return run_dir
+        return echo_run(base / name, CONFIG, counter, correct)
 
     return {"a": make("a", True), "a2": make("a2", True),
             "brittle": make("brittle", lambda s: s.spec.variant != "noise=typos")}  # fmt: skip

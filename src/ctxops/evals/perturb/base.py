@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from ctxops.evals.sample import SampleSpec
 from ctxops.evals.tasks.base import Rendered, TaskInfo
-from ctxops.evals.tasks.niah import SETUPS, NeedleDoc, NeedleSetup
+from ctxops.evals.tasks.niah import SETUPS, Filler, NeedleDoc, NeedleSetup
 
 
 class PerturbError(ValueError):
@@ -106,3 +106,14 @@ def item_seed(spec: SampleSpec, variant: Variant) -> int:
 def niah_only(task: TaskInfo) -> str | None:
     """The reason a needle-only family does not apply to ``task`` (None for a NIAH task)."""
     return None if needle_setup(task) else f"it rewrites needles, and {task.name} ({task.family}) has none"
+
+
+def niah_in_haystack(task: TaskInfo, why: str) -> str | None:
+    """The reason a family that rewrites needles in a haystack does not apply to ``task`` (None when it does).
+
+    ``why`` says what goes wrong when the filler is itself distractor needles (niah_multikey_2/3).
+    """
+    setup = needle_setup(task)
+    if setup is None:
+        return niah_only(task)
+    return f"{task.name}'s filler is distractor needles: {why}" if setup.filler is Filler.NEEDLE else None

@@ -15,9 +15,9 @@ import string
 from collections.abc import Callable
 
 from ctxops.evals import words
-from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_only
+from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_in_haystack
 from ctxops.evals.tasks.base import TaskInfo
-from ctxops.evals.tasks.niah import Filler, NeedleDoc, Value, make_word
+from ctxops.evals.tasks.niah import NeedleDoc, Value, make_word
 
 FIRST_NAMES = (
     "Ilse", "Tomas", "Amara", "Jonah", "Priya", "Mateo", "Freya", "Kenji", "Leila", "Oskar", "Nadia", "Rafael",
@@ -61,14 +61,11 @@ class Format(Perturber):
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:
-        setup = needle_setup(task)
-        if setup is None:
-            return niah_only(task)
-        if setup.filler is Filler.NEEDLE:
-            return f"{task.name}'s filler needles keep the clean format, so the real needle would stand out"
-        if VALUES.get(level) is setup.value:
-            return f"{task.name}'s values already are {setup.value.value}"
-        return None
+        reason = niah_in_haystack(task, "they keep the clean format, so the real needle would stand out")
+        value = needle_setup(task).value if reason is None else None
+        if value is not None and VALUES.get(level) is value:
+            return f"{task.name}'s values already are {value.value}"
+        return reason
 
     def needles(self, doc: NeedleDoc) -> NeedleDoc:
         rng = self.rng

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from ctxops.evals.haystack import Haystack, HaystackKind
-from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_only
+from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_in_haystack
 from ctxops.evals.tasks.base import TaskInfo
 from ctxops.evals.tasks.niah import Filler, NeedleDoc
 
@@ -36,14 +36,10 @@ class Haystacks(Perturber):
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:
-        setup = needle_setup(task)
-        if setup is None:
-            return niah_only(task)
-        if setup.filler is Filler.NEEDLE:
-            return f"{task.name}'s filler is distractor needles, not a haystack"
-        if _OWN[setup.filler] == level:
+        reason = niah_in_haystack(task, "there is no haystack to swap")
+        if reason is None and _OWN[needle_setup(task).filler] == level:
             return f"{level} is {task.name}'s own haystack"
-        return None
+        return reason
 
     def needles(self, doc: NeedleDoc) -> NeedleDoc:
         kind = KINDS[self.level]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ctxops.evals.perturb.base import Family, Perturber, needle_setup, niah_only
+from ctxops.evals.perturb.base import Family, Perturber, niah_in_haystack
 from ctxops.evals.tasks.base import TaskInfo
-from ctxops.evals.tasks.niah import Filler, NeedleDoc
+from ctxops.evals.tasks.niah import NeedleDoc
 
 ASSOCIATIONS: tuple[tuple[str, str], ...] = (
     ("the Semper Opera House", "Dresden"), ("the Eiffel Tower", "Paris"), ("the Colosseum", "Rome"),
@@ -51,12 +51,7 @@ class Lexical(Perturber):
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:
-        setup = needle_setup(task)
-        if setup is None:
-            return niah_only(task)
-        if setup.filler is Filler.NEEDLE:
-            return f"{task.name}'s filler needles keep the clean wording, so the real needle would stand out"
-        return None
+        return niah_in_haystack(task, "they keep the clean wording, so the real needle would stand out")
 
     def needles(self, doc: NeedleDoc) -> NeedleDoc:
         keys = list(dict.fromkeys(k for _, k, _ in doc.needles))
