@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -64,6 +63,8 @@ from builtin_training.recipe import (  # noqa: E402
     SPECIAL_TOKENS,
     Recipe,
 )
+
+from ctxops.compress.trainer import adamw, warmup_cosine  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,10 +231,8 @@ def export(model: Llama, tok_dir: Path, out: Path, vocab: int, shard_mb: float =
 # ---------------------------------------------------------------------------------------------------------------
 def lr_at(r: Recipe, step: int, progress: float) -> float:
     """Linear warmup over ``warmup`` steps, then cosine decay to ``min_lr_ratio`` over the schedule's progress."""
-    if step < r.warmup:
-        return r.lr * (step + 1) / r.warmup
     frac = progress if r.minutes > 0 else (step - r.warmup) / max(1, r.steps - r.warmup)
-    return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+    return warmup_cosine(r.lr, step, r.warmup, frac, r.min_lr_ratio)
 
 
 def train(
@@ -266,14 +265,7 @@ def train(
         device
     )  # training only, never exported
     params = [*model.parameters(), *(probe.parameters() if recipe.key_aux > 0 else [])]
-    decay = [p for p in params if p.dim() > 1]
-    no_decay = [p for p in params if p.dim() <= 1]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr,
-        betas=(0.9, 0.95),
-        fused=device.startswith("cuda"),
-    )
+    opt = adamw(params, recipe.lr, recipe.weight_decay, fused=device.startswith("cuda"))
     ckpt = work / "checkpoint.pt"
     state = {"step": 0, "tokens": 0, "seconds": 0.0}
     if ckpt.is_file():

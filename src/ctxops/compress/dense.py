@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ctxops.models.config import ModelConfig
@@ -69,11 +70,14 @@ def _attention(
     group = attn.num_heads // attn.num_kv_heads
     k = k.repeat_interleave(group, dim=1).transpose(0, 1)  # (heads, T, head_dim)
     v = v.repeat_interleave(group, dim=1).transpose(0, 1)
+    if rows is None:  # no probabilities wanted: the fused kernel (and far less memory for training)
+        out = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, is_causal=True, scale=attn.scale)
+        return out.transpose(0, 1), None
     logits = torch.matmul(q.transpose(0, 1), k.transpose(1, 2)).float() * attn.scale  # (heads, T, T)
     causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
     probs = logits.masked_fill(~causal, float("-inf")).softmax(-1)
     out = torch.matmul(probs.to(v.dtype), v).transpose(0, 1)  # (T, heads, head_dim)
-    return out, (probs[:, rows] if rows is not None else None)
+    return out, probs[:, rows]
 
 
 def dense_forward(

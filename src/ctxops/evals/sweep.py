@@ -18,6 +18,7 @@ import itertools
 import json
 from typing import Any
 
+from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.evals import charts
 from ctxops.evals.config import format_length
 
@@ -78,15 +79,14 @@ def _pooled(summary: dict[str, Any]) -> float:
     return sum(c["score"] * c["n"] for c in cells) / total if total else 0.0
 
 
-def _head_policy_kept(policy: dict[str, Any], lengths: list[int]) -> float:
+def head_policy_kept(policy: dict[str, Any], lengths: list[int]) -> float:
     """A head policy's kept share of a prompt, averaged over the run's lengths (it depends on the length).
 
-    Retrieval KV heads keep every token, the others ``sink + recent``: what a per-head cache would hold (the
-    paged pool masks those tokens rather than freeing them; see ``engine/kv_head_policy.py``).
+    What a per-head cache would hold (:meth:`HeadPolicy.kept_fraction`); the paged pool masks the dropped tokens
+    rather than freeing them (see ``engine/kv_head_policy.py``).
     """
-    f = policy["retrieval_fraction"]
-    window = policy["sink"] + policy["recent"]
-    return sum(f + (1.0 - f) * min(window, n) / n for n in lengths) / len(lengths)
+    rule = HeadPolicy.from_dict(policy)
+    return sum(rule.kept_fraction(n) for n in lengths) / len(lengths)
 
 
 def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str
         per_token = cache.get("bytes_per_token")
         kept = 1.0 - engine["kv_compression_ratio"] if engine.get("kv_press") else 1.0
         if target.get("kv_head_policy"):
-            kept = _head_policy_kept(target["kv_head_policy"], [int(n) for n in summary["overall"]])
+            kept = head_policy_kept(target["kv_head_policy"], [int(n) for n in summary["overall"]])
         rows.append(
             {
                 "name": run_name(overrides),
