@@ -31,6 +31,19 @@ _DEFAULT_MODEL = EngineConfig.default("model")
     "variable holding its API key; max_concurrency (default 64) caps requests forwarded to it at once",
 )  # fmt: skip
 @click.option(
+    "--routes",
+    "routes_file",
+    type=click.Path(dir_okay=False),
+    help="gateway: routes TOML (arms with upstream, version, weight, limits; policy weighted | length | fallback "
+    "| ensemble); replaces --upstream; SIGHUP or PUT /admin/routes reloads",
+)
+@click.option(
+    "--admin-key",
+    envvar="CTXOPS_ADMIN_KEY",
+    default=None,
+    help="the key of GET/PUT /admin/routes (or CTXOPS_ADMIN_KEY); must differ from every --api-key",
+)
+@click.option(
     "--db", envvar="CTXOPS_DB", default=None,
     help="the store the request log goes to: a SQLite file or postgresql:// URL (overrides --request-log)",
 )  # fmt: skip
@@ -60,6 +73,8 @@ def serve(
     api_keys: tuple[str, ...],
     api_key_file: str | None,
     upstreams: tuple[str, ...],
+    routes_file: str | None,
+    admin_key: str | None,
     db: str | None,
     guard_file: str | None,
     dashboard: bool,
@@ -81,18 +96,24 @@ def serve(
         specs = tuple(UpstreamSpec.parse(u) for u in upstreams)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--upstream") from exc
-    if specs and not options.get("served_model_name") and model:
+    if routes_file and specs:
+        raise click.UsageError("give --routes or --upstream, not both: the routes file names the upstreams")
+    if (specs or routes_file) and not options.get("served_model_name") and model:
         options["served_model_name"] = model  # in gateway mode MODEL is just the name clients use
     if db is not None:
         options["request_log"] = db
     guard = _read_guard(guard_file) if guard_file else None
-    config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs, "guard": guard})
+    config = build(ServerConfig, {**options, "api_keys": tuple(keys), "upstreams": specs, "guard": guard,
+                                  "routes_file": routes_file, "admin_key": admin_key})  # fmt: skip
     if config.request_log:
         _check_store(config.request_log)
     if (slo_file or dashboard_refresh != 30) and not dashboard:
         raise click.UsageError("--slo and --dashboard-refresh only apply with --dashboard")
     pages = _dashboard(config, slo_file, dashboard_refresh) if dashboard else None
-    backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
+    if routes_file:
+        backend = _routed_gateway(config)
+    else:
+        backend = _gateway(config) if specs else _embedded(model or _DEFAULT_MODEL, config, options)
     raise SystemExit(run(config, backend, pages))
 
 
@@ -155,6 +176,24 @@ def _embedded(model: str, config: ServerConfig, options: dict):
     except (ModelConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     return EmbeddedBackend(engine_config, config.served_model_name)
+
+
+def _routed_gateway(config: ServerConfig):
+    from ctxops.rollout.registry import effective_length_lookup
+    from ctxops.serve.backends.upstream import UpstreamBackend
+    from ctxops.serve.router import Router
+    from ctxops.serve.routes import Routes, RoutesError
+
+    assert config.routes_file is not None
+    name = config.served_model_name
+    if name is None:
+        raise click.UsageError("with --routes give the served model name: ctxops serve NAME --routes FILE")
+    try:
+        routes = Routes.from_file(config.routes_file, name)
+    except RoutesError as exc:
+        raise click.BadParameter(str(exc), param_hint="--routes") from exc
+    lookup = effective_length_lookup(config.request_log) if config.request_log else None
+    return UpstreamBackend((), name, config.upstream_timeout, router=Router(routes, name, lookup))
 
 
 def _gateway(config: ServerConfig):

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ctxops.engine.config import EngineConfig
 from ctxops.models.config import ModelConfig, ModelConfigError
-from ctxops.store import Store
+from ctxops.store import Store, open_store
 from ctxops.store.eval_runs import get_run, recent_runs
-from ctxops.store.registry import add_version
+from ctxops.store.registry import add_version, get_version
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 _READ_BYTES = 1 << 20  # hash files in 1 MiB reads: a 10 GB checkpoint never sits in memory
@@ -146,6 +147,27 @@ def linked_runs(store: Store, version: dict[str, Any], limit: int = 500) -> list
     """The eval and canary runs made against ``version``, newest first (with their summaries)."""
     runs = [get_run(store, r["run_id"]) for r in recent_runs(store, limit)]
     return [r for r in runs if r is not None and _belongs(version, r)]
+
+
+def effective_length_lookup(db: str) -> Callable[[str, str | None], int | None]:
+    """(served model, version) -> the effective length of the version's newest linked run that measured one.
+
+    What the gateway's length policy uses for an arm that states none. The store is opened per call: lookups
+    happen only when routes are loaded.
+    """
+
+    def lookup(model: str, version: str | None) -> int | None:
+        if version is None:
+            return None
+        store = open_store(db)
+        try:
+            row = get_version(store, model, version)
+            runs = linked_runs(store, row) if row else []
+        finally:
+            store.close()
+        return next((int(r["effective_length"]) for r in runs if r["effective_length"]), None)
+
+    return lookup
 
 
 def _run_view(run: dict[str, Any] | None) -> dict[str, Any] | None:

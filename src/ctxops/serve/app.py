@@ -1,7 +1,8 @@
 """The HTTP API in front of one :class:`~ctxops.serve.backends.Backend`.
 
 Routes: OpenAI's ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models``; vLLM's ``/tokenize`` and
-``/detokenize``; ``/health`` and ``/metrics``.
+``/detokenize``; ``/health`` and ``/metrics``; ``/v1/feedback`` (a user's score of an answer); a gateway with
+routes adds ``GET/PUT /admin/routes`` (:mod:`ctxops.serve.admin`).
 
 Every generation request takes the same path: lifecycle (503) -> API key (401) -> body size (413) -> schema (400)
 -> model name (404) -> in-flight cap (429) -> backend. Errors before the first token come back as OpenAI error
@@ -33,11 +34,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import Send
 
+from ctxops.serve.admin import RoutesAdmin
 from ctxops.serve.auth import KeyStore
 from ctxops.serve.backends.base import Backend, GenerationRequest
 from ctxops.serve.browser_auth import BrowserKeyGate
 from ctxops.serve.config import ServerConfig
 from ctxops.serve.errors import APIError, internal_error, model_not_found
+from ctxops.serve.feedback import post_feedback
 from ctxops.serve.guard import Guard, GuardMetrics
 from ctxops.serve.limits import Admission, ServerState, read_body
 from ctxops.serve.metrics import ServerMetrics
@@ -105,6 +108,11 @@ class Server:
         )
         self.startup_error: BaseException | None = None
         backend.on_fatal = self._backend_died
+        self.admin = (
+            RoutesAdmin(backend, config.admin_key, config.routes_file)
+            if getattr(backend, "router", None) is not None
+            else None
+        )  # a gateway with routes: GET/PUT /admin/routes
         self._openapi: dict[str, Any] | None = None
         self.app = self._build_app()
 
@@ -121,6 +129,10 @@ class Server:
         app.add_api_route("/health", self.health, methods=["GET"])
         app.add_api_route("/metrics", self.prometheus, methods=["GET"])
         app.add_api_route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False)
+        app.add_api_route("/v1/feedback", self.feedback, methods=["POST"], include_in_schema=False)
+        if self.admin is not None:
+            app.add_api_route("/admin/routes", self.admin.get, methods=["GET"], include_in_schema=False)
+            app.add_api_route("/admin/routes", self.admin.put, methods=["PUT"], include_in_schema=False)
         app.add_exception_handler(StarletteHTTPException, self._http_error)  # type: ignore[arg-type]
         if self.pages is not None:
             app.router.routes.extend(self.pages.routes)
@@ -340,6 +352,10 @@ class Server:
         if self.log is not None:
             self.log.append(record)
         return response
+
+    async def feedback(self, request: Request) -> Response:
+        """``POST /v1/feedback``: a user's score of one answer, for the A/B analysis."""
+        return await post_feedback(request, self.log.store if self.log else None, self.keys.check)
 
     async def health(self) -> Response:
         """``GET /health``: 200 when ready; 503 while starting, draining or failed (load balancers route away)."""

@@ -120,6 +120,8 @@ class ServerConfig:
     upstreams: tuple[UpstreamSpec, ...] = ()  # non-empty = gateway mode
     upstream_timeout: float = _opt(600.0, "seconds to wait for an upstream response before trying another")
     guard: GuardConfig | None = None  # --guard FILE: injection and personal-data rules on input and output
+    routes_file: str | None = None  # --routes FILE: arms, versions, policy (gateway; SIGHUP rereads it)
+    admin_key: str | None = None  # the key of /admin/routes; never one of api_keys
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_size, str):
@@ -140,6 +142,8 @@ class ServerConfig:
             raise ValueError("drain_timeout must be >= 0 and upstream_timeout > 0 (seconds)")
         if any(not key or key != key.strip() for key in self.api_keys):
             raise ValueError("API keys must be non-empty and carry no surrounding whitespace")
+        if self.admin_key is not None and (not self.admin_key.strip() or self.admin_key in self.api_keys):
+            raise ValueError("the admin key must be non-blank and differ from every user API key")
         if self.served_model_name is not None and not self.served_model_name.strip():
             raise ValueError("served_model_name must not be blank")
 

@@ -38,6 +38,9 @@ class _DrainingUvicorn(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        admin = self.app_server.admin
+        if admin is not None:  # SIGHUP rereads the routes file
+            self._loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(admin.reload_file()))
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:

@@ -6,6 +6,11 @@ The upstream is picked by :func:`ctxops.serve.routing.rank` (weighted, sticky pe
 upstreams whose circuit breaker is open (:mod:`ctxops.serve.circuit_breaker`) or that are at their
 ``max_concurrency`` moved to the end of that ranking (still tried when nothing else is left).
 
+Routes. With a routes file (:mod:`ctxops.serve.router`) the plan comes from its arms and policy instead, and each
+request's record carries the arm, version and reason it went there; under the ``length`` and ``fallback``
+policies a request also moves on after the failures :mod:`ctxops.serve.backends.fallback` lists, as long as no
+byte was sent to the client.
+
 Retries. A request moves to the next upstream only when this one certainly did not run it: the connection could
 not be opened (refused, connect timeout, no pool slot), or the upstream answered 429 or 503 (it refused the
 request unrun: a ctxops engine that dies answers the requests it was running with 500 ``engine_failed``, and only
@@ -35,13 +40,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.backends.fallback import count_prompt, failure_kind, falls_back
 from ctxops.serve.backends.upstream_stream import Tally, counted_usage, read_chunks
 from ctxops.serve.circuit_breaker import (
     DEFAULT_COOLDOWN_S,
@@ -54,6 +61,8 @@ from ctxops.serve.errors import APIError, ErrorType, upstream_error
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint
+from ctxops.serve.router import Choice, Router
+from ctxops.serve.routes import Arm
 from ctxops.serve.routing import rank
 from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 
@@ -110,14 +119,21 @@ class UpstreamBackend(Backend):
         timeout_s: float = 600.0,
         failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
+        router: Router | None = None,
     ) -> None:
+        self.router = router  # routes file: arms, versions and policy; None = the upstreams by weight
+        if router is not None:
+            upstreams = tuple({a.upstream.url: a.upstream for a in router.current.arms}.values())
         if not upstreams:
             raise ValueError("gateway mode needs at least one upstream")
         self.upstreams = upstreams
         self.model_name = model_name
         self.capacity = sum(u.max_concurrency for u in upstreams)  # beyond it requests queue (then 429)
-        self.in_flight = {u.url: 0 for u in upstreams}  # requests forwarded to each upstream and not finished
-        self.breakers = {u.url: CircuitBreaker(failure_threshold, cooldown_s) for u in upstreams}
+        # per upstream URL; reloaded routes may name new upstreams, which start at zero and closed
+        self.in_flight: dict[str, int] = defaultdict(int)  # requests forwarded and not finished
+        self.breakers: dict[str, CircuitBreaker] = defaultdict(
+            lambda: CircuitBreaker(failure_threshold, cooldown_s)
+        )
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
         self.upstream_models = {
@@ -133,8 +149,15 @@ class UpstreamBackend(Backend):
         timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
         limits = httpx.Limits(max_connections=None, keepalive_expiry=_KEEPALIVE_S)
         self.client = httpx.AsyncClient(timeout=timeout, limits=limits)
-        for upstream in self.upstreams:
-            if upstream.model is None:
+        await self.discover(self.upstreams)
+
+    async def discover(self, upstreams: Iterable[UpstreamSpec]) -> None:
+        """Ask each upstream not asked yet for its model id (one that cannot say gets the client's model name)."""
+        assert self.client is not None
+        for upstream in upstreams:
+            if upstream.model is not None:
+                self.upstream_models[upstream.url] = upstream.model
+            elif upstream.url not in self.upstream_models:
                 try:
                     response = await self.client.get(
                         f"{upstream.url}/models", timeout=5.0, headers=self._headers(upstream)
@@ -167,12 +190,23 @@ class UpstreamBackend(Backend):
 
     def _order(self, request: Any, record: RequestRecord) -> list[UpstreamSpec]:
         """The sticky ranking; upstreams with an open breaker go last, then those at their ``max_concurrency``."""
+        return [c.arm.upstream for c in self._healthy_first(self._ranked(request, record, None))]
+
+    def _ranked(self, request: Any, record: RequestRecord, prompt_tokens: int | None) -> list[Choice]:
+        """The routes' plan, or (without routes) the upstreams by sticky weight, as arms named by host:port."""
         sticky = getattr(request, "user", None) or record.key_id
+        if self.router is not None:
+            return self.router.plan(sticky, prompt_tokens, getattr(request, "max_output_tokens", None))
         order = rank([u.url for u in self.upstreams], [u.weight for u in self.upstreams], sticky)
-        ranked = [self.upstreams[i] for i in order]
+        return [Choice(Arm(f"u{i}", self.upstreams[i], weight=self.upstreams[i].weight), "") for i in order]
+
+    def _healthy_first(self, plan: list[Choice]) -> list[Choice]:
         return sorted(
-            ranked,
-            key=lambda u: (not self.breakers[u.url].allows(), self.in_flight[u.url] >= u.max_concurrency),
+            plan,
+            key=lambda c: (
+                not self.breakers[c.arm.upstream.url].allows(),
+                self.in_flight[c.arm.upstream.url] >= c.arm.upstream.max_concurrency,
+            ),
         )  # stable: keeps the rank within each group
 
     def _headers(self, upstream: UpstreamSpec) -> dict[str, str]:
@@ -221,32 +255,68 @@ class UpstreamBackend(Backend):
         body = request.model_dump(exclude_unset=True)
         body.update(stream=True, stream_options={"include_usage": True})
         record.max_tokens = request.max_output_tokens
-        order = self._order(request, record)
-        failures = []
-        for position, upstream in enumerate(order):
+        prompt_tokens = None
+        if self.router is not None and self.router.needs_prompt_tokens():
+            arm = min(self.router.current.arms, key=lambda a: (a.cost, a.name))
+            model = self.upstream_models.get(arm.upstream.url) or request.model
+            assert self.client is not None
+            prompt_tokens = await count_prompt(
+                self.client, request, arm.upstream, model, self._headers(arm.upstream)
+            )
+        planned = self._ranked(request, record, prompt_tokens)
+        order = self._healthy_first(planned)
+        policy = self.router.current.policy if self.router is not None else None
+        failures: list[str] = []
+        why = "circuit_open" if order[0] is not planned[0] else None  # the first choice's breaker is open
+        for position, choice in enumerate(order):
+            upstream, last = choice.arm.upstream, position == len(order) - 1
             body["model"] = self.upstream_models.get(upstream.url) or request.model
             probe = self._begin(upstream)
             try:
                 response = await self._send(upstream, endpoint, body)
             except _Refused as exc:
-                outcome = "retried" if position < len(order) - 1 else "failed"
-                self._settle(upstream, outcome, False if exc.unhealthy else None, probe)
+                self._settle(
+                    upstream, "failed" if last else "retried", False if exc.unhealthy else None, probe
+                )
                 failures.append(f"{upstream.name}: {exc}")
+                why = "unreachable" if exc.unhealthy else "busy"
                 continue
             except APIError as exc:
-                record.upstream = upstream.name
+                self._mark(record, choice, why)
                 rejected = exc.status < 500
-                self._settle(upstream, "rejected" if rejected else "failed", rejected, probe)
-                raise
+                moving_on = not last and falls_back(exc, policy)
+                outcome = "retried" if moving_on else "rejected" if rejected else "failed"
+                self._settle(upstream, outcome, rejected, probe)
+                if not moving_on:
+                    raise
+                failures.append(f"{upstream.name}: {exc.message}")
+                why = failure_kind(exc)
+                continue
             except BaseException:  # the client went away while the headers were awaited: no verdict
                 self._settle(upstream, "aborted", None, probe)
                 raise
-            record.upstream = upstream.name
-            async with aclosing(self._relay(upstream, response, endpoint, record, probe)) as chunks:
-                async for item in chunks:
-                    yield item
+            self._mark(record, choice, why)
+            sent = False
+            try:
+                async with aclosing(self._relay(upstream, response, endpoint, record, probe)) as chunks:
+                    async for item in chunks:
+                        sent = True
+                        yield item
+            except APIError as exc:  # a stream that failed before its first byte may still go elsewhere
+                if sent or last or not falls_back(exc, policy):
+                    raise
+                failures.append(f"{upstream.name}: {exc.message}")
+                why = failure_kind(exc)
+                continue
             return
         raise upstream_error("every upstream failed: " + "; ".join(failures))
+
+    def _mark(self, record: RequestRecord, choice: Choice, why: str | None) -> None:
+        """Note on the record which upstream (and arm, version) got the request and why."""
+        record.upstream = choice.arm.upstream.name
+        if self.router is not None:
+            record.arm, record.version = choice.arm.name, choice.arm.version
+            record.route_reason = f"fallback:{why}" if why else choice.reason
 
     async def _send(self, upstream: UpstreamSpec, endpoint: Endpoint, body: dict[str, Any]) -> httpx.Response:
         """POST the request and wait for the response headers; a 200 response whose body is still to be read.
