@@ -42,6 +42,7 @@ class LazyGroup(click.Group):
         "monitor": "ctxops.cli.monitor:monitor",
         "plan": "ctxops.cli.plan:plan",
         "registry": "ctxops.cli.registry:registry",
+        "rollout": "ctxops.cli.rollout:rollout",
         "report": "ctxops.cli.report:report",
         "scan": "ctxops.cli.scan:scan",
         "serve": "ctxops.cli.serve:serve",
