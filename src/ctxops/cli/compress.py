@@ -96,8 +96,17 @@ def compress() -> None:
     type=click.IntRange(1),
     help="streaming heads: last tokens kept",
 )
+@eval_options
 def heads(
-    model: str, out: str, lengths: str, depths: int, seeds: int, threshold: float, sink: int, recent: int
+    model: str,
+    out: str,
+    lengths: str,
+    depths: int,
+    seeds: int,
+    threshold: float,
+    sink: int,
+    recent: int,
+    **options,
 ):
     """Score every (layer, head) of MODEL for retrieval on needle prompts; write scores, heatmap and KV policy.
 
@@ -128,6 +137,26 @@ def heads(
     content = write_heads(Path(out), scores, policy, threshold, measured)
     _print_scores(content)
     click.echo(f"wrote {Path(out) / SCORES_JSON}, {HEATMAP_SVG} and {POLICY_JSON}", err=True)
+    if not options["no_eval"]:
+        _table(_kv_rows(str(path), Path(out) / POLICY_JSON, policy, options), options, Path(out))
+
+
+def _kv_rows(model: str, policy_file: Path, policy, options: dict) -> list:
+    """Full KV, the head policy, and SnapKV / StreamingLLM keeping the same share of each prompt on average."""
+    from ctxops.engine.config import EngineConfig
+
+    lengths = _eval_config(options).lengths
+    kept = sum(policy.kept_fraction(n) for n in lengths) / len(lengths)
+    ratio = round(1.0 - kept, 4)
+    rows = [
+        ("full KV", EngineConfig(model=model)),
+        ("head policy", EngineConfig(model=model, kv_head_policy=str(policy_file))),
+    ]
+    for press in ("snapkv", "streaming_llm"):
+        rows.append(
+            (f"{press} {ratio:g}", EngineConfig(model=model, kv_press=press, kv_compression_ratio=ratio))
+        )
+    return rows
 
 
 def _print_scores(content: dict) -> None:
