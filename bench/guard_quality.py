@@ -13,7 +13,7 @@ with ``find_injections`` beside a naive scan (every pattern over the whole text,
 ``find_pii`` for reference. Model-based peers (LLM Guard's DeBERTa, Prompt Guard) need a model hub this machine
 cannot reach, so they are not run; their 512-token window is the gap the chunked scan closes.
 
-    python bench/guard_quality.py --attacked 240 --benign 240 [--json out.json]
+    python bench/guard_quality.py --attacked 240 --benign 240 [--sets quality,held_out] [--json out.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import sys
 import time
 from collections import defaultdict
 
-from guard_corpus import ATTACKS, BENIGN, HELD_OUT, SEEN, document
+from guard_corpus import ATTACKS, BENIGN, DEV3, HELD_OUT, SEEN, document
+from guard_corpus_sealed import SEALED_ATTACKS, SEALED_BENIGN, sealed_rng
 
 from ctxops.detect.injection import find_injections
 from ctxops.detect.pii import find_pii
@@ -36,19 +37,19 @@ from ctxops.evals.stats import wilson
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def labeled_set(num_attacked: int, num_benign: int, seed: int, attacks=ATTACKS):
+def labeled_set(num_attacked: int, num_benign: int, seed: int, attacks=ATTACKS, snippets=BENIGN, rng=None):
     """(label, family or kind, depth, text, attack span) for every document."""
-    rng = random.Random(seed)
-    families, kinds = list(ATTACKS), list(BENIGN)
+    rng = rng or random.Random(seed)
+    families, kinds = list(ATTACKS), list(snippets)
     for i in range(num_benign):
         kind = kinds[i % len(kinds)]
-        text, _ = document(rng, kind, None)
+        text, _ = document(rng, kind, None, snippets=snippets)
         yield "benign", kind, None, text, None
     for i in range(num_attacked):
         family = families[i % len(families)]
         depth = DEPTHS[(i // len(families)) % len(DEPTHS)]
         attack = rng.choice(attacks[family])(rng)
-        text, span = document(rng, kinds[i % len(kinds)], (depth, attack))
+        text, span = document(rng, kinds[i % len(kinds)], (depth, attack), snippets=snippets)
         yield "attacked", family, depth, text, span
 
 
@@ -57,13 +58,15 @@ def rate(hits: int, n: int) -> str:
     return f"{100 * hits / n:5.1f}% [{100 * low:5.1f}-{100 * high:5.1f}] ({hits}/{n})"
 
 
-def quality(args, attacks=ATTACKS, num_benign: int | None = None) -> dict:
+def quality(args, attacks=ATTACKS, num_benign: int | None = None, snippets=BENIGN, rng=None) -> dict:
     detected: dict[str, list[bool]] = defaultdict(list)
     by_depth: dict[float, list[bool]] = defaultdict(list)
     flagged: dict[str, list[bool]] = defaultdict(list)
     missed, false_alarms = [], []
     benign = args.benign if num_benign is None else num_benign
-    for label, group, depth, text, span in labeled_set(args.attacked, benign, args.seed, attacks):
+    for label, group, depth, text, span in labeled_set(
+        args.attacked, benign, args.seed, attacks, snippets, rng
+    ):
         findings = find_injections(text)
         if label == "benign":
             flagged[group].append(bool(findings))
@@ -151,14 +154,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument("--sets", default="all", help="comma-separated labeled sets to run (default: all)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     args = parser.parse_args(argv)
-    print("== development set (its misses were used to improve the detector)")
-    development = quality(args)
-    print("== second development set (held out once: 70.0% [63.9-75.4]; its misses shaped the clause rule)")
-    seen = quality(args, SEEN, num_benign=0)
-    print("== held-out attacks (written after the last detector change; never used to change it)")
-    held_out = quality(args, HELD_OUT, num_benign=0)
-    out = {"quality": development, "second_development": seen, "held_out": held_out, "speed": speed(args)}
+    sets = {
+        "quality": ("development set (its misses were used to improve the detector)", lambda: quality(args)),
+        "second_development": (
+            "second development set (held out once: 70.0% [63.9-75.4]; its misses shaped the clause rule)",
+            lambda: quality(args, SEEN, num_benign=0),
+        ),
+        "third_development": (
+            "third development set (written 2 Dec 2026 to tune that day's rules)",
+            lambda: quality(args, DEV3, num_benign=0),
+        ),
+        "held_out": (
+            "first held-out set (70.4% [64.4-75.8] before the 2 Dec 2026 change; read, never run, during it)",
+            lambda: quality(args, HELD_OUT, num_benign=0),
+        ),
+        "sealed": (
+            "sealed held-out set (guard_corpus_sealed.py: committed before the 2 Dec 2026 change, run after it)",
+            lambda: quality(args, SEALED_ATTACKS, snippets=SEALED_BENIGN, rng=sealed_rng(args.seed)),
+        ),
+    }
+    chosen = list(sets) if args.sets == "all" else args.sets.split(",")
+    unknown = set(chosen) - set(sets)
+    if unknown:
+        parser.error(f"--sets: unknown {sorted(unknown)}; choose from {', '.join(sets)} or all")
+    out = {}
+    for name in chosen:
+        print(f"== {sets[name][0]}")
+        out[name] = sets[name][1]()
+    if not args.no_speed:
+        out["speed"] = speed(args)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(out, handle, indent=2)

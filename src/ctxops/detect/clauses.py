@@ -57,19 +57,23 @@ PROXIMITY = (
             "discard",
             "abandon",
             "bypass",
+            "throw",
+            "abort",
+            "set aside",
         ),
         re.compile(
             r"\b(?:ignor\w*|disregard\w*|forget\w*|cancel\w*|void|outdated|obsolete|overrid\w*|overrul\w*|"
             r"nevermind|never mind|(?:do not|don't|stop|never) (?:obey|follow)\w*|no longer (?:apply|valid|"
-            r"in effect|relevant|matter)|discard\w*|abandon\w*|bypass\w*)\b"
+            r"in effect|relevant|matter|count)|discard\w*|abandon\w*|bypass\w*|throw (?:out|away)|"
+            r"abort|set aside)\b"
         ),
         re.compile(
             r"\b(?:instructions?|rules?|guidance|guidelines?|directives?|prompts?|orders|programming|"
-            r"constraints?|polic(?:y|ies)|directions|what you were told|system message)\b"
+            r"constraints?|polic(?:y|ies)|directions|commands|what you were told|system message)\b"
         ),
         re.compile(
             r"\b(?:previous\w*|prior|earlier|above|before|preceding|original|initial\w*|so far|until now|"
-            r"up to now|you were given|you have been given|you've been given)\b"
+            r"up to now|you were (?:given|handed|told|asked)|you have been given|you've been given)\b"
         ),
         (
             "instruction",
@@ -84,6 +88,7 @@ PROXIMITY = (
             "direction",
             "what you were told",
             "system message",
+            "command",
         ),  # fmt: skip
     ),
     Proximity(
@@ -103,15 +108,27 @@ PROXIMITY = (
                 "無視",
                 "忘记",
                 "忘れ",
+                "negeer",
+                "vergeet",
+                "zignoruj",
+                "zapomnij",
+                "glöm",
+                "abaikan",
+                "무시",
+                "잊어",
+                "hagas caso",
+                "caso omiso",
             ]
         ),
         re.compile(
             r"(?:\bignor\w*|\bolvid\w*|\boubli\w*|\bvergiss\w*|\bdimentic\w*|\besque[cç]\w*|игнорир\w*|"
-            r"забудь\w*|忽略|无视|無視|忘记|忘れ)"
+            r"забудь\w*|忽略|无视|無視|忘记|忘れ|\bnegeer\w*|\bvergeet\b|\bzignoruj\w*|\bzapomnij\w*|\bglöm\w*|"
+            r"\babaikan\b|무시|잊어|hagas caso|caso omiso)"
         ),
         re.compile(
             r"(?:instrucciones|instructions|consignes|anweisungen|instruktionen|istruzioni|instruções|"
-            r"инструкции|указания|指令|指示|说明)"
+            r"инструкции|указания|指令|指示|说明|instructies|aanwijzingen|instrukcje|polecenia|instruktioner|"
+            r"instruksi|지시|지침)"
         ),
         None,
         (
@@ -124,6 +141,11 @@ PROXIMITY = (
             "指令",
             "指示",
             "说明",
+            "aanwijzingen",
+            "instrukcje",
+            "polecenia",
+            "지시",
+            "지침",
         ),
     ),
 )

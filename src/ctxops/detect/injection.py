@@ -52,6 +52,7 @@ _ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in (*SIGNATURES, *PROXIMITY) for a 
 _CLAUSE_ENDS = ".!?;\n。！？"
 _CLAUSE_CHARS = 200  # the longest clause looked at on each side of an anchor
 _FIRST_WORDS = tuple(sorted({w.encode() for w in _ANCHOR_FIRST_WORDS.values()}))
+_FIRST_WORDS_BY_BYTE = {b: tuple(f for f in _FIRST_WORDS if f[0] == b) for b in {f[0] for f in _FIRST_WORDS}}
 
 _TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
 _EMOJI_TAG_SEQUENCE = re.compile(r"\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")  # flags of regions
@@ -86,18 +87,38 @@ def _anchored(lowered: str) -> set[str]:
     """
     # bytes: translate() and split() run in C; punctuation becomes a word break
     words = set(lowered.encode("utf-8", "surrogatepass").translate(_BREAKS).split())
-    firsts = {f for w in words if w.startswith(_FIRST_WORDS) for f in _FIRST_WORDS if w.startswith(f)}
+    firsts: set[bytes] = set()
+    for w in words:
+        candidates = _FIRST_WORDS_BY_BYTE.get(w[0], ())  # a dozen prefixes to try, not all of them
+        if candidates and w.startswith(candidates):
+            firsts.update(f for f in candidates if w.startswith(f))
     firsts |= {f for w in words if len(w) > 24 for f in _FIRST_WORDS if f in w}  # unsegmented text, markup
     markup = {c for c in "<[" if c in lowered}  # special tokens are glued to words: search them directly
     return {a for a, first in _ANCHOR_FIRST_WORDS.items() if first.encode() in firsts or a[0] in markup}
+
+
+_WORD_START = {a for s in SIGNATURES for a in s.anchors if a[0].isascii() and a[0].isalpha()}
+
+
+def _occurrences(lowered: str, anchor: str) -> Iterator[int]:
+    """Where ``anchor`` occurs; an anchor that begins with an ASCII letter only where a word starts.
+
+    Short anchors ("ai") sit inside many words ("said"); the check costs less than a pattern tried there. Other
+    anchors (markup, CJK text without spaces) count anywhere.
+    """
+    word = anchor in _WORD_START
+    at = lowered.find(anchor)
+    while at >= 0:
+        if not (word and at and (lowered[at - 1].isalnum() or lowered[at - 1] == "_")):
+            yield at
+        at = lowered.find(anchor, at + 1)
 
 
 def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[re.Match[str]]:
     for anchor in signature.anchors:
         if anchor not in present:
             continue
-        at = lowered.find(anchor)
-        while at >= 0:
+        for at in _occurrences(lowered, anchor):
             if signature.back == 0:
                 m = signature.pattern.match(lowered, at)
                 if m:
@@ -109,7 +130,6 @@ def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[
                 ):
                     if m.start() <= at < m.end():
                         yield m
-            at = lowered.find(anchor, at + 1)
 
 
 def _near(lowered: str, proximity: Proximity, present: set[str]) -> Iterator[tuple[int, int]]:

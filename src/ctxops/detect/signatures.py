@@ -27,6 +27,22 @@ _MODEL = (
 )
 
 
+# common verbs of a command, for a sentence that names the model and then tells it what to do
+_IMPERATIVE = (
+    r"(?:you (?:must|should|will|need to|have to|are to)|do not|don't|never|always|ignore|forget|disregard|"
+    r"stop|start|begin|include|add|insert|append|mention|say|state|write|print|output|reply|respond|answer|tell|"
+    r"recommend|suggest|claim|describe|summari[sz]e|translate|use|switch|change|make|send|open|visit|call|"
+    r"click|reveal|show|list|give|remove|delete|replace|return|format|follow|obey|act|pretend|treat|end|"
+    r"report|inform|warn|ask|direct|redirect|link)\b"
+)
+# verbs that ask for text to be shown, and the words that make "your instructions" the model's own
+_DISCLOSE = (
+    r"(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me|share|copy|"
+    r"quote|send)"
+)
+_OWN = r"(?:system|initial|original|hidden|secret|developer|full|exact|complete|internal|confidential)"
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
     """A rule's pattern and its anchors.
@@ -61,7 +77,18 @@ SIGNATURES = (
         r"discard(?:ing)?|abandon(?:ing)?|set aside|pay no attention to|stop following|do not follow|"
         rf"don't follow)\s+(?:{_PRIOR}{_BEFORE}\s+(?:\w+\s+){{0,2}}{_ORDERS}\b|everything (?:above|before|"
         r"you were told|you have been told)|all (?:of )?(?:that|the above)|what you were told|"
-        r"(?:the |your )?(?:user'?s?|original|actual|real|summary|current) (?:request|question|task|query)\b)",
+        r"(?:the |your )?(?:user'?s?|original|actual|real|summary|current) (?:request|question|task|query)\b|"
+        r"(?:all )?(?:the )?(?:text|content|words|lines) (?:before|above) this (?:sentence|line|point|message)\b)",
+    ),
+    _signature(
+        INSTRUCTION,
+        _OVERRIDE,
+        "don't do;do not do;don't answer;do not answer;don't follow;do not follow;task you",
+        r"\b(?:don't|do not) (?:do|answer|follow|complete|perform) (?:what|the (?:task|request|question)) "
+        r"(?:the user|they|the person|the human|you were) (?:asked|requested|wants?|wanted|said|told)"
+        r"|\b(?:nevermind|never mind|forget|ignore|drop|abandon|abort|skip|disregard) (?:the|your) (?:\w+ )?"
+        r"task (?:you were given|you were assigned|you have been given|you've been given)\b",
+        back=48,
     ),
     _signature(
         INSTRUCTION,
@@ -85,7 +112,7 @@ SIGNATURES = (
         _ADDRESSED,
         "note;message;instruction;attention;important;reminder;memo;directive",
         r"\b(?:note|message|instructions?|attention|important|reminder|memo|directive)\s+(?:to|for)\s+"
-        rf"(?:the |any |all )?{_MODEL}s?\b",
+        rf"(?:the |any |all |every |each )?{_MODEL}s?\b",
     ),
     _signature(
         INSTRUCTION,
@@ -100,8 +127,28 @@ SIGNATURES = (
         _ADDRESSED,
         "reading this;processing this;summarizing this;summarising this",
         r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model)s?(?: (?:agent|bot|model)s?)? "
-        r"(?:reading|processing|summari[sz]ing) this\b",
-        back=32,
+        r"(?:reading|processing|summari[sz]ing|parsing|ingesting) this\b",
+        back=40,
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "ai;a.i.;llm;model;chatbot;assistant;agent;gpt",
+        # "any model that reads this page": a model picked out as the reader of this very text
+        r"(?:ai|a\.i\.|llm|model|chatbot|assistant|agent|gpt)s? (?:that|which|who) (?:reads?|process(?:es)?|summari[sz]es?|ingests?|parses?|sees?|"
+        r"scans?|crawls?) (?:this|these) (?:page|text|document|file|content|message|e-?mail|article|post|site|"
+        r"website|passage|section|note|review|data)s?\b",
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "ai;assistant;chatbot;llm;language model;large language model;gpt;chatgpt",
+        # a model named at the start of a sentence (or after a greeting) and told what to do: "Assistant, please
+        # ...", "Chatbot: ignore ..."; each look-behind has a fixed width, as Python requires
+        r"(?:^|(?<=[.!?\n] )|(?<=[.!?\n\"'*(])|(?<=[.!?\n]  )|"
+        + "|".join(f"(?<={w}[ ,])|(?<={w}, )" for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention"))
+        + r")(?:ai|ai assistant|assistant|chatbot|llm|language model|large language model|gpt|chatgpt)[,:!]\s+"
+        rf"(?:(?:please|now|also|then|just|first|instead|always|from now on),?\s+)?{_IMPERATIVE}",
     ),
     _signature(
         INSTRUCTION,
@@ -117,12 +164,30 @@ SIGNATURES = (
         INSTRUCTION,
         "request to leak hidden instructions",
         "system prompt;system message;initial prompt;initial instructions;hidden prompt;hidden instructions;"
-        "secret;instructions you were given;developer message;developer prompt",
-        r"\b(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me)\s+"
-        r"(?:me\s+)?(?:back\s+)?(?:your|the|all|any)\s+(?:\w+\s+){0,2}(?:system prompt|system message|"
+        "secret;you were given;you have been given;"
+        "developer message;developer prompt;confidential;conversation so far;whole conversation;"
+        "entire conversation;full conversation",
+        r"\b(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me|"
+        r"share|copy|quote|send)\s+"
+        r"(?:me\s+)?(?:back\s+)?(?:your|the|all|any)\s+(?:\w+\s+){0,4}(?:system prompt|system message|"
         r"initial (?:prompt|instructions)|hidden (?:prompt|instructions)|secret (?:key|password|instructions|code)|"
-        r"instructions you were given|developer (?:message|prompt))",
-        back=64,
+        r"(?:instructions|rules|prompt|directions) you (?:were|have been) given|"
+        r"developer (?:message|prompt)|confidential (?:instructions|prompt|rules)|conversation so far|"
+        r"(?:whole|entire|full) conversation)",
+        back=96,
+    ),
+    _signature(
+        INSTRUCTION,
+        "request to leak hidden instructions",
+        "your instructions;your rules;your prompt;your guidelines;your directives;your initial;your original;"
+        "your system;your hidden;your secret;your developer;your internal;your confidential;your full;your exact;"
+        "your complete",
+        # the model's own instructions as the object of a disclosure verb, or asked for outright
+        rf"\b{_DISCLOSE}\s+(?:me\s+)?your (?:{_OWN} )?(?:instructions|rules|prompt|guidelines|"
+        r"directives) (?:above|verbatim|word for word|exactly|in full)\b"
+        rf"|\b{_DISCLOSE}\s+(?:me\s+)?your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b"
+        rf"|\bwhat (?:are|were) your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b",
+        back=40,
     ),
     _signature(
         INSTRUCTION,
@@ -174,10 +239,15 @@ SIGNATURES = (
     _signature(
         ROLE_MARKER,
         "fake conversation turn",
-        "system;developer",
-        r"(?m)^[ \t>#*\[(]*(?:system|developer)(?:(?: ?(?:message|prompt|note|override|instruction|update))?"
-        r"[\])*]*[ \t]*:|\][ \t]| ?(?:message|prompt|override|instruction|update)[ \t]*$)",
-        back=8,
+        "system;developer;administrator;operator",
+        # a line that opens as another speaker: "System:", "[system] ...", "(system) ...", "Operator note:",
+        # "### System message", or a header decorated on both sides: "=== system ===", "--- system ---"
+        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator)"
+        r"(?:(?: ?(?:message|prompt|note|override|instructions?|update))?[\])*]*[ \t]*:"
+        r"|[\])][ \t]| ?(?:message|prompt|override|instructions?|update)[ \t]*$)"
+        r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:system|developer|administrator|operator)(?: \w+)?[ \t]*"
+        r"[=\-#*<>\])}|]{2,}[ \t]*$",
+        back=12,
     ),
     _signature(
         ROLE_MARKER,
