@@ -146,7 +146,9 @@ SIGNATURES = (
         # a model named at the start of a sentence (or after a greeting) and told what to do: "Assistant, please
         # ...", "Chatbot: ignore ..."; each look-behind has a fixed width, as Python requires
         r"(?:^|(?<=[.!?\n] )|(?<=[.!?\n\"'*(])|(?<=[.!?\n]  )|"
-        + "|".join(f"(?<={w}[ ,])|(?<={w}, )" for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention"))
+        + "|".join(
+            f"(?<={w}[ ,])|(?<={w}, )" for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention")
+        )
         + r")(?:ai|ai assistant|assistant|chatbot|llm|language model|large language model|gpt|chatgpt)[,:!]\s+"
         rf"(?:(?:please|now|also|then|just|first|instead|always|from now on),?\s+)?{_IMPERATIVE}",
     ),
