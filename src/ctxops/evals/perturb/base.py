@@ -68,13 +68,13 @@ def needle_setup(task: TaskInfo) -> NeedleSetup | None:
 class Perturber:
     """A family's perturbation of one item: the hooks default to leaving everything as it is.
 
-    Subclasses set ``FAMILY`` and ``LEVELS`` and override :meth:`why_not` (None when the level applies to the
-    task, else the reason) and the hooks they need. ``self.rng`` is the variant's own stream: a fresh one per item.
+    Subclasses set ``FAMILY`` and ``LEVELS``, say in their docstring what the family changes, and override
+    :meth:`why_not` (None when the level applies to the task, else the reason) and the hooks they need. ``self.rng``
+    is the variant's own stream: a fresh one per item.
     """
 
     FAMILY: ClassVar[Family]
     LEVELS: ClassVar[tuple[str, ...]]
-    CLAIM: ClassVar[str]  # what the family changes, for the help text and the docs
 
     def __init__(self, level: str, spec: SampleSpec) -> None:
         self.level = level

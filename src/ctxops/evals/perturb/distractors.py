@@ -35,7 +35,6 @@ class Distractors(Perturber):
 
     FAMILY = Family.DISTRACTORS
     LEVELS = ("2", "8", "32")
-    CLAIM = "adds N needles whose key is one edit from the queried key, with values of the same format"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:

@@ -57,7 +57,6 @@ class Format(Perturber):
 
     FAMILY = Family.FORMAT
     LEVELS = (*VALUES, *KEYS)
-    CLAIM = "redraws the values in another format (digits, words, UUID) or the keys (name, phrase, code)"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:

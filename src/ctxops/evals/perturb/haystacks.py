@@ -32,7 +32,6 @@ class Haystacks(Perturber):
 
     FAMILY = Family.HAYSTACK
     LEVELS = tuple(KINDS)
-    CLAIM = "swaps the filler for prose, noise, source code, JSON log lines or Spanish"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:

@@ -47,7 +47,6 @@ class Lexical(Perturber):
 
     FAMILY = Family.LEXICAL
     LEVELS = ("landmark",)
-    CLAIM = "question and needle share no content word: the key is a landmark, the question names its city"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:

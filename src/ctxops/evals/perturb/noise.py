@@ -38,7 +38,6 @@ class Noise(Perturber):
 
     FAMILY = Family.NOISE
     LEVELS = ("typos", "casing")
-    CLAIM = "typos or casing changes in the question; keys and values untouched"
 
     def text(self, rendered: Rendered) -> Rendered:
         prompt, prefix, metadata = rendered

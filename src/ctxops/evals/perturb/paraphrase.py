@@ -26,7 +26,6 @@ class Paraphrase(Perturber):
 
     FAMILY = Family.PARAPHRASE
     LEVELS = tuple(TEMPLATES)
-    CLAIM = "asks the same question in other words (4 templates)"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:

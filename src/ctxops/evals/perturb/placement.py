@@ -25,7 +25,6 @@ class Placement(Perturber):
 
     FAMILY = Family.PLACEMENT
     LEVELS = (QUESTION_FIRST, *BANDS)
-    CLAIM = "asks the question before the document, or moves the needle into the start/middle/end band"
 
     @classmethod
     def why_not(cls, task: TaskInfo, level: str) -> str | None:
