@@ -52,3 +52,18 @@ def test_policy_of_another_model_and_bad_combinations(tmp_path):
         EngineConfig(kv_head_policy=str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="without a press"):
         EngineConfig(kv_head_policy=other, kv_press="snapkv")
+
+
+def test_stats_count_the_bytes_streaming_heads_never_read(tmp_path, needles):
+    policy = HeadPolicy(((False, False), (True, True), (False, False), (False, False)), 4, sink=4, recent=60)
+    file = tmp_path / "p.json"
+    file.write_text(json.dumps(policy.to_dict()))
+    llm = LLM("builtin", kv_cache_memory="32MiB", kv_head_policy=str(file))
+    engine = llm.engine
+    engine.add_request("r", needles[0], SamplingParams(max_tokens=4, temperature=0))
+    engine.step()  # the prompt's prefill
+    n = engine.sequences["r"].num_kv_tokens
+    per_token = engine.cache_info.bytes_per_token
+    # 3 of 4 layers keep 64 of n tokens: three quarters of the (n - 64) dropped tokens' bytes
+    assert engine.stats().kv_head_policy_masked_bytes == round(0.75 * (n - 64) * per_token)
+    assert engine.stats().kv_cache_usage > 0  # the pool itself still holds every token

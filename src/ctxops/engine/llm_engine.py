@@ -64,6 +64,9 @@ class EngineStats:
     prefix_cache_queries: int
     prefix_cache_hits: int
     num_preemptions: int
+    # with kv_head_policy: K/V bytes of the running sequences that the streaming heads never read (a per-head
+    # cache would not hold them; the paged pool still does, so they are not free blocks)
+    kv_head_policy_masked_bytes: int = 0
 
 
 class LLMEngine:
@@ -400,4 +403,12 @@ class LLMEngine:
             prefix_cache_queries=self.block_manager.prefix_queries,
             prefix_cache_hits=self.block_manager.prefix_hits,
             num_preemptions=self.scheduler.num_preemptions,
+            kv_head_policy_masked_bytes=self._masked_bytes(),
         )
+
+    def _masked_bytes(self) -> int:
+        if self.head_policy is None:
+            return 0
+        per_token = self.cache_info.bytes_per_token
+        lengths = [seq.num_kv_tokens for seq in self.scheduler.running if seq.num_kv_tokens]
+        return sum(n * per_token - self.head_policy.kept_bytes(n, per_token) for n in lengths)
