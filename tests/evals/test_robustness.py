@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -12,8 +13,10 @@ from ctxops.evals import robustness
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.perturb import expand
 from ctxops.evals.report import write_reports
+from ctxops.evals.rundir import RunDir
+from ctxops.evals.runner import run_eval
 from ctxops.evals.stats import wilson
-from evals.conftest import echo_run
+from evals.conftest import EchoTarget, echo_run
 
 TASKS = ("niah_single_1",)
 PERTURB = tuple(expand("placement=middle,noise", TASKS).items())
@@ -146,3 +149,17 @@ def test_cli_eval_refuses_bad_perturbations(tmp_path, tiny_model_dir, args, mess
         cli, ["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), *args]
     )
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_variant_that_cannot_fit_a_length_is_left_out_with_a_warning(tmp_path, counter):
+    config = EvalConfig(tasks=TASKS, lengths=(1024, 2048), samples=2, depths=2, concurrency=2,
+                        perturb=(("niah_single_1", ("distractors=32",)),))  # fmt: skip
+    run_dir = RunDir(tmp_path / "r")
+    outcome = asyncio.run(run_eval(config, EchoTarget(counter), run_dir, show_progress=False))
+    assert outcome.complete and outcome.planned == 6
+    assert any("distractors=32 at 1024 tokens (niah_single_1)" in w for w in outcome.warnings)
+    assert {(r["length"], r.get("variant")) for r in run_dir.records()} == {
+        (1024, None),
+        (2048, None),
+        (2048, "distractors=32"),
+    }
