@@ -35,7 +35,7 @@ class NeedleProbe:
 
     ids: torch.Tensor  # (T,) long: prompt, then the answer tokens
     answer: range  # where the needle's answer tokens sit inside the prompt
-    first_answer_row: int  # the row whose logits produce the first answer token (the prompt's last)
+    first_answer_row: int  # the row whose logits produce the first answer token
     answer_len: int
     length: int
     depth: float
@@ -85,17 +85,13 @@ def needle_probes(
                         break
                 else:
                     continue  # the tokenizer merged the answer with its neighbours: no clean span to copy from
-                ids = torch.tensor(prompt + answer, dtype=torch.long)
-                probes.append(
-                    NeedleProbe(
-                        ids,
-                        range(start, start + len(answer)),
-                        len(prompt) - 1,
-                        len(answer),
-                        length,
-                        depth,
-                    )
-                )
+                # the answer as the model writes it after the prefix (" 1234...": a space token may lead)
+                written = tokenizer.encode(" " + answer_text, add_special_tokens=False)
+                lead = written[: -len(answer)] if written[-len(answer) :] == answer else []
+                ids = torch.tensor(prompt + lead + answer, dtype=torch.long)
+                span = range(start, start + len(answer))
+                first_row = len(prompt) + len(lead) - 1  # the leading space is not a copy: not scored
+                probes.append(NeedleProbe(ids, span, first_row, len(answer), length, depth))
     return probes
 
 
