@@ -13,8 +13,9 @@ Repeated looks. Every request metric also gets an always-valid p-value (:mod:`ct
 requests in time order; latencies on a log scale), and only that one can fail a metric, so looking after every
 request does not raise the false-alarm rate above alpha. The fixed-sample p-value is reported beside it. A metric
 is ``fail`` when its always-valid p <= alpha and its effect is beyond the allowed one in the bad direction,
-``marginal`` when only one of the two holds, ``pass`` otherwise; a canary regression fails at once (each canary
-run is one look of fixed size). The verdict is ``rollback`` when any metric fails, ``promote`` when every metric
+``marginal`` when its effect is beyond the allowance but not (yet) significant, ``pass`` otherwise (a
+significant difference inside the allowance passes: two processes never serve at exactly the same speed); a
+canary regression fails at once (each canary run is one look of fixed size). The verdict is ``rollback`` when any metric fails, ``promote`` when every metric
 passes and both arms have the minimum samples, else ``continue``. This module knows rows and tests, not HTTP.
 """
 
@@ -111,15 +112,13 @@ class Metric:
 
 
 def _classify(metric: Metric, beyond: bool, alpha: float, allowed: str) -> Metric:
+    """fail: worse beyond the allowance, sequentially significant; marginal: beyond it, not (yet) significant."""
     significant = metric.p_always_valid is not None and metric.p_always_valid <= alpha
     if significant and beyond:
         metric.cls, metric.reason = MetricClass.FAIL, f"worse beyond {allowed} (always-valid p <= {alpha:g})"
-    elif significant or beyond:
-        metric.cls = MetricClass.MARGINAL
-        metric.reason = (
-            "significant but within " + allowed if significant else f"beyond {allowed}, not yet significant"
-        )
-    else:
+    elif beyond:
+        metric.cls, metric.reason = MetricClass.MARGINAL, f"beyond {allowed}, not yet significant"
+    else:  # a difference inside the allowance, significant or not, is no reason to hold the candidate back
         metric.cls, metric.reason = MetricClass.PASS, f"within {allowed}"
     return metric
 
