@@ -176,3 +176,35 @@ def test_a_bad_routes_file_stops_the_gateway_before_it_binds(serve_dir, main_ser
     assert "weight must be a number >= 0" in proc.output.read_text()
     with pytest.raises(ValueError, match="differ from every user API key"):
         ServerConfig(api_keys=("k",), admin_key="k")
+
+
+def test_ensemble_answers_with_the_majority(routed, main_server, second_server):
+    arms = [{"name": "a", "upstream": main_server.url}, {"name": "b", "upstream": second_server.url},
+            {"name": "edge", "upstream": routed.edge.url}]  # fmt: skip
+    client = openai.OpenAI(base_url=routed.url, api_key="user-key", max_retries=0)
+    direct = openai.OpenAI(base_url=main_server.url, api_key="x").completions.create(
+        model="tiny", prompt="vote", max_tokens=5, temperature=0.0
+    )
+    try:
+        assert put_routes(routed, "ensemble", arms).status_code == 200
+        raw = client.completions.with_raw_response.create(model="tiny-gw", prompt="vote", max_tokens=5,
+                                                           temperature=0.0)  # fmt: skip
+        assert raw.parse().choices[0].text == direct.choices[0].text  # the same model thrice: 3 votes of 3
+        row = arm_of(routed, raw.headers["x-request-id"])
+        assert (row["arm"], row["route_reason"]) == ("a", "ensemble:majority:3/3")
+        streamed = "".join(c.choices[0].text for c in client.completions.create(
+            model="tiny-gw", prompt="vote", max_tokens=5, temperature=0.0, stream=True) if c.choices)  # fmt: skip
+        assert streamed == direct.choices[0].text
+    finally:
+        put_routes(routed, "weighted", weighted_arms(main_server, second_server))
+
+
+def test_votes_pick_the_normalized_majority_or_the_first_valid_answer():
+    from ctxops.serve.backends.ensemble import pick
+    from ctxops.serve.routes import EnsembleMode
+
+    answers = ["Paris", None, " paris. ", "Lyon"]
+    assert pick(answers, EnsembleMode.MAJORITY) == (0, 2)
+    assert pick(["", "Lyon", "Paris", "paris"], EnsembleMode.FIRST_VALID) == (1, 1)
+    assert pick(["a", "b"], EnsembleMode.MAJORITY) == (0, 1)  # a tie goes to the arm listed first
+    assert pick([None, "  "], EnsembleMode.MAJORITY) is None

@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 
 from ctxops.serve.backends.base import Backend, GenerationRequest
+from ctxops.serve.backends.ensemble import ensemble_answer
 from ctxops.serve.backends.fallback import count_prompt, failure_kind, falls_back
 from ctxops.serve.backends.upstream_stream import Tally, counted_usage, read_chunks
 from ctxops.serve.circuit_breaker import (
@@ -62,7 +63,7 @@ from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint
 from ctxops.serve.router import Choice, Router
-from ctxops.serve.routes import Arm
+from ctxops.serve.routes import Arm, Policy
 from ctxops.serve.routing import rank
 from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 
@@ -255,6 +256,15 @@ class UpstreamBackend(Backend):
         body = request.model_dump(exclude_unset=True)
         body.update(stream=True, stream_options={"include_usage": True})
         record.max_tokens = request.max_output_tokens
+        if self.router is not None and self.router.current.policy is Policy.ENSEMBLE:
+            assert self.client is not None
+            current = self.router.current
+            for item in await ensemble_answer(
+                self.client, endpoint, body, current.arms, self.upstream_models,
+                [self._headers(a.upstream) for a in current.arms], current.ensemble, record, self.model_name,
+            ):  # fmt: skip
+                yield item
+            return
         prompt_tokens = None
         if self.router is not None and self.router.needs_prompt_tokens():
             arm = min(self.router.current.arms, key=lambda a: (a.cost, a.name))
