@@ -55,7 +55,7 @@ def expand(text: str, tasks: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """``"distractors,placement=middle"`` or ``all`` -> per task, its variant names, in family order.
 
     With ``all`` each task gets every variant that applies to it; a named family or level must apply to every
-    task, else PerturbError says which tasks it applies to and which families apply to the task.
+    task, else PerturbError says why not and names the families that do apply to that task.
     """
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:
