@@ -75,7 +75,9 @@ class AnalysisConfig:
     finish_increase: float = _opt(0.05, "allowed rise of the share of answers cut at max_tokens (absolute)")
     feedback_drop: float = _opt(0.1, "allowed fall of the mean feedback score")
     min_requests: int = _opt(50, "requests per arm before a promote")
-    min_canary_pairs: int = _opt(10, "same-seed canary samples answered by both arms before a promote")
+    min_canary_pairs: int = _opt(
+        10, "same-seed canary samples answered by both arms before a promote (0: judge on traffic alone)"
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -259,8 +261,9 @@ def analyze(store: Store, model: str, baseline: str, candidate: str, since: floa
                "canary_pairs": metrics[4].n[0] if metrics[4].n else 0}  # fmt: skip
     failed = [m for m in metrics if m.cls is MetricClass.FAIL]
     reasons = [f"{m.name}: {m.reason}" for m in failed]
-    enough = min(samples["baseline"], samples["candidate"]) >= config.min_requests and (
-        samples["canary_pairs"] >= config.min_canary_pairs or metrics[4].cls is MetricClass.NODATA
+    enough = (
+        min(samples["baseline"], samples["candidate"]) >= config.min_requests
+        and samples["canary_pairs"] >= config.min_canary_pairs  # 0 judges on traffic alone
     )
     if failed:
         verdict = Verdict.ROLLBACK
