@@ -10,9 +10,12 @@ that the corpus text (the window and a stride either side) holds in the same ord
 text written from the same phrases; order can (measured on ctxops' own prose grammar: edited copies 0.69 and up,
 unrelated windows at most 0.41).
 
-Most corpus windows never reach MinHash: a window can only reach the candidate Jaccard with some eval window if
+Many corpus windows never reach MinHash: a window can only reach the candidate Jaccard with some eval window if
 that share of its bigrams occurs somewhere in the eval set (J(A, B) >= t implies |A ∩ B| >= t·|A|), which numpy
-checks for a whole document at once. This module knows hashes and windows, not files or reports.
+checks for a whole document at once. The rest are signed and banded a document at a time
+(:mod:`ctxops.data.window_sketch`: the values ``datasketch`` gives, without a Python call per window), and the
+MinHash estimate of each candidate pair drops most of them before the exact Jaccard. This module knows hashes and
+windows, not files or reports.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash
 
-from ctxops.data.ngrams import ngram_hashes
+from ctxops.data.ngrams import contains, ngram_hashes
+from ctxops.data.window_sketch import BandIndex, Permutations
 
 NUM_PERM = 128
 CANDIDATE_JACCARD = (
@@ -32,6 +36,11 @@ CANDIDATE_JACCARD = (
 )
 MIN_RUN = 3  # words: shorter common runs are the shared phrases of unrelated text
 MIN_SHINGLES = 8  # an eval window with fewer distinct non-boilerplate bigrams says nothing and is skipped
+# a candidate whose MinHash estimate is this far below CANDIDATE_JACCARD is dropped before the exact check: at
+# J = 0.25 the estimate's standard deviation over 128 permutations is 0.038, so 0.1 loses such a pair < 1% of the
+# time, and the copies that matter (J >= 0.40) practically never
+ESTIMATE_SLACK = 0.1
+_COUNT_BATCH = 4096  # windows whose distinct counts are taken at once (4096 x window int64 indices)
 _MASK32 = np.uint64(0xFFFFFFFF)  # the affine32 scheme takes 32-bit hash values
 
 
@@ -70,7 +79,7 @@ class WindowMatch:
 
 
 class WindowIndex:
-    """The eval items' windows in an LSH, with their exact shingle sets for verification."""
+    """The eval items' windows: their shingle sets, MinHash signatures and LSH bands."""
 
     def __init__(self, window: int, threshold: float, shingle: int = 2) -> None:
         if window < 10:
@@ -78,7 +87,9 @@ class WindowIndex:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.window, self.threshold, self.shingle = window, threshold, shingle
-        self.lsh = MinHashLSH(threshold=CANDIDATE_JACCARD, num_perm=NUM_PERM)
+        self.permutations = Permutations(NUM_PERM)
+        self.bands: BandIndex | None = None
+        self.signatures = np.zeros((0, NUM_PERM), dtype=np.uint32)
         self.item_words: list[np.ndarray] = []
         self.sets: list[np.ndarray] = []
         self.owners: list[tuple[int, int]] = []  # (item, first word) of each window
@@ -96,11 +107,12 @@ class WindowIndex:
                 shingles = self._set(hashes[start : start + self.window])
                 if len(shingles) < MIN_SHINGLES:
                     continue
-                key = len(self.sets)
                 self.sets.append(shingles)
                 self.owners.append((item, start))
-                self.lsh.insert(key, minhash(shingles), check_duplication=False)
-        self.vocabulary = np.unique(np.concatenate(self.sets)) if self.sets else self.vocabulary
+        if self.sets:
+            self.signatures = np.stack([self.permutations.signature(s) for s in self.sets])
+            self.bands = BandIndex(self.signatures, CANDIDATE_JACCARD, NUM_PERM)
+            self.vocabulary = np.unique(np.concatenate(self.sets))
 
     def _set(self, window_hashes: np.ndarray) -> np.ndarray:
         shingles = np.unique(ngram_hashes(window_hashes, self.shingle))
@@ -109,38 +121,71 @@ class WindowIndex:
     def matches(self, doc_hashes: np.ndarray) -> Iterator[WindowMatch]:
         """Every (eval window, corpus window) pair of the document at or above the threshold."""
         shingles = ngram_hashes(doc_hashes, self.shingle)
-        if not self.sets or not len(shingles):
+        if self.bands is None or not len(shingles):
             return
-        kept = ~np.isin(shingles, self.boilerplate) if len(self.boilerplate) else np.ones(len(shingles), bool)
-        known = np.isin(shingles, self.vocabulary)  # vocabulary holds no boilerplate: known implies kept
-        running_kept = np.concatenate([[0], np.cumsum(kept)])
-        running_known = np.concatenate([[0], np.cumsum(known)])
+        kept = ~contains(self.boilerplate, shingles)
+        known = contains(self.vocabulary, shingles)  # vocabulary holds no boilerplate: known implies kept
         span = max(1, self.window - self.shingle + 1)
         stride = max(1, self.window // 4)
         least = CANDIDATE_JACCARD
-        for start in _window_starts(len(shingles), span, stride):
-            stop = min(start + span, len(shingles))
-            # positional counts first (cheap); a loose bound, the set bound below is the real one
-            if running_known[stop] - running_known[start] < 0.5 * least * (
-                running_kept[stop] - running_kept[start]
-            ):
+        starts = np.asarray(_window_starts(len(shingles), span, stride))
+        stops = np.minimum(starts + span, len(shingles))
+        # positional counts first (cheap); a loose bound, the set bound below is the real one
+        running_kept = np.concatenate([[0], np.cumsum(kept)])
+        running_known = np.concatenate([[0], np.cumsum(known)])
+        loose = running_known[stops] - running_known[starts] >= 0.5 * least * (
+            running_kept[stops] - running_kept[starts]
+        )
+        starts = starts[loose]
+        distinct_kept, distinct_known = _distinct_counts(shingles, kept, known, starts, span)
+        starts = starts[(distinct_kept >= MIN_SHINGLES) & (distinct_known >= least * distinct_kept)]
+        if not len(starts):
+            return
+        signatures = self.permutations.windows(shingles, kept, starts, span)
+        rows, keys = self.bands.candidates(signatures)
+        # MinHash's estimate of the Jaccard similarity drops most LSH candidates before the exact check
+        estimate = (signatures[rows] == self.signatures[keys]).mean(axis=1)
+        close = estimate >= least - ESTIMATE_SLACK
+        window_sets: dict[int, np.ndarray] = {}
+        for row, key in zip(rows[close].tolist(), keys[close].tolist(), strict=True):
+            start = int(starts[row])
+            if row not in window_sets:
+                segment = shingles[start : start + span]
+                window_sets[row] = np.unique(segment[kept[start : start + span]])
+            if _jaccard(self.sets[key], window_sets[row]) < least:
                 continue
-            segment = shingles[start:stop]
-            window_set = set(segment[kept[start:stop]].tolist())
-            if len(window_set) < MIN_SHINGLES:
-                continue
-            if len(set(segment[known[start:stop]].tolist())) < least * len(window_set):
-                continue
-            window = np.sort(np.fromiter(window_set, dtype=np.uint64, count=len(window_set)))
+            item, item_word = self.owners[key]
+            passage = self.item_words[item][item_word : item_word + self.window].tolist()
             region = doc_hashes[max(0, start - stride) : start + self.window + stride].tolist()
-            for key in self.lsh.query(minhash(window)):
-                if _jaccard(self.sets[key], window) < least:
-                    continue
-                item, item_word = self.owners[key]
-                passage = self.item_words[item][item_word : item_word + self.window].tolist()
-                similarity = aligned_similarity(passage, region)
-                if similarity >= self.threshold:
-                    yield WindowMatch(item, item_word, start, similarity)
+            similarity = aligned_similarity(passage, region)
+            if similarity >= self.threshold:
+                yield WindowMatch(item, item_word, start, similarity)
+
+
+def _distinct_counts(
+    values: np.ndarray, kept: np.ndarray, known: np.ndarray, starts: np.ndarray, span: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct kept and distinct known values in each window ``values[s : s + span]``, for every start ``s``.
+
+    A value counts at its first position in the window: where its previous occurrence lies before the window.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    previous = np.full(len(values), -1, dtype=np.int64)
+    same = ordered[1:] == ordered[:-1]
+    previous[order[1:][same]] = order[:-1][same]
+    kept_counts = np.zeros(len(starts), dtype=np.int64)
+    known_counts = np.zeros(len(starts), dtype=np.int64)
+    offsets = np.arange(span)
+    for lo in range(0, len(starts), _COUNT_BATCH):
+        batch = starts[lo : lo + _COUNT_BATCH]
+        index = batch[:, None] + offsets[None, :]
+        inside = index < len(values)
+        index = np.minimum(index, len(values) - 1)
+        first = inside & (previous[index] < batch[:, None])
+        kept_counts[lo : lo + len(batch)] = (first & kept[index]).sum(axis=1)
+        known_counts[lo : lo + len(batch)] = (first & known[index]).sum(axis=1)
+    return kept_counts, known_counts
 
 
 def aligned_similarity(passage: list[int], region: list[int]) -> float:
