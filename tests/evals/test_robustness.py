@@ -11,11 +11,13 @@ from scipy import stats as scipy_stats
 from ctxops.cli.main import cli
 from ctxops.evals import robustness
 from ctxops.evals.config import EvalConfig
-from ctxops.evals.perturb import expand
+from ctxops.evals.perturb import expand, perturbation
 from ctxops.evals.report import write_reports
 from ctxops.evals.rundir import RunDir
 from ctxops.evals.runner import run_eval
+from ctxops.evals.sample import SampleSpec
 from ctxops.evals.stats import wilson
+from ctxops.evals.tasks import TaskError, build_sample
 from evals.conftest import EchoTarget, echo_run
 
 TASKS = ("niah_single_1",)
@@ -163,3 +165,23 @@ def test_a_variant_that_cannot_fit_a_length_is_left_out_with_a_warning(tmp_path,
         (2048, None),
         (2048, "distractors=32"),
     }
+
+
+def test_a_variant_sample_that_alone_does_not_fit_is_left_out_and_the_run_completes(tmp_path, counter):
+    def fits(length, seed):
+        try:
+            build_sample("niah_single_1", length, 0.5, seed, counter, variant="distractors=32",
+                         perturbation=perturbation(SampleSpec("niah_single_1", length, 0.5, seed, "distractors=32")))  # fmt: skip
+        except TaskError:
+            return False
+        return True
+
+    # a length where the first sample's 32 near-miss needles fit and a later sample's (longer keys) do not
+    length = next(
+        n for n in range(900, 1400, 4) if fits(n, 42) and not all(fits(n, s) for s in range(43, 48))
+    )
+    config = EvalConfig(tasks=TASKS, lengths=(length,), samples=6, depths=1, concurrency=2,
+                        perturb=(("niah_single_1", ("distractors=32",)),))  # fmt: skip
+    outcome = asyncio.run(run_eval(config, EchoTarget(counter), RunDir(tmp_path / "r"), show_progress=False))
+    assert outcome.complete and outcome.failed == 0 and 6 < outcome.planned < 12
+    assert any("left out: length" in w for w in outcome.warnings)

@@ -234,6 +234,14 @@ class Runner:
                 outcome.errors.append(f"{spec.key}: {exc}")
                 progress.advance(bar)
                 continue
+            except TaskError as exc:
+                if not spec.variant:
+                    raise
+                # a variant sample whose draw does not fit (the group's first did): left out, as a group would be
+                outcome.planned -= 1
+                outcome.warnings.append(f"variant sample {spec.key} left out: {exc}")
+                progress.advance(bar)
+                continue
             finally:
                 self._gate.release(spec)
             record = make_record(sample, completion, self.config.concurrency)
