@@ -26,6 +26,7 @@ from ctxops.models.attention import (
     AttentionMetadata,
     BlockSpan,
     DecodeBatch,
+    HeadWindow,
     LoneDecode,
     PrefillSegment,
     QuantStep,
@@ -124,6 +125,8 @@ def quant_step(
 
 class ModelRunner:
     """Owns the model and the KV pool; executes steps."""
+
+    head_window: HeadWindow | None = None  # decode masks of a head-aware KV policy (kv_head_policy)
 
     def __init__(
         self,
