@@ -65,3 +65,10 @@ def test_sorted_search_membership_and_distinct_window_counts():
         window, inside = values[s : s + 99], member[s : s + 99]
         assert kept[i] == len(set(window[inside].tolist()))
         assert known[i] == len(set(window[~inside].tolist()))
+
+
+def test_signatures_of_many_sets_equal_datasketch():
+    rng = np.random.default_rng(3)
+    sets = [np.unique(rng.integers(0, 2**63, int(rng.integers(1, 300)), dtype=np.uint64)) for _ in range(300)]
+    signatures = Permutations().sets(sets)
+    assert all((signatures[i] == minhash(s).hashvalues).all() for i, s in enumerate(sets))

@@ -100,23 +100,34 @@ class WindowIndex:
         """Cut every item (its word hashes) into windows and index them; ``boilerplate`` shingles are dropped."""
         self.boilerplate = np.unique(boilerplate)
         self.item_words = list(item_words)
+        pieces, owners = [], []
         for item, hashes in enumerate(item_words):
+            shingles = ngram_hashes(hashes, self.shingle)
             for start in _window_starts(
                 len(hashes), self.window, self.window
             ):  # the last one ends at the end
-                shingles = self._set(hashes[start : start + self.window])
-                if len(shingles) < MIN_SHINGLES:
-                    continue
-                self.sets.append(shingles)
-                self.owners.append((item, start))
+                pieces.append(shingles[start : start + self.window - self.shingle + 1])
+                owners.append((item, start))
+        if not pieces:
+            return
+        # every window's set at once: sort (window, shingle), keep the first of each pair, drop boilerplate
+        window = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
+        values = np.concatenate(pieces)
+        order = np.lexsort((values, window))
+        window, values = window[order], values[order]
+        first = np.ones(len(values), dtype=bool)
+        first[1:] = (window[1:] != window[:-1]) | (values[1:] != values[:-1])
+        keep = first & ~contains(self.boilerplate, values)
+        window, values = window[keep], values[keep]
+        sizes = np.bincount(window, minlength=len(pieces))
+        sets = np.split(values, np.cumsum(sizes)[:-1])
+        for key in np.flatnonzero(sizes >= MIN_SHINGLES).tolist():
+            self.sets.append(sets[key])
+            self.owners.append(owners[key])
         if self.sets:
-            self.signatures = np.stack([self.permutations.signature(s) for s in self.sets])
+            self.signatures = self.permutations.sets(self.sets)
             self.bands = BandIndex(self.signatures, CANDIDATE_JACCARD, NUM_PERM)
             self.vocabulary = np.unique(np.concatenate(self.sets))
-
-    def _set(self, window_hashes: np.ndarray) -> np.ndarray:
-        shingles = np.unique(ngram_hashes(window_hashes, self.shingle))
-        return np.setdiff1d(shingles, self.boilerplate, assume_unique=True)
 
     def matches(self, doc_hashes: np.ndarray) -> Iterator[WindowMatch]:
         """Every (eval window, corpus window) pair of the document at or above the threshold."""

@@ -54,6 +54,23 @@ class Permutations:
             return np.full(self.num_perm, EMPTY, dtype=np.uint32)
         return self.permuted(shingles).min(axis=0)
 
+    def sets(self, sets: list[np.ndarray]) -> np.ndarray:
+        """MinHashes ``(len(sets), num_perm)`` of non-empty sets, permuted together in chunks."""
+        out = np.empty((len(sets), self.num_perm), dtype=np.uint32)
+        first = 0
+        while first < len(sets):
+            last, size = first, 0
+            while last < len(sets) and (size == 0 or size + len(sets[last]) <= _CHUNK):
+                size += len(sets[last])
+                last += 1
+            values = self.permuted(np.concatenate(sets[first:last]))
+            ends = np.cumsum([len(x) for x in sets[first:last]]).tolist()
+            # a min per slice: 15x faster than minimum.reduceat along axis 0, which strides across rows
+            for row, (lo, hi) in enumerate(zip([0, *ends[:-1]], ends, strict=True), first):
+                out[row] = values[lo:hi].min(axis=0)
+            first = last
+        return out
+
     def windows(self, shingles: np.ndarray, member: np.ndarray, starts: np.ndarray, span: int) -> np.ndarray:
         """MinHashes ``(len(starts), num_perm)`` of the windows ``shingles[s : s + span]``.
 
