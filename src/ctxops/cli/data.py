@@ -99,7 +99,10 @@ def contamination(
     "--out", required=True, type=click.Path(file_okay=False), help="directory for clusters and kept ids"
 )
 def dedup(paths: tuple[str, ...], out: str, **settings: object) -> None:
-    """Find exact and near-duplicate documents within PATHS; write clusters and the ids to keep."""
+    """Find exact and near-duplicate documents within PATHS; write clusters and the ids to keep.
+
+    A run stopped midway (Ctrl-C, SIGTERM, a crash) continues when rerun with the same arguments.
+    """
     from ctxops.data.corpus import CorpusError
     from ctxops.data.dedup import Dedup, run_dedup
     from ctxops.data.journal import Stop
@@ -139,7 +142,10 @@ def _stopped(out: str) -> NoReturn:
     "--region", default="US", show_default=True, help="country for phone numbers written without +code"
 )
 def pii(paths: tuple[str, ...], redact: bool, out: str | None, region: str) -> None:
-    """Count personal data in PATHS by kind and file (emails, phones, cards, IBANs, SSNs, IPs)."""
+    """Count personal data in PATHS by kind and file (emails, phones, cards, IBANs, SSNs, IPs).
+
+    With --out, a run stopped midway (Ctrl-C, SIGTERM, a crash) continues when rerun with the same arguments.
+    """
     from ctxops.data.corpus import CorpusError
     from ctxops.data.journal import Stop
     from ctxops.data.outdir import OutDir, OutDirError
