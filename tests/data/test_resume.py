@@ -109,3 +109,17 @@ def test_pii_stopped_by_ctrl_c_says_how_to_continue(corpus, tmp_path):
     assert code == 130 and "rerun the same command to continue" in output
     state = json.loads((out / "state.json").read_text())
     assert 0 < state["documents"] < FILES * DOCS
+
+
+def test_pii_that_failed_after_its_last_commit_writes_only_the_report_on_rerun(corpus, tmp_path):
+    out = tmp_path / "out"
+    (out / "report.json").mkdir(parents=True)  # the report cannot be written: the run fails at its very end
+    args = ["data", "pii", str(corpus), "--out", str(out)]
+    failed = CliRunner().invoke(cli, args)
+    assert failed.exit_code == 1 and (out / "findings.jsonl").is_file() and (out / "state.json").is_file()
+    (out / "report.json").rmdir()
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0 and "resumed from the checkpoint" in result.output
+    assert json.loads((out / "report.json").read_text())["documents"] == FILES * DOCS
+    assert len((out / "findings.jsonl").read_text().splitlines()) == FILES * 4
+    assert not (out / "state.json").exists()

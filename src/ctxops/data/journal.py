@@ -36,6 +36,7 @@ class Journal:
         self.sizes: dict[str, int] = {}  # part -> committed bytes
         self.handles: dict[str, IO[bytes]] = {}
         self.last_commit = time.monotonic()
+        self.finished = False  # the resumed run had committed its end (only the report was left to write)
 
     def resume(self) -> dict[str, Any] | None:
         """The state of the last commit of a run with this fingerprint (None: a fresh start)."""
@@ -44,7 +45,8 @@ class Journal:
             return None
         state = dict(saved[0])
         self.sizes = {name: int(size) for name, size in state.pop("journal", {}).items()}
-        if state.pop("finished", False):
+        self.finished = bool(state.pop("finished", False))
+        if self.finished:
             self._rename_parts()  # killed between the last commit and the renames
         return state
 

@@ -62,7 +62,8 @@ class PiiScan:
             if saved is not None:
                 self.restore(saved)
                 resumed = True
-        for source, count, doc in pending(files, self.done):
+        finished = journal is not None and journal.finished  # killed after its end was committed
+        for source, count, doc in [] if finished else pending(files, self.done):
             if journal is not None and self.done and source not in self.done:  # the previous file is finished
                 journal.commit(self.state())
             spans = find_pii(doc.text, self.kinds, self.region)
@@ -87,8 +88,9 @@ class PiiScan:
                 if stop:
                     return resumed, False
         if journal is not None and out is not None:
-            journal.append(FINDINGS_FILE, b"")  # the findings file exists even when nothing was found
-            journal.finish(self.state())
+            if not finished:
+                journal.append(FINDINGS_FILE, b"")  # the findings file exists even when nothing was found
+                journal.finish(self.state())
             out.write_json("report.json", self.summary())
             journal.close()
         return resumed, True
