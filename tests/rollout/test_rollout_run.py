@@ -39,7 +39,7 @@ def stack(tmp_path_factory):
     procs = {"stable": upstream(work, "stable"), "same": upstream(work, "same"),
              "degraded": upstream(work, "degraded", *DEGRADED)}  # fmt: skip
     for proc in procs.values():
-        proc.wait_ready(180)
+        proc.wait_ready(600)
     routes = work / "routes.toml"
     lines = ["[models.builtin-gw]", 'policy = "weighted"']
     for name, weight in (("stable", 100), ("same", 0), ("degraded", 0)):
@@ -47,7 +47,7 @@ def stack(tmp_path_factory):
                   f'version = "{name}"', f"weight = {weight}"]  # fmt: skip
     routes.write_text("\n".join(lines) + "\n")
     gateway = ServerProcess(["builtin-gw", "--routes", str(routes), "--admin-key", ADMIN_KEY], work, "gw")
-    gateway.wait_ready(120)
+    gateway.wait_ready(600)
     yield work, gateway
     for proc in [gateway, *procs.values()]:
         proc.stop()
