@@ -146,7 +146,7 @@ class RolloutDriver:
     def _canaries(self, step: int) -> None:
         """The same-seed canary on both arms' upstreams, called directly (not through the gateway's weights)."""
         from ctxops.evals.config import EvalConfig
-        from ctxops.evals.targets import EndpointConfig, EndpointTarget
+        from ctxops.evals.targets import Api, EndpointConfig, EndpointTarget
         from ctxops.monitor.canary import run_canary
 
         c = self.config
@@ -155,7 +155,7 @@ class RolloutDriver:
                                  depths=1, seed=c.canary.seed, concurrency=4)  # fmt: skip
         for arm in (c.baseline, c.candidate):
             url = arms[arm]["upstream"]
-            target = EndpointTarget(EndpointConfig(url=url, model_name=_model_id(url)))
+            target = EndpointTarget(EndpointConfig(url=url, model_name=_model_id(url), api=Api(c.canary.api)))
             out = self.out_root / c.name / f"step{step}" / arm
             row = run_canary(self.store, target, eval_config, f"{c.model}@{arm}", out)
             overall = row["summary"]["overall"] or {}

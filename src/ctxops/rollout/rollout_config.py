@@ -18,6 +18,7 @@
     lengths = [1024]
     samples = 20
     seed = 42
+    api = "chat"                         # or "completions" (sends the answer prefix)
     [analysis]                           # thresholds of the judge (ctxops rollout analyze --help)
     alpha = 0.05
 
@@ -44,10 +45,13 @@ class CanaryConfig:
     lengths: tuple[int, ...] = (1024,)
     samples: int = 20
     seed: int = 42
+    api: str = "chat"  # chat | completions (completions sends RULER's answer prefix: small models need it)
 
     def __post_init__(self) -> None:
         if self.samples < 0 or not self.tasks or not self.lengths or any(n < 1 for n in self.lengths):
             raise ValueError("canary: samples >= 0, and at least one task and one positive length")
+        if self.api not in ("chat", "completions"):
+            raise ValueError(f"canary: api must be chat or completions, got {self.api!r}")
 
 
 @dataclass(frozen=True, slots=True)
