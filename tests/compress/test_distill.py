@@ -33,7 +33,8 @@ def test_distill_stops_resumes_and_writes_a_model(tmp_path):
         "builtin",
         _student(tmp_path),
         str(tmp_path / "out"),
-        tokens=900,
+        tokens=10**9,
+        steps=3,  # the step budget ends the run (pruning recovery counts steps)
         lengths=(256,),
         tasks=("niah_single_1",),
         checkpoint_every=1,
@@ -42,7 +43,7 @@ def test_distill_stops_resumes_and_writes_a_model(tmp_path):
     assert first["finished"] is False and first["step"] == 1
     assert not (tmp_path / "out" / "model.safetensors").exists()
     done = distill(config)
-    assert done["finished"] and done["step"] > 1 and done["tokens"] >= 500
+    assert done["finished"] and done["step"] == 3
     steps = [
         json.loads(line)["step"] for line in (tmp_path / "out/train/log.jsonl").read_text().splitlines()[1:]
     ]

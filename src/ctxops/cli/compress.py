@@ -284,8 +284,9 @@ def _recover(teacher: str, pruned: Path, steps: int) -> None:
     """A short distillation from the original into the pruned model, written to PRUNED/recovered."""
     from ctxops.compress.distill import DistillConfig
 
+    # a step budget: tokens set past reach so the steps end the run
     config = DistillConfig(
-        teacher=teacher, student=str(pruned), out=str(pruned / "recovered"), tokens=steps * 768
+        teacher=teacher, student=str(pruned), out=str(pruned / "recovered"), tokens=10**12, steps=steps
     )
     _run_distill(config)
 
@@ -295,10 +296,10 @@ def _run_distill(config) -> dict:
     from ctxops.compress.trainer import CheckpointError
 
     with _progress() as progress:
-        bar = progress.add_task("distilling", total=config.tokens)
+        bar = progress.add_task("distilling", total=100)
 
-        def report(done: int, total: int, info: str) -> None:
-            progress.update(bar, completed=done, description=f"distilling ({info})")
+        def report(done: float, info: str) -> None:
+            progress.update(bar, completed=round(100 * done), description=f"distilling ({info})")
 
         try:
             return distill(config, report)

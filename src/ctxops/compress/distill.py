@@ -54,6 +54,7 @@ class DistillConfig:
     student: str  # a config.json, or a model directory (its weights, if any, are the starting point)
     out: str  # where the student model directory goes (checkpoint and log beside it, in out/train/)
     tokens: int = 1_000_000  # stop after this many training tokens
+    steps: int | None = None  # or after this many steps, whichever comes first
     lengths: tuple[int, ...] = (512, 1024)  # task item lengths, cycled
     tasks: tuple[str, ...] = DEFAULT_TASKS
     text_files: tuple[str, ...] = ()  # the user's text, every other item
@@ -67,8 +68,8 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.tokens < 1:
-            raise DistillError(f"--tokens must be at least 1, got {self.tokens}")
+        if self.tokens < 1 or (self.steps is not None and self.steps < 1):
+            raise DistillError(f"--tokens and steps must be at least 1, got {self.tokens} and {self.steps}")
         if not self.temperature > 0 or not math.isfinite(self.temperature):
             raise DistillError(f"--temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -158,7 +159,7 @@ def distill_loss(student_logits, teacher_logits, targets, temperature: float, al
 
 def distill(
     config: DistillConfig,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[float, str], None] | None = None,
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Train the student; write it to ``config.out``; return the final state. Rerun to resume.
@@ -196,16 +197,18 @@ def distill(
     if state["step"] == 0:
         log.write(json.dumps({"event": "start", "start": start, "identity": identity}) + "\n")
     first_step = state["step"]
-    while state["tokens"] < config.tokens and (max_steps is None or state["step"] - first_step < max_steps):
+
+    def progress_of() -> float:  # 0 -> 1 over the budget, tokens or steps, whichever ends first
+        return max(state["tokens"] / config.tokens, state["step"] / config.steps if config.steps else 0.0)
+
+    while progress_of() < 1.0 and (max_steps is None or state["step"] - first_step < max_steps):
         t0 = time.perf_counter()
         ids = torch.tensor(corpus.item(state["step"]), dtype=torch.long)
         with torch.no_grad():
             teacher_logits = dense_forward(teacher, ids[:-1]).logits
         logits = dense_forward(student, ids[:-1]).logits
         loss, soft, hard = distill_loss(logits, teacher_logits, ids[1:], config.temperature, config.alpha)
-        lr = warmup_cosine(
-            config.lr, state["step"], config.warmup, state["tokens"] / config.tokens, config.min_lr_ratio
-        )
+        lr = warmup_cosine(config.lr, state["step"], config.warmup, progress_of(), config.min_lr_ratio)
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -218,15 +221,15 @@ def distill(
         record = {"step": state["step"], "tokens": state["tokens"], "loss": round(float(loss.detach()), 4),
                   "soft": round(float(soft), 4), "hard": round(float(hard), 4), "lr": round(lr, 6)}  # fmt: skip
         log.write(json.dumps(record) + "\n")
-        stopping = state["tokens"] >= config.tokens or state["step"] - first_step == max_steps
+        stopping = progress_of() >= 1.0 or state["step"] - first_step == max_steps
         if state["step"] % config.checkpoint_every == 0 or stopping:
             checkpoint.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "state": state})
             log.flush()
         if progress is not None:
             info = f"step {state['step']} soft {record['soft']:.3f} hard {record['hard']:.3f}"
-            progress(min(state["tokens"], config.tokens), config.tokens, info)
+            progress(min(progress_of(), 1.0), info)
     log.close()
-    if state["tokens"] < config.tokens:  # stopped early on purpose: the checkpoint is the result so far
+    if progress_of() < 1.0:  # stopped early on purpose: the checkpoint is the result so far
         return {**state, "start": start, "finished": False}
     weights = {k: v.detach() for k, v in student.state_dict().items()}
     if student_config.tie_word_embeddings:
