@@ -89,6 +89,16 @@ def head_policy_kept(policy: dict[str, Any], lengths: list[int]) -> float:
     return sum(rule.kept_fraction(n) for n in lengths) / len(lengths)
 
 
+def kept_share(target: dict[str, Any], lengths: list[int]) -> float:
+    """The share of a prompt's KV a run's settings keep (run.json's ``target``): a press's, a head policy's, or 1."""
+    engine = target.get("engine", {})
+    if engine.get("kv_press"):
+        return 1.0 - engine["kv_compression_ratio"]
+    if target.get("kv_head_policy"):
+        return head_policy_kept(target["kv_head_policy"], lengths)
+    return 1.0
+
+
 def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     """``(overrides, summary.json, run.json)`` per configuration -> the sweep.json content."""
     rows = []
@@ -97,9 +107,7 @@ def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str
         cache = target.get("kv_cache", {})
         engine = target.get("engine", {})
         per_token = cache.get("bytes_per_token")
-        kept = 1.0 - engine["kv_compression_ratio"] if engine.get("kv_press") else 1.0
-        if target.get("kv_head_policy"):
-            kept = head_policy_kept(target["kv_head_policy"], [int(n) for n in summary["overall"]])
+        kept = kept_share(target, [int(n) for n in summary["overall"]])
         rows.append(
             {
                 "name": run_name(overrides),
