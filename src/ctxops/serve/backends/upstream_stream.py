@@ -37,11 +37,14 @@ async def read_chunks(
 ) -> AsyncIterator[Chunk]:
     """Parse the upstream's SSE stream into chunks, noting timings, usage and counts."""
     last_token = None
-    async for line in response.aiter_lines():
+    lines = response.aiter_lines()
+    async for line in lines:
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
+            async for _ in lines:  # read to the body's end: a response closed unread takes its connection
+                pass  # with it, and the next request would pay a new TCP connect (keep-alive lost)
             return
         item = json.loads(data)
         if "error" in item:
