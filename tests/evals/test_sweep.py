@@ -24,6 +24,12 @@ def test_parse_sweep_types_values_and_crosses_axes():
         "kv_press": None,
     }
     assert run_name(configs[-1]) == "kv_cache_dtype=int8,kv_compression_ratio=0.5,kv_press=snapkv"
+    # a file path stays one directory level, and two same-named files in different folders stay apart
+    one, two = (
+        run_name({"kv_head_policy": "a/heads/policy.json"}),
+        run_name({"kv_head_policy": "b/policy.json"}),
+    )
+    assert "/" not in one and one.startswith("kv_head_policy=policy.json-") and one != two
     for bad in ("nope=1,2", "kv_cache_dtype", "block_size=big"):
         with pytest.raises(SweepError):
             parse_sweep([bad], EngineConfig)

@@ -13,6 +13,7 @@ This module knows engine settings as names and strings and run directories' summ
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import itertools
 import json
@@ -69,8 +70,23 @@ def configurations(axes: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
 
 
 def run_name(overrides: dict[str, Any]) -> str:
-    """A run directory name: ``kv_cache_dtype=int8,kv_press=snapkv``."""
-    return ",".join(f"{k}={'none' if v is None else v}" for k, v in overrides.items())
+    """A run directory name: ``kv_cache_dtype=int8,kv_press=snapkv`` (one directory level, whatever the values)."""
+    return ",".join(f"{k}={_label(v)}" for k, v in overrides.items())
+
+
+def _label(value: Any) -> str:
+    """A value as one path segment (``none`` for None).
+
+    A file path (``kv_head_policy=heads/policy.json``) becomes its file name plus a short hash of the whole path:
+    one directory level, and two same-named files in different folders stay two runs.
+    """
+    if value is None:
+        return "none"
+    text = str(value)
+    if "/" not in text and "\\" not in text:
+        return text
+    name = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "path"
+    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _pooled(summary: dict[str, Any]) -> float:
