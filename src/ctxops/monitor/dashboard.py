@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import io
+import math
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,16 +179,29 @@ def dashboard_routes(
     refresh_s: int = 30,
     server: ServerStatus | None = None,
 ) -> list[BaseRoute]:
-    """The dashboard's routes over ``store`` (and ``server``: what a ctxops server says of its KV cache now)."""
+    """The dashboard's routes over ``store`` (and ``server``: what a ctxops server says of its KV cache now).
+
+    The figures (drift over a week of log among them: seconds on a large log) are computed at most once per
+    ``refresh_s`` and shared by the page, ``data.json`` and every open tab: inside ``ctxops serve`` they run beside
+    the requests being served.
+    """
     router = APIRouter()
+    lock, cached = threading.Lock(), {"at": -math.inf, "data": None}
+
+    def figures() -> dict[str, Any]:
+        with lock:  # one computation at a time; callers arriving meanwhile get its result
+            now = time.time()
+            if now - cached["at"] >= refresh_s:
+                cached["data"], cached["at"] = dashboard_data(store, now, slo, server), now
+            return cached["data"]
 
     @router.get("/dashboard")
     def page() -> HTMLResponse:
-        return HTMLResponse(render(dashboard_data(store, time.time(), slo, server), refresh_s))
+        return HTMLResponse(render(figures(), refresh_s))
 
     @router.get("/dashboard/data.json")
     def data() -> JSONResponse:
-        return JSONResponse(dashboard_data(store, time.time(), slo, server))
+        return JSONResponse(figures())
 
     @router.get("/dashboard/report")
     def report(run: str) -> FileResponse:
