@@ -38,6 +38,19 @@ def test_scores_split_into_clean_and_dirty_with_intervals(tmp_path):
     assert (tmp_path / "run" / "contamination_split.json").is_file()
 
 
+def test_perturbed_records_of_one_item_are_split_by_variant(tmp_path):
+    run = RunDir(tmp_path / "run")
+    base = {"task": "niah_single_1", "length": 512, "depth": 0.5, "seed": 42}
+    run.append({**base, "score": 1.0})
+    run.append({**base, "variant": "noise=typos", "score": 0.0})
+    run.append({**base, "variant": "noise=shuffle", "score": 0.0})
+    # only the typo variant's text sat in the corpus: its two siblings stay clean
+    write_findings(tmp_path / "c", [item_id("niah_single_1", 512, 0.5, 42, "noise=typos")])
+    row = split_scores(run, tmp_path / "c")["tasks"]["niah_single_1"]
+    assert row["dirty"]["n"] == 1 and row["dirty"]["score"] == 0.0
+    assert row["clean"]["n"] == 2 and row["clean"]["score"] == 50.0
+
+
 def test_findings_of_another_run_are_refused(tmp_path):
     run = make_run(tmp_path / "run", [1.0, 0.0])
     write_findings(tmp_path / "c", ["other/1/0.5/1"])

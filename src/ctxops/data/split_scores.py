@@ -1,7 +1,7 @@
 """An eval run's scores split into clean and dirty items by a contamination check, as the GPT-3 paper reports them.
 
-Items are matched by id (``task/length/depth/seed``, :func:`ctxops.data.items.item_id`) between the run's
-``samples.jsonl`` and the check's ``findings.jsonl``. Per task and overall: each group's mean score with its 95%
+Items are matched by id (``task/length/depth/seed``, then ``/variant`` for a record of ``eval --perturb``,
+:func:`ctxops.data.items.item_id`) between the run's ``samples.jsonl`` and the check's ``findings.jsonl``. Per task and overall: each group's mean score with its 95%
 Wilson interval (as the eval report computes them), the difference dirty minus clean with a 95% percentile
 bootstrap interval (each group resampled on its own), and the two-sided Mann-Whitney U p-value. The result is
 written to ``RUN/contamination_split.json``. This module knows records and findings, not corpora.
@@ -76,7 +76,10 @@ def split_scores(run_dir: RunDir, contamination_dir: str | Path) -> dict[str, An
     groups: dict[str, dict[str, list[float]]] = {}
     matched = 0
     for record in run_dir.records():
-        key = item_id(record["task"], record["length"], record.get("depth"), record["seed"])
+        # the perturbation variant (``eval --perturb``) is part of the id: perturbed records of one item differ
+        key = item_id(
+            record["task"], record["length"], record.get("depth"), record["seed"], record.get("variant") or ""
+        )
         is_dirty = key in dirty_ids
         matched += is_dirty
         for task in (record["task"], "all"):
