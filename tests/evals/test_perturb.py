@@ -8,7 +8,7 @@ from ctxops.evals import perturb
 from ctxops.evals.config import EvalConfig
 from ctxops.evals.perturb import PerturbError, expand
 from ctxops.evals.perturb.distractors import one_edit
-from ctxops.evals.perturb.lexical import ASSOCIATIONS
+from ctxops.evals.perturb.lexical import ASSOCIATIONS, CITY, DECOYS
 from ctxops.evals.perturb.lexical import QUESTION as LEXICAL_QUESTION
 from ctxops.evals.sample import SampleSpec
 from ctxops.evals.tasks import build_sample
@@ -116,21 +116,56 @@ def test_paraphrase_and_noise_change_only_the_question(counter):
     assert len(typos) == len(question(clean).split())
 
 
+def content(text):
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOPWORDS}
+
+
 def test_lexical_question_shares_no_content_word_with_its_needle(counter):
     sample = build("niah_single_2", "lexical=landmark", counter=counter)
-    [(landmark, value)] = LEXICAL_NEEDLE.findall(sample.prompt)
+    [needle] = sample.metadata["needles"]
+    [(landmark, value)] = LEXICAL_NEEDLE.findall(needle)
     assert sample.answers == (value,)
-    needle = next(n for n in sample.metadata["needles"])
-
-    def content(text):
-        return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOPWORDS}
-
     assert not content(needle) & content(question(sample))
     for place, city in ASSOCIATIONS:  # the whole list: no landmark names its city or a word of the question
         assert not content(f"Someone lodging beside {place} guards the code") & content(
             LEXICAL_QUESTION.format(kind="numbers uuids", query=city)
         ), place
     assert len({c for _, c in ASSOCIATIONS}) == len(ASSOCIATIONS)
+
+
+@pytest.mark.parametrize(
+    ("task", "decoys", "values_each"),
+    [("niah_single_1", 3, 1), ("niah_single_3", 3, 1), ("niah_multikey_1", 0, 1), ("niah_multivalue", 3, 4),
+     ("niah_multiquery", 3, 1)],
+)  # fmt: skip
+def test_lexical_decoys_leave_only_the_association_to_pick_the_needle(task, decoys, values_each, counter):
+    length = 4096 if task.endswith("_3") else LENGTH
+    sample = build(task, "lexical=landmark", counter=counter, length=length)
+    found = LEXICAL_NEEDLE.findall(sample.prompt)
+    real = [LEXICAL_NEEDLE.findall(n)[0] for n in sample.metadata["needles"]]
+    extra = [pair for pair in found if pair not in real]
+    assert len({landmark for landmark, _ in extra}) == decoys and len(extra) == decoys * values_each
+    unasked = {lm for lm, _ in found} - set(sample.metadata["query"])
+    assert len(unasked) >= DECOYS
+    asked = question(sample)
+    assert not any(CITY[lm] in asked for lm in unasked)  # no decoy answers the question
+    values = [v for _, v in found]
+    assert len(set(values)) == len(values)
+    shape = r"\d{7}" if not task.endswith("_3") else r"[0-9a-f-]{36}"
+    assert all(re.fullmatch(shape, v) for _, v in extra)  # the real values' format
+    assert not content(" ".join(sample.metadata["needles"])) & content(asked)
+
+
+def test_lexical_cannot_be_passed_by_copying_a_landmark_number(counter):
+    """A reader that skips the hop (the first landmark needle's number) fails most items; the perfect reader none."""
+    copied, perfect = [], []
+    for seed in range(20):
+        sample = build(
+            "niah_single_1", "lexical=landmark", seed=seed, depth=seed / 19, counter=counter, length=1024
+        )
+        copied.append(sample.score_output(LEXICAL_NEEDLE.findall(sample.prompt)[0][1]))
+        perfect.append(sample.score_output(perfect_answer(sample)))
+    assert sum(perfect) == 20 and sum(copied) <= 10
 
 
 def test_haystack_and_placement_change_only_what_they_claim(counter):
@@ -146,6 +181,43 @@ def test_haystack_and_placement_change_only_what_they_claim(counter):
         assert sample.spec.depth == clean.spec.depth and question(sample) == question(clean)
     first = build("niah_single_1", "placement=question-first", counter=counter)
     assert first.prompt.startswith(question(clean)) and first.answer_prefix == clean.answer_prefix
+
+
+QUESTION_SIDE = ["paraphrase", "lexical", "noise", "placement"]
+APPLIES = {  # the README's table: which families each task takes under --perturb all
+    "niah_single_1": "distractors format paraphrase lexical haystack placement noise",
+    "niah_multikey_1": "distractors format paraphrase lexical haystack placement noise",
+    "niah_multivalue": "distractors format paraphrase lexical haystack placement noise",
+    "niah_multiquery": "distractors format paraphrase lexical haystack placement noise",
+    "niah_multikey_2": "distractors paraphrase placement noise",
+    "niah_multikey_3": "distractors paraphrase placement noise",
+    "vt": "placement noise",
+    "cwe": "noise",
+    "fwe": "noise",
+}
+
+
+@pytest.mark.parametrize("task", list(APPLIES))
+def test_which_families_apply_to_which_tasks(task):
+    assert perturb.families_for(task) == APPLIES[task].split()
+
+
+@pytest.mark.parametrize("task", ["niah_multikey_1", "niah_multikey_2", "niah_multivalue", "niah_multiquery"])
+def test_question_side_families_on_multi_key_tasks_ask_for_the_same_needles(task, counter):
+    clean = build(task, counter=counter)
+    for variant in expand(",".join(f for f in QUESTION_SIDE if f in APPLIES.get(task, "")), [task])[task]:
+        sample = build(task, variant, counter=counter)
+        if variant.startswith("lexical"):  # keys become landmarks; the values and their order stay
+            assert sample.answers == clean.answers and len(sample.metadata["query"]) == len(
+                clean.metadata["query"]
+            )
+            continue
+        assert sample.answers == clean.answers and sample.metadata["query"] == clean.metadata["query"], (
+            variant
+        )
+        assert sample.score_output(perfect_answer(sample)) == 1.0, variant
+        if variant.startswith(("paraphrase", "noise")):
+            assert sample.metadata["needles"] == clean.metadata["needles"], variant
 
 
 def test_a_variant_sample_plan_pairs_with_the_clean_plan():
