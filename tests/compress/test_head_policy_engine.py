@@ -1,4 +1,4 @@
-"""The engine's kv_head_policy: decode masks per KV head, the model check, and the bad-input errors."""
+"""The engine's kv_head_policy: split storage (retrieval heads paged, streaming heads in rings), real bytes, errors."""
 
 import json
 
@@ -54,16 +54,39 @@ def test_policy_of_another_model_and_bad_combinations(tmp_path):
         EngineConfig(kv_head_policy=other, kv_press="snapkv")
 
 
-def test_stats_count_the_bytes_streaming_heads_never_read(tmp_path, needles):
+def test_the_pool_holds_only_retrieval_heads_and_stats_count_real_bytes(tmp_path, needles):
     policy = HeadPolicy(((False, False), (True, True), (False, False), (False, False)), 4, sink=4, recent=60)
     file = tmp_path / "p.json"
     file.write_text(json.dumps(policy.to_dict()))
-    llm = LLM("builtin", kv_cache_memory="32MiB", kv_head_policy=str(file))
+    llm = LLM("builtin", kv_cache_memory="32MiB", max_num_seqs=8, kv_head_policy=str(file))
+    info = llm.cache_info
+    # 2 of 8 KV heads (fp32, head_dim 64) are paged: 1024 of 4096 bytes per token; 8 rings of 64 slots x 6 heads
+    assert (info.bytes_per_token, info.full_bytes_per_token) == (1024, 4096)
+    assert info.ring_bytes == 8 * 2 * 64 * 6 * 64 * 4
+    assert info.total_bytes == info.num_blocks * info.bytes_per_block + info.ring_bytes <= 32 * 2**20
+    # the 30.5 MiB left after the rings hold 3.8x the tokens a full cache of 32 MiB holds
+    assert info.num_tokens == (32 * 2**20 - info.ring_bytes) // 1024 // 16 * 16 > 3.8 * 8192
     engine = llm.engine
     engine.add_request("r", needles[0], SamplingParams(max_tokens=4, temperature=0))
     engine.step()  # the prompt's prefill
     n = engine.sequences["r"].num_kv_tokens
-    per_token = engine.cache_info.bytes_per_token
-    # 3 of 4 layers keep 64 of n tokens: three quarters of the (n - 64) dropped tokens' bytes
-    assert engine.stats().kv_head_policy_masked_bytes == round(0.75 * (n - 64) * per_token)
-    assert engine.stats().kv_cache_usage > 0  # the pool itself still holds every token
+    held = -(-n // 16) * info.bytes_per_block + info.ring_bytes_per_sequence
+    stats = engine.stats()
+    assert stats.kv_bytes_in_use == held == info.sequence_bytes(n)
+    assert stats.kv_head_policy_saved_bytes == n * 4096 - held > 0.6 * n * 4096  # 622 tokens: 67% saved
+
+
+def test_more_sequences_fit_the_same_budget(tmp_path):
+    policy = HeadPolicy(((False, False), (True, True), (False, False), (False, False)), 4, sink=4, recent=60)
+    file = tmp_path / "p.json"
+    file.write_text(json.dumps(policy.to_dict()))
+    prompts = [[5 + i] * 1000 for i in range(8)]  # 8 prompts of 1,000 tokens: 63 blocks each
+    budget = {"kv_cache_memory": 63 * 16 * 4096 * 2, "max_model_len": 1024}  # a full cache holds two of them
+    params = SamplingParams(max_tokens=2, temperature=0, ignore_eos=True)
+    # under the policy one costs 63 blocks of 16 KiB plus a 192 KiB ring (the 8 rings come first): 6 fit
+    for settings, fits in (({}, 2), ({"kv_head_policy": str(file), "max_num_seqs": 8}, 6)):
+        engine = LLM("builtin", max_num_batched_tokens=8192, **budget, **settings).engine
+        for i, prompt in enumerate(prompts):
+            engine.add_request(str(i), {"prompt_token_ids": prompt}, params)
+        engine.step()
+        assert engine.stats().num_running == fits

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ctxops.cli.main import cli
 from ctxops.engine.kv_cache import plan_cache
+from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.models.config import ModelConfig
 
 # tiny model: 2 layers x 2 KV heads x head_dim 16, fp32 -> 512 bytes per token, 8 KiB per 16-token block
@@ -61,3 +62,16 @@ def test_generate_with_a_tiny_budget_gives_a_budget(tiny_model_dir):
     assert result.exit_code == 1
     assert "cannot hold even one KV block" in result.output and "or less" not in result.output
     assert "Raise kv_cache_memory to at least" in result.output
+
+
+def test_a_head_policy_pays_its_rings_first_and_pages_only_retrieval_heads(config):
+    # layer 0 keeps both KV heads, layer 1 streams (4 sink + 12 recent): 256 of 512 bytes per token in the pool
+    policy = HeadPolicy(((True, True), (False, False)), config.num_attention_heads, sink=4, recent=12)
+    ring = 2 * 16 * 2 * 16 * 4  # K and V, 16 slots, 2 streaming heads, head_dim 16, fp32
+    info = plan_cache(config, torch.float32, 10 * BLOCK, 16, 64, max_num_seqs=3, head_policy=policy)
+    assert (info.bytes_per_token, info.full_bytes_per_token, info.ring_bytes) == (256, 512, 3 * ring)
+    assert info.num_blocks == (10 * BLOCK - 3 * ring) // (16 * 256)  # about twice the blocks, half the size
+    assert info.total_bytes == info.num_blocks * 16 * 256 + 3 * ring
+    assert info.sequence_bytes(40) == 3 * 16 * 256 + ring
+    with pytest.raises(ValueError, match="streaming-head rings.*or lower max_num_seqs"):
+        plan_cache(config, torch.float32, 2 * ring, 16, 64, max_num_seqs=3, head_policy=policy)

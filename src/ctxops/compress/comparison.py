@@ -4,8 +4,9 @@ Each model (or engine setting) runs the same :class:`~ctxops.evals.config.EvalCo
 :func:`~ctxops.evals.runner.run_eval` into its own resumable run directory, and :func:`write_reports` gives its
 summary: score per length with 95% Wilson intervals and the effective context length (point estimate and the
 interval's lower bound). Beside them: parameters, weight bytes on disk, KV bytes per prompt token (a press counts
-what it keeps, a head policy what a per-head cache would keep), and latency from the run (p50 time to first token and per output token, at the
-run's concurrency: comparable between rows of one table, noisy on a shared machine).
+what it keeps, a head policy what its split storage holds: retrieval-head blocks plus a ring), and latency from the
+run (p50 time to first token and per output token, at the run's concurrency: comparable between rows of one
+table, noisy on a shared machine).
 
 This module knows run directories, summaries and tables; it does not prune, score or train.
 """
@@ -25,7 +26,7 @@ from ctxops.evals.config import EvalConfig, format_length
 from ctxops.evals.report import write_reports
 from ctxops.evals.rundir import RunDir
 from ctxops.evals.runner import run_eval
-from ctxops.evals.sweep import kept_share
+from ctxops.evals.sweep import full_bytes_per_token, kept_share
 from ctxops.evals.targets.local import LocalTarget
 from ctxops.models.loader import resolve_model_path, weight_files
 
@@ -52,8 +53,8 @@ def evaluate(label: str, engine: EngineConfig, config: EvalConfig, out: Path, pr
     run = run_dir.read_run()
     path = resolve_model_path(engine.model)
     lengths = sorted(int(n) for n in summary["overall"])
-    # a press counts what it keeps, a head policy what a per-head cache would hold (the pool itself frees nothing)
-    kv = round(run["target"]["kv_cache"]["bytes_per_token"] * kept_share(run["target"], lengths))
+    # a press counts what it keeps, a head policy what its blocks and ring hold (both real pool bytes)
+    kv = round(full_bytes_per_token(run["target"]["kv_cache"]) * kept_share(run["target"], lengths))
     latency = summary["latency"].get(str(lengths[-1]), {})
     return {
         "label": label,

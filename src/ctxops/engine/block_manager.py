@@ -9,8 +9,9 @@ blocks is kept on it, so the scheduler can count the cached blocks a waiting req
 them, and find whether a running request is computing its next one.
 
 With a quantized KV format the block manager also hands out full-precision *window* blocks, one per sequence
-(where the block being filled is kept until it is full and quantized); they are taken with a sequence's first
-blocks and returned when it is freed. A sequence pruned by a press (``seq.compress``) never matches nor publishes
+(where the block being filled is kept until it is full and quantized); under a head policy the same per-sequence
+ids name the sequence's streaming-head *ring*. They are taken with a sequence's first blocks and returned when
+it is freed. A sequence pruned by a press (``seq.compress``) never matches nor publishes
 prefix-cache blocks, and :meth:`BlockManager.replace_blocks` swaps its blocks for fewer, fresh ones.
 
 The block manager knows token ids and block ids, never tensors.

@@ -82,8 +82,9 @@ class EngineConfig:
     )
     kv_head_policy: str | None = _opt(
         None,
-        "a head_policy.json from `ctxops compress heads`: its retrieval KV heads read every token at decode, the "
-        "others only sink + recent tokens (masked: the paged pool frees no memory, see kv_head_policy.py)",
+        "a head_policy.json from `ctxops compress heads`: the paged pool keeps only its retrieval KV heads (every "
+        "token); the other heads keep sink + recent tokens in a fixed ring per sequence, so a token costs fewer "
+        "bytes and more sequences fit (prefix caching is off under a policy, see kv_head_policy.py)",
     )
     quantization: str | None = _opt(
         None, "weight-only quantization of the decoder's linear layers: int8 (per output channel)"

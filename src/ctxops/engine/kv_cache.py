@@ -10,6 +10,13 @@ the budget first pays for one full-precision window block per running sequence (
 layers); the rest is divided into quantized blocks. So the saved bytes become more blocks, and the pool's bytes
 are still exactly ``num_blocks x bytes_per_block + window_bytes``.
 
+With a head policy (:mod:`ctxops.engine.kv_head_policy`) a block holds only the retrieval KV heads, so a token
+costs ``2 x retrieval heads (all layers) x head_dim x element size``; the budget first pays for one ring of
+``sink + recent`` slots per running sequence (``max_num_seqs`` of them) for the streaming heads
+(:mod:`ctxops.models.split_kv`), and the rest is divided into these smaller blocks:
+``total_bytes = num_blocks x bytes_per_block + ring_bytes``. ``full_bytes_per_token`` keeps what a token would
+cost without the policy, so the saving is read off one object.
+
 This module knows shapes and bytes; it does not know sequences or which block holds what.
 """
 
@@ -20,8 +27,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.models.config import ModelConfig
 from ctxops.models.kv_quant import DecodeScratch, KVCacheDtype, KVQuantFormat, QuantizedKVCache
+from ctxops.models.split_kv import SplitKVCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +47,26 @@ class CacheInfo:
     kv_cache_dtype: str = "auto"
     num_windows: int = 0  # full-precision window blocks (quantized formats: one per running sequence)
     window_bytes: int = 0  # their bytes, all layers, included in total_bytes
+    # head policy: what a token costs without it (else = bytes_per_token), and the streaming heads' rings
+    full_bytes_per_token: int = 0
+    num_rings: int = 0  # one per running sequence
+    ring_bytes: int = 0  # all rings, all layers, included in total_bytes
+
+    def __post_init__(self) -> None:
+        if not self.full_bytes_per_token:
+            object.__setattr__(self, "full_bytes_per_token", self.bytes_per_token)
 
     @property
     def num_tokens(self) -> int:
         return self.num_blocks * self.block_size
+
+    @property
+    def ring_bytes_per_sequence(self) -> int:
+        return self.ring_bytes // self.num_rings if self.num_rings else 0
+
+    def sequence_bytes(self, num_tokens: int) -> int:
+        """K/V bytes one sequence of ``num_tokens`` tokens holds: its blocks, plus its ring under a head policy."""
+        return -(-num_tokens // self.block_size) * self.bytes_per_block + self.ring_bytes_per_sequence
 
     @property
     def max_concurrency(self) -> float:
@@ -53,6 +78,7 @@ class CacheInfo:
             **asdict(self),
             "num_tokens": self.num_tokens,
             "max_concurrency": round(self.max_concurrency, 2),
+            "ring_bytes_per_sequence": self.ring_bytes_per_sequence,
         }
 
 
@@ -77,55 +103,82 @@ def plan_cache(
     max_model_len: int,
     kv_cache_dtype: KVCacheDtype | str = KVCacheDtype.AUTO,
     max_num_seqs: int = 1,
+    head_policy: HeadPolicy | None = None,
 ) -> CacheInfo:
     """Size the pool; raise ``ValueError`` when it cannot hold one sequence of ``max_model_len`` tokens.
 
-    ``max_num_seqs`` only matters for quantized formats: it is the number of full-precision window blocks.
+    ``max_num_seqs`` matters for quantized formats (full-precision window blocks) and head policies (rings): one
+    of each per running sequence, paid for before the blocks.
     """
     kv_cache_dtype = KVCacheDtype(kv_cache_dtype)
     fmt = quant_format(config, kv_cache_dtype, block_size)
-    num_windows, window_bytes = 0, 0
-    if fmt is None:
-        per_block = bytes_per_token(config, dtype) * block_size
-    else:
+    element = torch.empty((), dtype=dtype).element_size()
+    num_windows, window_bytes, num_rings, ring_bytes = 0, 0, 0, 0
+    full_per_token = bytes_per_token(config, dtype)
+    if fmt is not None:
         per_block = fmt.bytes_per_block * config.num_hidden_layers
         num_windows = max_num_seqs
         window_bytes = num_windows * bytes_per_token(config, dtype) * block_size
-    per_token = per_block // block_size  # rounded down when a block's key scales do not divide evenly
-    needed = -(-max_model_len // block_size) * per_block + window_bytes  # the budget max_model_len needs
-    if window_bytes >= kv_cache_memory:
-        raise ValueError(
-            f"kv_cache_memory={_size(kv_cache_memory)} does not even hold the {num_windows} full-precision "
-            f"window blocks ({_size(window_bytes)}) of kv_cache_dtype={kv_cache_dtype}; raise kv_cache_memory to "
-            f"at least {_size(needed)} for max_model_len={max_model_len}, or lower max_num_seqs"
+        reserved, what = (
+            window_bytes,
+            f"{num_windows} full-precision window blocks of kv_cache_dtype={kv_cache_dtype}",
         )
-    num_blocks = (kv_cache_memory - window_bytes) // per_block
+    elif head_policy is not None:
+        per_block = head_policy.pool_bytes_per_token(config.head_dim, element) * block_size
+        num_rings = max_num_seqs
+        ring_bytes = num_rings * head_policy.ring_bytes(config.head_dim, element)
+        reserved, what = (
+            ring_bytes,
+            f"{num_rings} streaming-head rings of the kv_head_policy (one per sequence)",
+        )
+    else:
+        per_block, reserved, what = full_per_token * block_size, 0, ""
+    per_token = per_block // block_size  # rounded down when a block's key scales do not divide evenly
+    needed = -(-max_model_len // block_size) * per_block + reserved  # the budget max_model_len needs
+    if reserved and reserved >= kv_cache_memory:
+        raise ValueError(
+            f"kv_cache_memory={_size(kv_cache_memory)} does not even hold the {what} ({_size(reserved)}); raise "
+            f"kv_cache_memory to at least {_size(needed)} for max_model_len={max_model_len}, or lower max_num_seqs"
+        )
+    if per_block == 0:  # a head policy without retrieval heads: blocks only count tokens, they hold no bytes
+        num_blocks = max_num_seqs * -(-max_model_len // block_size)
+    else:
+        num_blocks = (kv_cache_memory - reserved) // per_block
     capacity = num_blocks * block_size
     if num_blocks == 0:  # no max_model_len fits: the budget is the only thing to change
-        one_block = per_block + window_bytes
-        windows = f" with the {num_windows} full-precision window blocks" if num_windows else ""
+        one_block = per_block + reserved
+        extra = f" with the {what}" if reserved else ""
         raise ValueError(
             f"kv_cache_memory={_size(kv_cache_memory)} cannot hold even one KV block of {block_size} tokens "
-            f"({per_token} bytes per token; one block needs {_size(one_block)}{windows}). Raise "
+            f"({per_token} bytes per token; one block needs {_size(one_block)}{extra}). Raise "
             f"kv_cache_memory to at least {_size(needed)} for max_model_len={max_model_len}."
         )
     if capacity < max_model_len:
+        after = f", after the {what}: {_size(reserved)}" if reserved else ""
+        fixes = (
+            f"lower max_model_len to {capacity} or less, or lower max_num_seqs"
+            if reserved
+            else f"or lower max_model_len to {capacity} or less"
+        )
         raise ValueError(
             f"the model's max_model_len ({max_model_len}) is larger than the {capacity} tokens the KV cache can "
-            f"hold with kv_cache_memory={_size(kv_cache_memory)} ({per_token} bytes per token). Raise "
-            f"kv_cache_memory to at least {_size(needed)} or lower max_model_len to {capacity} or less."
+            f"hold with kv_cache_memory={_size(kv_cache_memory)} ({per_token} bytes per token{after}). Raise "
+            f"kv_cache_memory to at least {_size(needed)}{',' if reserved else ''} {fixes}."
         )
     return CacheInfo(
         num_blocks=num_blocks,
         block_size=block_size,
         bytes_per_block=per_block,
         bytes_per_token=per_token,
-        total_bytes=num_blocks * per_block + window_bytes,
+        total_bytes=num_blocks * per_block + reserved,
         dtype=str(dtype).removeprefix("torch.") if fmt is None else kv_cache_dtype.value,
         max_model_len=max_model_len,
         kv_cache_dtype=kv_cache_dtype.value,
         num_windows=num_windows,
         window_bytes=window_bytes,
+        full_bytes_per_token=full_per_token if head_policy is not None else per_token,
+        num_rings=num_rings,
+        ring_bytes=ring_bytes,
     )
 
 
@@ -137,10 +190,12 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes} bytes"
 
 
-def allocate_cache(config: ModelConfig, info: CacheInfo, dtype: torch.dtype) -> list[tuple]:
+def allocate_cache(
+    config: ModelConfig, info: CacheInfo, dtype: torch.dtype, head_policy: HeadPolicy | None = None
+) -> list[tuple]:
     """The pool as one tensor, returned as one (k, v) view pair per layer.
 
-    Quantized formats: one ``(QuantizedKVCache, None)`` pair per layer.
+    Quantized formats: one ``(QuantizedKVCache, None)`` pair per layer; a head policy: ``(SplitKVCache, None)``.
     """
     fmt = quant_format(config, KVCacheDtype(info.kv_cache_dtype), info.block_size)
     if fmt is not None:
@@ -151,6 +206,25 @@ def allocate_cache(config: ModelConfig, info: CacheInfo, dtype: torch.dtype) -> 
         ]
         assert sum(layer.nbytes for layer in layers) == info.total_bytes
         return [(layer, None) for layer in layers]
+    if head_policy is not None:
+        group = config.num_attention_heads // config.num_key_value_heads
+        split = [
+            SplitKVCache(
+                head_policy.retrieval_heads(layer),
+                config.num_key_value_heads,
+                group,
+                info.num_blocks,
+                info.block_size,
+                info.num_rings,
+                head_policy.sink,
+                head_policy.recent,
+                config.head_dim,
+                dtype,
+            )
+            for layer in range(config.num_hidden_layers)
+        ]
+        assert sum(layer.nbytes for layer in split) == info.total_bytes
+        return [(layer, None) for layer in split]
     pool = torch.zeros(
         2,
         config.num_hidden_layers,

@@ -1,16 +1,19 @@
-"""Head-aware KV (after DuoAttention): retrieval KV heads see every token, streaming heads a sink + recent window.
+"""Head-aware KV (after DuoAttention): retrieval KV heads keep every token, streaming heads a sink + recent window.
 
 A policy file (written by ``ctxops compress heads``) names, per layer, which KV heads are *retrieval* heads. With
-``kv_head_policy=PATH`` the engine's decode steps let a retrieval head attend to the whole sequence and a
-*streaming* head only to its first ``sink`` tokens and its last ``recent`` ones. The prompt's prefill attends in
-full, as it does under a KV press, so the policy is compared with presses on the same footing (decode-time KV).
+``kv_head_policy=PATH`` the engine stores the two kinds apart (:mod:`ctxops.models.split_kv`): the paged pool's
+blocks hold only the retrieval heads, and each running sequence has one fixed ring of ``sink + recent`` slots for
+its streaming heads. So a token costs :meth:`HeadPolicy.pool_bytes_per_token` in the pool instead of every head's
+bytes, a sequence adds :meth:`HeadPolicy.ring_bytes` whatever its length, and the freed bytes become more blocks
+(more or longer sequences in the same budget). A streaming head reads its first ``sink`` and last ``recent``
+tokens at decode; a prompt's prefill attends in full within one step, as under a KV press, so the policy is
+compared with presses on the same footing.
 
-What it saves, honestly: the paged pool lays a token's K/V out for every KV head of every layer together, so
-dropping a token for some heads only frees no block. The policy is applied as a per-head mask and the pool still
-holds every token: :meth:`HeadPolicy.kept_bytes` is what a per-head cache (DuoAttention's layout) would hold, and
-``pool_bytes_freed`` is reported as 0. Presses, by contrast, do free blocks.
+:meth:`HeadPolicy.head_window` is the same rule as a per-head mask over a full pool: the reference the split
+storage is tested against.
 
-This module knows the policy file and per-head masks; it does not know blocks, sequences or how scores were made.
+This module knows the policy file, per-head byte counts and masks; it does not know blocks, sequences or how
+scores were made.
 """
 
 from __future__ import annotations
@@ -62,18 +65,36 @@ class HeadPolicy:
         """Share of (layer, KV head) pairs that keep every token."""
         return sum(map(sum, self.retrieval)) / (self.num_layers * self.num_kv_heads)
 
+    @property
+    def has_streaming(self) -> bool:
+        """False when every KV head keeps every token: the policy changes nothing (the engine runs without it)."""
+        return not all(map(all, self.retrieval))
+
+    def retrieval_heads(self, layer: int) -> list[int]:
+        """The layer's retrieval KV heads, ascending."""
+        return [h for h, keep in enumerate(self.retrieval[layer]) if keep]
+
+    def pool_bytes_per_token(self, head_dim: int, element_size: int) -> int:
+        """K and V bytes one token takes in the paged pool: its retrieval heads, all layers."""
+        return 2 * sum(map(sum, self.retrieval)) * head_dim * element_size
+
+    def ring_bytes(self, head_dim: int, element_size: int) -> int:
+        """K and V bytes of one sequence's ring: ``sink + recent`` slots of every streaming head, all layers."""
+        streaming = self.num_layers * self.num_kv_heads - sum(map(sum, self.retrieval))
+        return 2 * (self.sink + self.recent) * streaming * head_dim * element_size
+
     def head_window(self) -> HeadWindow:
-        """The decode-time mask description attention reads (streaming heads: True)."""
+        """The rule as a decode-time mask over a full pool (streaming heads: True); the split's reference."""
         return HeadWindow(~torch.tensor(self.retrieval, dtype=torch.bool), self.sink, self.recent)
 
     def kept_fraction(self, length: int) -> float:
-        """Share of a ``length``-token sequence's K/V a per-head cache would hold."""
+        """Share of a ``length``-token sequence's K/V the split storage holds (block rounding aside)."""
         window = min(self.sink + self.recent, length) / length
         f = self.retrieval_fraction
         return f + (1.0 - f) * window
 
     def kept_bytes(self, length: int, bytes_per_token: int) -> int:
-        """K/V bytes a per-head cache would hold for one ``length``-token sequence (all layers)."""
+        """K/V bytes the split storage holds for one ``length``-token sequence (all layers, block rounding aside)."""
         return round(self.kept_fraction(length) * length * bytes_per_token)
 
     def check_model(self, config: ModelConfig, source: str = "the policy") -> None:

@@ -64,9 +64,11 @@ class EngineStats:
     prefix_cache_queries: int
     prefix_cache_hits: int
     num_preemptions: int
-    # with kv_head_policy: K/V bytes of the running sequences that the streaming heads never read (a per-head
-    # cache would not hold them; the paged pool still does, so they are not free blocks)
-    kv_head_policy_masked_bytes: int = 0
+    # K/V bytes the running sequences hold now: their blocks, plus their rings under a kv_head_policy
+    kv_bytes_in_use: int = 0
+    # with kv_head_policy: what the running sequences would hold in a full cache minus what they hold (blocks +
+    # rings); negative while they are shorter than a ring's worth of tokens
+    kv_head_policy_saved_bytes: int = 0
 
 
 class LLMEngine:
@@ -84,6 +86,12 @@ class LLMEngine:
         self.tokenizer = Tokenizer(path)
         self.eos_token_ids = eos_token_ids(path, self.model_config)
         dtype = torch_dtype(config.dtype, self.model_config)
+        self.head_policy = None
+        if config.kv_head_policy is not None:
+            self.head_policy = HeadPolicy.from_file(config.kv_head_policy)
+            self.head_policy.check_model(self.model_config, f"kv_head_policy {config.kv_head_policy}")
+        # the storage split: None when there is no policy or every head of it keeps every token
+        split = self.head_policy if self.head_policy is not None and self.head_policy.has_streaming else None
         self.cache_info: CacheInfo = plan_cache(
             self.model_config,
             dtype,
@@ -92,18 +100,22 @@ class LLMEngine:
             self.max_model_len,
             config.kv_cache_dtype,
             config.max_num_seqs,
+            split,
         )
-        self.head_policy = None
-        if config.kv_head_policy is not None:
-            self.head_policy = HeadPolicy.from_file(config.kv_head_policy)
-            self.head_policy.check_model(self.model_config, f"kv_head_policy {config.kv_head_policy}")
+        # A split sequence's ring cannot be rebuilt from shared blocks (the streaming heads are not in them), so
+        # it neither reuses nor publishes prefix-cache blocks; ring ids are handed out as the per-sequence windows.
         self.block_manager = BlockManager(
             self.cache_info.num_blocks,
             config.block_size,
-            config.enable_prefix_caching,
-            self.cache_info.num_windows,
+            config.enable_prefix_caching and split is None,
+            self.cache_info.num_windows + self.cache_info.num_rings,
         )
-        self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
+        self.scheduler = Scheduler(
+            self.block_manager,
+            config.max_num_seqs,
+            config.max_num_batched_tokens,
+            whole_prompts=split is not None,
+        )
         self.runner = ModelRunner(
             self.model_config,
             path,
@@ -113,7 +125,7 @@ class LLMEngine:
             config.quantization,
             config.kv_press,
             config.kv_compression_ratio,
-            self.head_policy,
+            split,
         )
         self.sequences: dict[str, Sequence] = {}
 
@@ -396,6 +408,7 @@ class LLMEngine:
         )
 
     def stats(self) -> EngineStats:
+        in_use, full = self._kv_bytes()
         return EngineStats(
             num_running=self.scheduler.num_running,
             num_waiting=self.scheduler.num_waiting,
@@ -403,12 +416,18 @@ class LLMEngine:
             prefix_cache_queries=self.block_manager.prefix_queries,
             prefix_cache_hits=self.block_manager.prefix_hits,
             num_preemptions=self.scheduler.num_preemptions,
-            kv_head_policy_masked_bytes=self._masked_bytes(),
+            kv_bytes_in_use=in_use,
+            kv_head_policy_saved_bytes=full - in_use if self.cache_info.num_rings else 0,
         )
 
-    def _masked_bytes(self) -> int:
-        if self.head_policy is None:
-            return 0
-        per_token = self.cache_info.bytes_per_token
-        lengths = [seq.num_kv_tokens for seq in self.scheduler.running if seq.num_kv_tokens]
-        return sum(n * per_token - self.head_policy.kept_bytes(n, per_token) for n in lengths)
+    def _kv_bytes(self) -> tuple[int, int]:
+        """(bytes the running sequences hold, bytes their tokens would take in a full cache of this dtype)."""
+        info = self.cache_info
+        running = self.scheduler.running
+        blocks = {block for seq in running for block in seq.block_table}  # a shared prefix block counts once
+        side = info.ring_bytes_per_sequence + (
+            info.window_bytes // info.num_windows if info.num_windows else 0
+        )
+        held = len(blocks) * info.bytes_per_block + sum(seq.window is not None for seq in running) * side
+        full = sum(seq.num_kv_tokens for seq in running) * info.full_bytes_per_token
+        return held, full

@@ -5,7 +5,8 @@ their end.
 
 The model runner owns every tensor of the engine: the weights (int8 per output channel with
 ``quantization="int8"``, :mod:`ctxops.models.weight_quant`) and the KV pool (quantized blocks plus window blocks
-with ``kv_cache_dtype`` int8/int4, :mod:`ctxops.models.kv_quant`). With a press it accumulates attention scores over
+with ``kv_cache_dtype`` int8/int4, :mod:`ctxops.models.kv_quant`; retrieval-head blocks plus streaming-head rings
+with ``kv_head_policy``, :mod:`ctxops.models.split_kv`). With a press it accumulates attention scores over
 a prompt's prefill chunks and, when asked, moves the kept tokens' K/V into fresh blocks. It turns the scheduler's
 ``(sequence, num_new_tokens)`` list into ids, positions, slots and attention metadata; it does not decide what runs
 and it does not know text.
@@ -30,6 +31,7 @@ from ctxops.models.attention import (
     LoneDecode,
     PrefillSegment,
     QuantStep,
+    RingStep,
     SeqRead,
     read_quantized,
     read_span,
@@ -38,6 +40,7 @@ from ctxops.models.config import ModelConfig, RopeType
 from ctxops.models.llama import LlamaForCausalLM
 from ctxops.models.loader import load_weights
 from ctxops.models.native import kernels as native_kernels
+from ctxops.models.split_kv import ring_step
 from ctxops.models.weight_quant import quantize_linears
 
 # Decodes sharing at least this many leading blocks read them once for all (cascade attention).
@@ -126,7 +129,10 @@ def quant_step(
 class ModelRunner:
     """Owns the model and the KV pool; executes steps."""
 
-    head_window: HeadWindow | None = None  # decode masks of a head-aware KV policy (kv_head_policy)
+    # a head policy as decode masks over a full pool: not what the engine runs (it splits the storage, see
+    # ``head_policy``), the reference tests set here to compare the split with
+    head_window: HeadWindow | None = None
+    head_policy: HeadPolicy | None = None  # the storage split: retrieval heads paged, streaming in rings
 
     def __init__(
         self,
@@ -155,13 +161,14 @@ class ModelRunner:
         if quantization == "int8":  # the decoder's linears; embeddings and LM head stay as loaded
             quantize_linears(model.model.layers)
         self.model = model.eval()
-        self.kv_caches = allocate_cache(model_config, cache, dtype)
+        # a policy whose every head keeps every token changes nothing: the engine passes None for it
+        self.head_policy = head_policy
+        self.kv_caches = allocate_cache(model_config, cache, dtype, head_policy)
         self.quantized_kv = cache.kv_cache_dtype != "auto"
         self.num_windows = cache.num_windows
         self.press = PressKind(kv_press) if kv_press else None
         self.press_ratio = kv_compression_ratio
         self.press_scores: dict[str, PressScores] = {}  # request id -> attention on its prompt so far
-        self.head_window = head_policy.head_window() if head_policy is not None else None
         self.sampler = Sampler(seed)
         self.is_dynamic_rope = model_config.rope.type == RopeType.DYNAMIC
         self.native = native_kernels()  # built once per machine (about a second); None: torch kernels only
@@ -265,6 +272,7 @@ class ModelRunner:
             else None,
             scorers=scorers,
             head_window=self.head_window if decode is not None else None,
+            ring=self.ring_step(decodes, prefills) if self.head_policy is not None else None,
         )
         ordered = decodes + prefills
         # the last row of each sequence that reaches its end produces the next token
@@ -279,6 +287,16 @@ class ModelRunner:
             meta,
             sample_rows,
         )
+
+    def ring_step(self, decodes: list[ScheduledSequence], prefills: list[ScheduledSequence]) -> RingStep:
+        """Where the step's streaming-head K/V go in the sequences' rings (a ring id is the sequence's window)."""
+        assert self.head_policy is not None
+        spans = []
+        for s in decodes + prefills:
+            assert s.seq.window is not None, "a head policy gives every running sequence a ring"
+            start = s.seq.num_computed_tokens
+            spans.append((s.seq.window, start, start + s.num_new_tokens))
+        return ring_step(spans, len(decodes), self.head_policy.sink, self.head_policy.recent)
 
     # ---- KV compression ---------------------------------------------------------------------------------------
     def _read_sequence(self, layer: int, seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:

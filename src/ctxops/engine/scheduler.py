@@ -7,7 +7,8 @@ the remaining budget is split into chunks over several steps, sharing steps with
 next uncached full block a running sequence is computing waits for it and then reuses it, wherever the block lies
 in its prompt (requests sharing a document sent together compute it once). When a running sequence needs a block
 and none is free, the newest running sequence is preempted: its blocks are freed and it goes back to the front of
-the queue to be recomputed (its cached full blocks usually make that cheap).
+the queue to be recomputed (its cached full blocks usually make that cheap). Under a head policy
+(``whole_prompts``) a prompt that fits one step is never split: it waits for a step with room for all of it.
 
 The scheduler knows sequences, token counts and the block manager; it never sees tensors or text.
 """
@@ -54,8 +55,17 @@ class SchedulerOutput:
 class Scheduler:
     """Decides which sequences run each step and how many tokens each computes."""
 
-    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int) -> None:
+    def __init__(
+        self,
+        block_manager: BlockManager,
+        max_num_seqs: int,
+        max_num_batched_tokens: int,
+        whole_prompts: bool = False,
+    ) -> None:
         self.block_manager = block_manager
+        # admit a prompt that fits one step only when the step's budget takes it whole (a head policy's streaming
+        # heads see the whole prompt only within one step; see ctxops.models.split_kv)
+        self.whole_prompts = whole_prompts
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.waiting: deque[Sequence] = deque()
@@ -119,6 +129,8 @@ class Scheduler:
                 if not seq.was_admitted:
                     seq.num_cached_tokens = hit
             num_new = min(seq.num_schedulable_tokens, budget)
+            if self.whole_prompts and num_new < seq.num_schedulable_tokens <= self.max_num_batched_tokens:
+                break  # the next step with room prefills it whole
             if not self.block_manager.allocate_slots(seq, num_new):
                 self.block_manager.free(seq)
                 break

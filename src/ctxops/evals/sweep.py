@@ -95,14 +95,30 @@ def _pooled(summary: dict[str, Any]) -> float:
     return sum(c["score"] * c["n"] for c in cells) / total if total else 0.0
 
 
-def head_policy_kept(policy: dict[str, Any], lengths: list[int]) -> float:
+def head_policy_kept(
+    policy: dict[str, Any], lengths: list[int], cache: dict[str, Any] | None = None
+) -> float:
     """A head policy's kept share of a prompt, averaged over the run's lengths (it depends on the length).
 
-    What a per-head cache would hold (:meth:`HeadPolicy.kept_fraction`); the paged pool masks the dropped tokens
-    rather than freeing them (see ``engine/kv_head_policy.py``).
+    With the run's ``kv_cache`` (the split storage's real pool: retrieval-head blocks plus one ring per sequence)
+    it is the bytes a sequence really holds over what a full cache would; else the policy's own estimate
+    (:meth:`HeadPolicy.kept_fraction`, runs from before the split).
     """
+    if cache and cache.get("num_rings"):
+        size, block, ring, full = (
+            cache["block_size"],
+            cache["bytes_per_block"],
+            cache["ring_bytes_per_sequence"],
+            cache["full_bytes_per_token"],
+        )
+        return sum((-(-n // size) * block + ring) / (n * full) for n in lengths) / len(lengths)
     rule = HeadPolicy.from_dict(policy)
     return sum(rule.kept_fraction(n) for n in lengths) / len(lengths)
+
+
+def full_bytes_per_token(cache: dict[str, Any]) -> int | None:
+    """K/V bytes of one token without a head policy (a policy's pool holds fewer per token, plus rings)."""
+    return cache.get("full_bytes_per_token") or cache.get("bytes_per_token")
 
 
 def kept_share(target: dict[str, Any], lengths: list[int]) -> float:
@@ -111,7 +127,7 @@ def kept_share(target: dict[str, Any], lengths: list[int]) -> float:
     if engine.get("kv_press"):
         return 1.0 - engine["kv_compression_ratio"]
     if target.get("kv_head_policy"):
-        return head_policy_kept(target["kv_head_policy"], lengths)
+        return head_policy_kept(target["kv_head_policy"], lengths, target.get("kv_cache"))
     return 1.0
 
 
@@ -124,6 +140,7 @@ def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str
         engine = target.get("engine", {})
         per_token = cache.get("bytes_per_token")
         kept = kept_share(target, [int(n) for n in summary["overall"]])
+        full = full_bytes_per_token(cache)
         rows.append(
             {
                 "name": run_name(overrides),
@@ -132,7 +149,7 @@ def summarize_sweep(entries: list[tuple[dict[str, Any], dict[str, Any], dict[str
                 "kv_press_query_aware": target.get("kv_press_query_aware"),
                 "kv_bytes_per_token": per_token,
                 # a press keeps (1 - ratio) of each prompt: what one prompt token costs on average
-                "kv_bytes_per_prompt_token": None if per_token is None else per_token * kept,
+                "kv_bytes_per_prompt_token": None if full is None else full * kept,
                 "kv_pool_tokens": cache.get("num_tokens"),
                 "score": _pooled(summary),
                 "scores_by_length": {n: c["score"] for n, c in summary["overall"].items()},

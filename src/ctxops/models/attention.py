@@ -8,7 +8,8 @@ many questions) that prefix is read once for all of them and the softmax is merg
 chunks run one sequence at a time, on the fresh keys when nothing precedes them, else on keys from the cache.
 
 Quantized caches (:class:`~ctxops.models.kv_quant.QuantizedKVCache`, int8/int4) take another path, in
-:mod:`ctxops.models.quantized_attention`. The step's metadata types live in :mod:`ctxops.models.attention_metadata`
+:mod:`ctxops.models.quantized_attention`. A head policy's split cache (:class:`~ctxops.models.split_kv.SplitKVCache`)
+runs its retrieval heads' queries down the paged path here and its streaming heads' over their rings. The step's metadata types live in :mod:`ctxops.models.attention_metadata`
 and are re-exported here.
 
 This module knows tensors, slots and block tables. It does not know sequences, sampling or the scheduler: the model
@@ -28,12 +29,14 @@ from ctxops.models.attention_metadata import (  # re-exported: the model runner 
     LoneDecode,
     PrefillSegment,
     QuantStep,
+    RingStep,
     SeqRead,
     observe_chunk,
 )
 from ctxops.models.kv_quant import QuantizedKVCache
 from ctxops.models.native import kernels as native_kernels
 from ctxops.models.quantized_attention import quantized_attention, read_quantized
+from ctxops.models.split_kv import SplitKVCache, ring_decode, ring_prefill, ring_write
 
 __all__ = [
     "AttentionMetadata",
@@ -43,6 +46,7 @@ __all__ = [
     "LoneDecode",
     "PrefillSegment",
     "QuantStep",
+    "RingStep",
     "SeqRead",
     "gather_blocks",
     "naive_attention",
@@ -196,6 +200,8 @@ def paged_attention(
     """
     if isinstance(k_cache, QuantizedKVCache):
         return quantized_attention(q, k, v, k_cache, meta, scale, layer)
+    if isinstance(k_cache, SplitKVCache):
+        return _split_attention(q, k, v, k_cache, meta, scale, layer)
     if k_cache.dtype != q.dtype:
         raise TypeError(f"KV cache dtype {k_cache.dtype} differs from the model's {q.dtype}")
     write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
@@ -212,6 +218,46 @@ def paged_attention(
         if meta.scorers and meta.scorers[i] is not None:
             keys = read_span(k_cache, seg.blocks)[: seg.context_len]
             observe_chunk(meta.scorers[i], layer, q, keys, seg, scale)
+    return out
+
+
+def _split_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cache: SplitKVCache,
+    meta: AttentionMetadata,
+    scale,
+    layer,
+) -> torch.Tensor:
+    """Retrieval heads over the paged pool, streaming heads over their rings; outputs put back in head order."""
+    out = torch.empty_like(q)
+    if cache.num_retrieval:
+        rq, rkv = cache.retrieval_q, cache.retrieval_kv
+        out[:, rq] = paged_attention(
+            q.index_select(1, rq),
+            k.index_select(1, rkv),
+            v.index_select(1, rkv),
+            cache.k,
+            cache.v,
+            meta,
+            scale,
+            layer,
+        )
+    if cache.num_streaming:
+        ring = meta.ring
+        assert ring is not None, "a head-split cache needs the step's RingStep"
+        sq, skv = cache.streaming_q, cache.streaming_kv
+        qs, ks, vs = q.index_select(1, sq), k.index_select(1, skv), v.index_select(1, skv)
+        streamed = torch.empty_like(qs)
+        for seg, (ring_id, held) in zip(meta.prefills, ring.prefill_reads, strict=True):  # before the writes
+            rows = slice(seg.start, seg.start + seg.num_query_tokens)
+            streamed[rows] = ring_prefill(qs[rows], ks[rows], vs[rows], cache, ring_id, held, scale)
+        ring_write(cache, ks, vs, ring)
+        if meta.decode is not None:
+            n = meta.decode.num_seqs
+            streamed[:n] = ring_decode(qs[:n], cache, ring, scale, native_kernels())
+        out[:, sq] = streamed
     return out
 
 

@@ -1,7 +1,7 @@
 """What one step tells attention: where its tokens go in the KV cache and what each of them attends to.
 
 The model runner builds an :class:`AttentionMetadata` per step (block spans, prefill segments, the decode batch and,
-for quantized caches, a :class:`QuantStep`) and passes it down explicitly; :mod:`ctxops.models.attention` and
+for quantized caches, a :class:`QuantStep`; for head-split caches, a :class:`RingStep`) and passes it down explicitly; :mod:`ctxops.models.attention` and
 :mod:`ctxops.models.quantized_attention` read it. This module knows block ids and tensor shapes, never sequences,
 the scheduler or the cache's contents.
 """
@@ -105,7 +105,11 @@ class QuantStep:
 
 @dataclass(frozen=True, slots=True)
 class HeadWindow:
-    """Head-aware KV at decode: streaming KV heads read only the first ``sink`` and last ``recent`` tokens."""
+    """Head-aware KV at decode as a mask: streaming KV heads read only the first ``sink`` and last ``recent`` tokens.
+
+    The engine stores a policy split (:mod:`ctxops.models.split_kv`); this mask over a full pool is the reference
+    the split storage is tested against.
+    """
 
     streaming: torch.Tensor  # (layers, kv_heads) bool: True for a streaming head, False for a retrieval head
     sink: int
@@ -119,6 +123,23 @@ class HeadWindow:
         windowed = valid & ((keys < self.sink) | (keys >= lens - self.recent))
         per_kv = torch.where(self.streaming[layer][None, :, None], windowed, valid)  # (N, kv_heads, width)
         return per_kv.repeat_interleave(group, dim=1).unsqueeze(2)
+
+
+@dataclass(frozen=True, slots=True)
+class RingStep:
+    """A step's writes into, and reads from, the streaming heads' rings (head-split KV; one plan, every layer).
+
+    Ring slots are ``ring * (sink + recent) + slot`` (see :mod:`ctxops.models.split_kv`).
+    """
+
+    write_slots: torch.Tensor  # (W,) long: ring slots of the fresh tokens the rings keep
+    write_rows: torch.Tensor  # (W,) long: their rows in the batch
+    decode_rings: torch.Tensor  # (N, 1) long: each decode's ring, as a one-block table for the paged kernel
+    decode_lens: torch.Tensor  # (N,) long: slots each decode reads (its tokens, at most sink + recent)
+    decode_mask: torch.Tensor  # (N, 1, 1, sink + recent) bool: those slots
+    prefill_reads: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # per prefill: (ring, slots held before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +157,9 @@ class AttentionMetadata:
     # per prefill segment, None or an object whose ``observe(layer, q, keys, first_position, scale)`` records the
     # chunk's attention (a KV press scoring the prompt)
     scorers: list | None = None
-    head_window: HeadWindow | None = None  # set with a head-aware KV policy (decode rows only)
+    # the masked reference of a head policy over a full pool (decode rows only; tests compare the split with it)
+    head_window: HeadWindow | None = None
+    ring: RingStep | None = None  # set when the cache is head-split (a head policy's SplitKVCache)
 
     @property
     def num_decodes(self) -> int:

@@ -146,10 +146,17 @@ class LocalTarget(Target):
             "engine": engine,
             "kv_cache": self.llm.engine.cache_info.to_dict(),  # the pool these settings gave: bytes, tokens
             "kv_press_query_aware": _query_aware(self.config),
-            # what the head policy keeps: a per-head cache's share of a sequence; the paged pool frees nothing
-            "kv_head_policy": None
-            if self.llm.engine.head_policy is None
-            else {**self.llm.engine.head_policy.to_dict(), "pool_bytes_freed": 0},
+            # the head policy, and what its split storage really costs (kv_cache holds the same numbers)
+            "kv_head_policy": None if self.llm.engine.head_policy is None else self._head_policy(),
+        }
+
+    def _head_policy(self) -> dict[str, Any]:
+        info = self.llm.engine.cache_info
+        return {
+            **self.llm.engine.head_policy.to_dict(),
+            "pool_bytes_per_token": info.bytes_per_token,
+            "pool_bytes_freed_per_token": info.full_bytes_per_token - info.bytes_per_token,
+            "ring_bytes_per_sequence": info.ring_bytes_per_sequence,
         }
 
     def identity(self) -> dict[str, Any]:
