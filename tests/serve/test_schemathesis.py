@@ -44,6 +44,7 @@ ROUTES = {
     "GET /v1/models",
     "GET /health",
     "GET /metrics",
+    "POST /v1/feedback",
 }
 # schemathesis' default markers less "token": reproductions show max_tokens, stop_token_ids, ...; keys stay hidden
 SENSITIVE_MARKERS = ["key", "secret", "password", "passwd", "auth", "session", "credential"]
@@ -71,7 +72,8 @@ def serve(tiny_model_dir, serve_dir, name: str, *extra: str) -> ServerProcess:
 def _servers(tiny_model_dir, serve_dir) -> Iterator[dict[str, ServerProcess]]:
     """The fuzzed server (no keys) and two with a key, metrics behind it or open; started in parallel."""
     servers = {
-        "fuzz": serve(tiny_model_dir, serve_dir, "fuzz"),
+        # a request log, so /v1/feedback can keep a score (without one it answers 400)
+        "fuzz": serve(tiny_model_dir, serve_dir, "fuzz", "--db", str(serve_dir / "fuzz-requests.db")),
         "keyed": serve(tiny_model_dir, serve_dir, "keyed", "--api-key", KEY),
         "open_metrics": serve(
             tiny_model_dir, serve_dir, "open-metrics", "--api-key", KEY, "--no-metrics-auth"
@@ -216,7 +218,8 @@ def test_openapi_lists_every_route_with_its_body(fuzz_server, api) -> None:
     routes = {f"{method.upper()} {path}" for path, methods in doc["paths"].items() for method in methods}
     assert routes == ROUTES
     bodies = {"/v1/chat/completions": "ChatCompletionRequest", "/v1/completions": "CompletionRequest",
-              "/tokenize": "TokenizeRequest", "/detokenize": "DetokenizeRequest"}  # fmt: skip
+              "/tokenize": "TokenizeRequest", "/detokenize": "DetokenizeRequest",
+              "/v1/feedback": "FeedbackRequest"}  # fmt: skip
     for path, methods in doc["paths"].items():
         for method, operation in methods.items():
             assert "200" in operation["responses"], (method, path)

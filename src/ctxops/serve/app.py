@@ -129,7 +129,7 @@ class Server:
         app.add_api_route("/health", self.health, methods=["GET"])
         app.add_api_route("/metrics", self.prometheus, methods=["GET"])
         app.add_api_route("/openapi.json", self.openapi, methods=["GET"], include_in_schema=False)
-        app.add_api_route("/v1/feedback", self.feedback, methods=["POST"], include_in_schema=False)
+        app.add_api_route("/v1/feedback", self.feedback, methods=["POST"])
         if self.admin is not None:
             app.add_api_route("/admin/routes", self.admin.get, methods=["GET"], include_in_schema=False)
             app.add_api_route("/admin/routes", self.admin.put, methods=["PUT"], include_in_schema=False)

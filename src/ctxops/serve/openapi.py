@@ -30,6 +30,8 @@ _BODIES: dict[str, type[BaseModel]] = {
     "/tokenize": TokenizeRequest,
     "/detokenize": DetokenizeRequest,
 }
+# Routes that parse their bodies by hand: the schema is written out in _RESPONSES under this name.
+_FREE_BODIES = {"/v1/feedback": "FeedbackRequest"}
 _GENERATION_ERRORS = {
     "400": "Invalid request: the message and ``param`` name the field (also ``context_length_exceeded``)",
     "401": "Missing or wrong API key",
@@ -261,6 +263,20 @@ _RESPONSES["CompletionChunk"] = _chunk(
         },
     },
 )
+_RESPONSES["FeedbackRequest"] = {
+    "type": "object",
+    "required": ["id", "score"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": "\\S", "description": "The answer's ``id`` (its ``x-request-id``)"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "The user's score of the answer"},
+    },
+}
+_RESPONSES["Feedback"] = {
+    "type": "object",
+    "required": ["id", "score", "object"],
+    "properties": {"id": {"type": "string"}, "score": {"type": "number"}, "object": {"const": "feedback"}},
+}
 _CHUNKS = {"/v1/chat/completions": "ChatCompletionChunk", "/v1/completions": "CompletionChunk"}
 _OK = {
     "/v1/chat/completions": "ChatCompletion",
@@ -268,6 +284,7 @@ _OK = {
     "/tokenize": "TokenizeResponse",
     "/detokenize": "DetokenizeResponse",
     "/v1/models": "ModelList",
+    "/v1/feedback": "Feedback",
 }
 
 
@@ -308,6 +325,12 @@ def _responses(path: str) -> dict[str, Any]:
         return {
             "200": _json(_ref(_OK[path]), "The result"),
             **{s: _json(error, _GENERATION_ERRORS[s]) for s in codes},
+        }
+    if path == "/v1/feedback":
+        return {
+            "200": _json(_ref("Feedback"), "The score was kept"),
+            "400": _json(error, "Not a valid feedback body, or the server keeps no request log (start it with --db)"),
+            **{s: _json(error, _GENERATION_ERRORS[s]) for s in ("401", "413")},
         }
     if path == "/v1/models":
         return {
@@ -369,10 +392,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path, methods in doc.get("paths", {}).items():
         for method, operation in methods.items():
             operation["responses"] = _responses(path)
-            if path in _BODIES and method == "post":
+            body = _BODIES[path].__name__ if path in _BODIES else _FREE_BODIES.get(path)
+            if body is not None and method == "post":
                 operation["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref(_BODIES[path].__name__)}},
+                    "content": {"application/json": {"schema": _ref(body)}},
                 }
             if path != "/health":
                 operation["security"] = security
