@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -9,8 +10,17 @@ import time
 import httpx
 import openai
 import pytest
+from click.testing import CliRunner
 from serve_helpers import ServerProcess, free_port, tiny_args
 
+from ctxops.cli.main import cli
+from ctxops.engine.config import EngineConfig
+from ctxops.evals.config import EvalConfig
+from ctxops.evals.report import write_reports
+from ctxops.evals.rundir import RunDir
+from ctxops.evals.runner import run_eval
+from ctxops.evals.targets.local import LocalTarget
+from ctxops.models.loader import BUILTIN_DIR
 from ctxops.serve.config import ServerConfig
 from ctxops.serve.request_log import read_rows
 
@@ -152,6 +162,32 @@ def test_length_policy_sends_long_prompts_long_and_falls_back_on_context_length(
         direct = arm_of(routed, ask(routed, long_prompt)[0])
         assert (direct["arm"], direct["route_reason"]) == ("long", "length")
         assert arm_of(routed, ask(routed, "short one")[0])["arm"] == "edge"
+    finally:
+        put_routes(routed, "weighted", weighted_arms(main_server, second_server))
+
+
+def test_length_policy_reads_an_arms_effective_length_from_its_eval_run(routed, main_server, second_server):
+    """An arm that states no effective length gets its version's newest eval run's (the registry, same store)."""
+    run_dir = RunDir(routed.log_path.parent / "edge-eval")
+    config = EvalConfig(tasks=("niah_single_1",), lengths=(256, 512), samples=3, depths=1)
+    asyncio.run(run_eval(config, LocalTarget(EngineConfig(model="builtin")), run_dir, show_progress=False))
+    write_reports(run_dir)
+    result = CliRunner().invoke(cli, ["registry", "add", "tiny-gw", "--version", "edge-v", "--path",
+                                      str(BUILTIN_DIR), "--eval-run", str(run_dir.path),
+                                      "--db", str(routed.log_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    arms = [{"name": "edge", "upstream": routed.edge.url, "version": "edge-v", "cost": 1.0},
+            {"name": "long", "upstream": main_server.url, "cost": 4.0}]  # fmt: skip
+    try:
+        put = put_routes(routed, "length", arms)
+        assert put.status_code == 200, put.text
+        edge = put.json()["models"]["tiny-gw"]["arms"][0]
+        assert edge["effective_length"] == 512 and "max_model_len" not in edge  # builtin holds 512 of 512
+        short = arm_of(routed, ask(routed, "short one")[0])
+        assert (short["arm"], short["route_reason"]) == ("edge", "length")
+        # over the edge's measured 512 tokens: sent long at once, not after a context_length_exceeded
+        over = arm_of(routed, ask(routed, "word " * 700)[0])
+        assert (over["arm"], over["route_reason"]) == ("long", "length")
     finally:
         put_routes(routed, "weighted", weighted_arms(main_server, second_server))
 
