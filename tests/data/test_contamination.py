@@ -6,14 +6,15 @@ from click.testing import CliRunner
 from ctxops.cli.main import cli
 from ctxops.data.contamination import ContaminationConfig, ContaminationScan, run_scan
 from ctxops.data.corpus import CorpusError
-from ctxops.data.items import EvalItem, load_items
+from ctxops.data.items import EvalItem, ItemsError, load_items
 from ctxops.data.outdir import OutDir, OutDirError
+from ctxops.evals.rundir import RunDir
 from planted_corpus import make_planted
 
 
-def scan_findings(items, corpus, out, **settings):
+def scan_findings(items, corpus, out, workers=1, **settings):
     scan = ContaminationScan(items, ContaminationConfig(**settings))
-    run_scan(scan, corpus, OutDir(out))
+    run_scan(scan, corpus, OutDir(out), workers=workers)
     return {f["id"]: f for f in scan.findings()}
 
 
@@ -42,6 +43,16 @@ def check_planted(tmp_path, per_kind, negatives):
 
 def test_planted_copies_edits_and_buried_passages_are_found(tmp_path):
     check_planted(tmp_path, per_kind=3, negatives=60)
+
+
+def test_worker_processes_find_what_one_process_finds(tmp_path):
+    planted = make_planted(tmp_path, per_kind=2, negatives=20)
+    items = load_items(str(planted.items))
+    one = scan_findings(items, [planted.corpus], tmp_path / "one")
+    two = scan_findings(items, [planted.corpus], tmp_path / "two", workers=2)
+    assert one and two == one  # same items, kinds, counts and places, in the same order
+    state = json.loads((tmp_path / "two" / "state.json").read_text())
+    assert state["counts"] == json.loads((tmp_path / "one" / "state.json").read_text())["counts"]
 
 
 @pytest.mark.slow
@@ -128,6 +139,31 @@ def test_empty_corpus_is_refused_and_leaves_nothing(tmp_path):
         run_scan(ContaminationScan([EvalItem("a", "t", "some words")], ContaminationConfig()),
                  [tmp_path / "empty.txt"], OutDir(tmp_path / "out"))  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_a_binary_file_mid_corpus_stops_the_run_with_no_results_written(tmp_path):
+    (tmp_path / "a.txt").write_text(
+        "one two three four five six seven eight nine ten eleven twelve thirteen\n"
+    )
+    (tmp_path / "b.bin").write_bytes(bytes(range(256)) * 64)
+    items = [EvalItem("a", "t", "one two three four five six seven eight nine ten eleven twelve thirteen")]
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        with pytest.raises(CorpusError, match="b.bin: not UTF-8"):
+            run_scan(ContaminationScan(items, ContaminationConfig()), [tmp_path / "a.txt", tmp_path / "b.bin"],
+                     OutDir(out), workers=workers)  # fmt: skip
+        assert not (out / "findings.jsonl").exists() and not (out / "report.json").exists()
+
+
+def test_an_eval_run_without_samples_is_refused(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_json("run.json", {"target": {"kind": "local", "model": "builtin"}})
+    with pytest.raises(ItemsError, match="no finished samples"):
+        load_items(str(tmp_path / "run"))
+    result = CliRunner().invoke(cli, ["data", "contamination", "--eval", str(tmp_path / "run"), "--corpus",
+                                      str(tmp_path / "run" / "run.json"), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 1 and "no finished samples" in result.output
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(

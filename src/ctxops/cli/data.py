@@ -54,11 +54,13 @@ def _progress(label: str) -> Iterator[Callable[[int], None]]:
     "--model", default="builtin", show_default=True, help="tokenizer that builds a task spec's items"
 )
 @dataclass_options(ContaminationConfig, exclude=("checkpoint_s",))
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes that match documents (one per core; the result does not depend on it)")  # fmt: skip
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="directory for findings and report"
 )
 def contamination(
-    eval_source: str, corpus: tuple[str, ...], model: str, out: str, **settings: object
+    eval_source: str, corpus: tuple[str, ...], model: str, workers: int, out: str, **settings: object
 ) -> None:
     """Find eval items that occur in training corpora (n-gram overlap and near-duplicate windows).
 
@@ -74,7 +76,7 @@ def contamination(
     try:
         out_dir = OutDir(out)
         with _progress("contamination") as advance:
-            summary, resumed = check(eval_source, corpus, out_dir, config, model, advance)
+            summary, resumed = check(eval_source, corpus, out_dir, config, model, advance, workers)
     except (CorpusError, ItemsError, OutDirError) as exc:
         raise click.ClickException(str(exc)) from exc
     if resumed:

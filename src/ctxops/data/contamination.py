@@ -23,9 +23,11 @@ import numpy as np
 
 from ctxops.data import corpus as corpus_io
 from ctxops.data.items import EvalItem
-from ctxops.data.near_dup import WindowIndex
+from ctxops.data.journal import pending
+from ctxops.data.near_dup import WindowIndex, WindowMatch
 from ctxops.data.ngrams import NgramIndex, answer_ngrams, ngram_hashes, word_hashes, words
 from ctxops.data.outdir import OutDir, file_signature, fingerprint
+from ctxops.data.workers import ordered_map
 
 MAX_PLACES = 3  # places recorded per item and kind
 
@@ -62,6 +64,17 @@ class ContaminationConfig:
             raise ValueError(f"min_matches must be at least 1, got {self.min_matches}")
         if self.checkpoint_s < 0:
             raise ValueError(f"checkpoint_s must not be negative, got {self.checkpoint_s}")
+
+
+@dataclass(frozen=True)
+class DocumentMatches:
+    """What one corpus document matched, before it is recorded (small: it crosses a pipe from a worker)."""
+
+    words: int
+    keys: np.ndarray  # indices into the n-gram index of the distinct item n-grams found
+    ngram_places: list[tuple[int, int, int]]  # (item, word of the median hit, hits) per item hit
+    boilerplate_hits: int
+    near_dup: list[WindowMatch]
 
 
 @dataclass
@@ -112,38 +125,41 @@ class ContaminationScan:
         return fingerprint(items, asdict(self.config), [file_signature(p) for p in sources])
 
     def scan_document(self, doc: corpus_io.Document) -> None:
-        """Match one corpus document against every item."""
-        hashes = word_hashes(words(doc.text))
+        """Match one corpus document against every item and record what it matched."""
+        self.record(doc, self.match(doc.text))
+
+    def match(self, text: str) -> DocumentMatches:
+        """What one document's text matches; reads the indexes only, so worker processes can call it."""
+        hashes = word_hashes(words(text))
         grams = ngram_hashes(hashes, self.config.ngram)
         positions, keys = self.index.lookup(grams)
+        places: list[tuple[int, int, int]] = []
         if len(keys):
-            self.matched[keys] = True
             owners = self.index.owners[keys]
             order = np.lexsort((positions, owners))  # by item, then position
             items, starts, counts = np.unique(owners[order], return_index=True, return_counts=True)
             for item, start, count in zip(items.tolist(), starts.tolist(), counts.tolist(), strict=True):
-                middle = int(
-                    positions[order[start + count // 2]]
-                )  # the median hit: inside the copied passage
-                place = {
-                    "kind": "ngram",
-                    "source": doc.source,
-                    "doc": doc.doc_id,
-                    "word": middle,
-                    "ngrams": count,
-                }
-                self.states[item].add_place(place, "ngrams")
-        self.counts["boilerplate_hits"] += self.index.boilerplate_hits(grams)
-        if self.windows is not None:
-            for match in self.windows.matches(hashes):
-                state = self.states[match.item]
-                similarity = round(match.similarity, 4)
-                state.near_dup = max(state.near_dup, similarity)
-                place = {"kind": "near_dup", "source": doc.source, "doc": doc.doc_id, "word": match.doc_word,
-                         "item_word": match.item_word, "similarity": similarity}  # fmt: skip
-                state.add_place(place, "similarity")
+                middle = int(positions[order[start + count // 2]])  # the median hit: inside the copied passage
+                places.append((item, middle, count))
+        near = list(self.windows.matches(hashes)) if self.windows is not None else []
+        return DocumentMatches(len(hashes), np.unique(keys), places, self.index.boilerplate_hits(grams), near)
+
+    def record(self, doc: corpus_io.Document, found: DocumentMatches) -> None:
+        """Add one document's matches (from :meth:`match`, here or in a worker) to the accumulators."""
+        self.matched[found.keys] = True
+        for item, word, count in found.ngram_places:
+            place = {"kind": "ngram", "source": doc.source, "doc": doc.doc_id, "word": word, "ngrams": count}
+            self.states[item].add_place(place, "ngrams")
+        self.counts["boilerplate_hits"] += found.boilerplate_hits
+        for match in found.near_dup:
+            state = self.states[match.item]
+            similarity = round(match.similarity, 4)
+            state.near_dup = max(state.near_dup, similarity)
+            place = {"kind": "near_dup", "source": doc.source, "doc": doc.doc_id, "word": match.doc_word,
+                     "item_word": match.item_word, "similarity": similarity}  # fmt: skip
+            state.add_place(place, "similarity")
         self.counts["documents"] += 1
-        self.counts["words"] += len(hashes)
+        self.counts["words"] += found.words
 
     def item_matches(self) -> np.ndarray:
         """Distinct non-boilerplate n-grams of each item found in the corpus so far."""
@@ -197,10 +213,13 @@ def run_scan(
     sources: Sequence[str | Path],
     out: OutDir,
     on_document: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> bool:
     """Stream every corpus document through ``scan``, checkpointing into ``out``; True if it resumed.
 
-    ``on_document`` is called with each document's character count (progress). An empty corpus raises
+    ``on_document`` is called with each document's character count (progress). With ``workers`` > 1 documents are
+    matched in that many forked processes (:mod:`ctxops.data.workers`) and recorded here in corpus order, so the
+    result and the checkpoints are the same as with one. An empty corpus raises
     :class:`~ctxops.data.corpus.CorpusError`.
     """
     files = corpus_io.expand_paths(sources)
@@ -211,24 +230,23 @@ def run_scan(
     if saved is not None:
         scan.restore(saved[0], saved[1]["matched"])
     last_save = time.monotonic()
-    for path in files:
-        skip = scan.done.get(str(path), 0)
-        count = 0
-        for count, doc in enumerate(corpus_io.iter_file(path), 1):
-            if count <= skip:
-                continue
-            scan.scan_document(doc)
-            scan.done[str(path)] = count
-            if on_document is not None:
-                on_document(len(doc.text))
-            if time.monotonic() - last_save > scan.config.checkpoint_s:
-                out.save_state(scan.state(key), {"matched": scan.matched})
-                last_save = time.monotonic()
-        scan.done[str(path)] = max(count, skip)
-        if scan.counts["documents"]:  # an empty corpus leaves nothing behind
+    current = ""
+    stream = pending(files, dict(scan.done))
+    for (source, count, doc), found in ordered_map(scan.match, stream, workers, argument=lambda row: row[2].text):
+        if current and source != current:  # a file is finished
             out.save_state(scan.state(key), {"matched": scan.matched})
-    if scan.counts["documents"] == 0:
+            last_save = time.monotonic()
+        current = source
+        scan.record(doc, found)
+        scan.done[source] = count
+        if on_document is not None:
+            on_document(len(doc.text))
+        if time.monotonic() - last_save > scan.config.checkpoint_s:
+            out.save_state(scan.state(key), {"matched": scan.matched})
+            last_save = time.monotonic()
+    if scan.counts["documents"] == 0:  # an empty corpus leaves nothing behind
         raise corpus_io.CorpusError(
             f"{', '.join(map(str, sources))}: the corpus holds no documents with text"
         )
+    out.save_state(scan.state(key), {"matched": scan.matched})
     return saved is not None

@@ -78,14 +78,16 @@ def check(
     config: ContaminationConfig,
     model: str = "builtin",
     on_document: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, Any], bool]:
     """Check the items of ``eval_source`` (see :func:`~ctxops.data.items.load_items`) against ``corpus``.
 
-    Writes the files into ``out`` (resuming a stopped check there) and returns (the summary, resumed).
+    Writes the files into ``out`` (resuming a stopped check there) and returns (the summary, resumed). ``workers``
+    processes match documents (the result does not depend on it).
     """
     start = time.monotonic()
     scan = ContaminationScan(load_items(eval_source, model), config)
-    resumed = run_scan(scan, corpus, out, on_document)
+    resumed = run_scan(scan, corpus, out, on_document, workers)
     return write_report(out, scan, time.monotonic() - start), resumed
 
 

@@ -40,6 +40,7 @@ MIN_SHINGLES = 8  # an eval window with fewer distinct non-boilerplate bigrams s
 # J = 0.25 the estimate's standard deviation over 128 permutations is 0.038, so 0.1 loses such a pair < 1% of the
 # time, and the copies that matter (J >= 0.40) practically never
 ESTIMATE_SLACK = 0.1
+_PAIR_BATCH = 8192  # candidate pairs compared at once: 2 x 4 MB of signatures
 _COUNT_BATCH = 4096  # windows whose distinct counts are taken at once (4096 x window int64 indices)
 _MASK32 = np.uint64(0xFFFFFFFF)  # the affine32 scheme takes 32-bit hash values
 
@@ -155,8 +156,7 @@ class WindowIndex:
         signatures = self.permutations.windows(shingles, kept, starts, span)
         rows, keys = self.bands.candidates(signatures)
         # MinHash's estimate of the Jaccard similarity drops most LSH candidates before the exact check
-        estimate = (signatures[rows] == self.signatures[keys]).mean(axis=1)
-        close = estimate >= least - ESTIMATE_SLACK
+        close = _agreements(signatures, rows, self.signatures, keys) >= (least - ESTIMATE_SLACK) * NUM_PERM
         window_sets: dict[int, np.ndarray] = {}
         for row, key in zip(rows[close].tolist(), keys[close].tolist(), strict=True):
             start = int(starts[row])
@@ -171,6 +171,19 @@ class WindowIndex:
             similarity = aligned_similarity(passage, region)
             if similarity >= self.threshold:
                 yield WindowMatch(item, item_word, start, similarity)
+
+
+def _agreements(a: np.ndarray, rows: np.ndarray, b: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Permutations on which ``a[rows[i]]`` and ``b[keys[i]]`` agree, per pair: MinHash's estimate x NUM_PERM.
+
+    Taken ``_PAIR_BATCH`` pairs at a time: the gathered rows of a batch stay in cache, and a document's million
+    candidate pairs never hold 2 x 512 MB of gathered signatures at once.
+    """
+    out = np.empty(len(rows), dtype=np.int64)
+    for lo in range(0, len(rows), _PAIR_BATCH):
+        hi = lo + _PAIR_BATCH
+        out[lo:hi] = np.count_nonzero(a[rows[lo:hi]] == b[keys[lo:hi]], axis=1)
+    return out
 
 
 def _distinct_counts(
