@@ -139,7 +139,8 @@ class ContaminationScan:
             order = np.lexsort((positions, owners))  # by item, then position
             items, starts, counts = np.unique(owners[order], return_index=True, return_counts=True)
             for item, start, count in zip(items.tolist(), starts.tolist(), counts.tolist(), strict=True):
-                middle = int(positions[order[start + count // 2]])  # the median hit: inside the copied passage
+                # the median hit: inside the copied passage
+                middle = int(positions[order[start + count // 2]])
                 places.append((item, middle, count))
         near = list(self.windows.matches(hashes)) if self.windows is not None else []
         return DocumentMatches(len(hashes), np.unique(keys), places, self.index.boilerplate_hits(grams), near)
@@ -232,7 +233,8 @@ def run_scan(
     last_save = time.monotonic()
     current = ""
     stream = pending(files, dict(scan.done))
-    for (source, count, doc), found in ordered_map(scan.match, stream, workers, argument=lambda row: row[2].text):
+    texts = ordered_map(scan.match, stream, workers, argument=lambda row: row[2].text)
+    for (source, count, doc), found in texts:
         if current and source != current:  # a file is finished
             out.save_state(scan.state(key), {"matched": scan.matched})
             last_save = time.monotonic()
