@@ -235,6 +235,35 @@ def test_ensemble_answers_with_the_majority(routed, main_server, second_server):
         put_routes(routed, "weighted", weighted_arms(main_server, second_server))
 
 
+def test_an_ensemble_arm_that_keeps_failing_opens_its_breaker_and_sits_the_vote_out(
+    routed, main_server, second_server
+):
+    """The ensemble asks through the gateway's breakers: a dead arm's failures count and open its circuit."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    arms = [{"name": "a", "upstream": main_server.url}, {"name": "b", "upstream": second_server.url},
+            {"name": "dead", "upstream": dead}]  # fmt: skip
+    try:
+        assert put_routes(routed, "ensemble", arms).status_code == 200
+        client = openai.OpenAI(base_url=routed.url, api_key="user-key", max_retries=0)
+        reasons = []
+        for _ in range(7):
+            raw = client.completions.with_raw_response.create(model="tiny-gw", prompt="vote", max_tokens=5,
+                                                               temperature=0.0)  # fmt: skip
+            reasons.append(arm_of(routed, raw.headers["x-request-id"])["route_reason"])
+        # five failures in a row open the dead arm's breaker (DEFAULT_FAILURE_THRESHOLD); then it is not asked
+        assert reasons == ["ensemble:majority:2/3"] * 5 + ["ensemble:majority:2/2"] * 2, reasons
+        metrics = httpx.get(routed.base + "/metrics", headers={"Authorization": "Bearer user-key"}).text
+        host = dead.removeprefix("http://").removesuffix("/v1")
+        failed = [line for line in metrics.splitlines() if host in line and 'outcome="failed"' in line]
+        assert failed and float(failed[0].split()[-1]) == 5.0, failed
+        circuit = [
+            line for line in metrics.splitlines() if "circuit" in line and host in line and "{" in line
+        ]
+        assert circuit and circuit[0].endswith(" 1.0"), circuit
+    finally:
+        put_routes(routed, "weighted", weighted_arms(main_server, second_server))
+
+
 def test_votes_pick_the_normalized_majority_or_the_first_valid_answer():
     from ctxops.serve.backends.ensemble import pick
     from ctxops.serve.routes import EnsembleMode

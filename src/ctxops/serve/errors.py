@@ -6,6 +6,7 @@ Every failure a client can see goes through :class:`APIError`, so status codes, 
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
@@ -164,3 +165,22 @@ def engine_failed() -> APIError:
 def upstream_error(message: str, status: int = 502) -> APIError:
     """502/504: every upstream failed (gateway mode)."""
     return APIError(status, message, type=ErrorType.SERVER, code="upstream_error")
+
+
+def relayed_error(status: int, body: bytes) -> APIError:
+    """An upstream's error answer, re-raised with its own message, type, param and code where it sent them."""
+    try:
+        error = json.loads(body)["error"]
+        return APIError(
+            status, str(error.get("message")), type=_error_type(error.get("type")), param=error.get("param"),
+            code=error.get("code"),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return APIError(status, body.decode(errors="replace")[:500] or f"upstream answered {status}")
+
+
+def _error_type(value: Any) -> ErrorType:
+    try:
+        return ErrorType(value)
+    except ValueError:
+        return ErrorType.INVALID_REQUEST

@@ -5,8 +5,10 @@ punctuation, runs of whitespace), and ``majority`` returns the most common one (
 first), ``first_valid`` the first arm in the routes' order that answered with non-empty text. The chosen answer
 goes back to the client as a stream of one content chunk and the chosen arm's usage, so streamed and unstreamed
 clients both get it; the record names the chosen arm, and the reason ``ensemble:<mode>:<votes>/<arms>``. Arms that
-fail are left out of the vote; when all fail the client gets a 502 listing why. An ensemble costs N requests and
-waits for the slowest arm: it buys accuracy, not speed. This module knows answers and votes, not routing.
+fail are left out of the vote; when all fail the client gets a 502 listing why. The arms are asked through the
+gateway's ``ask`` (its breakers and in-flight counts see every call), and arms whose breaker is open sit the vote out
+unless every breaker is open. An ensemble costs N requests and waits for the slowest arm: it buys accuracy, not
+speed. This module knows answers and votes, not routing or HTTP.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import re
 import string
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import httpx
 
 from ctxops.serve.errors import upstream_error
 from ctxops.serve.request_log import RequestRecord
@@ -26,7 +27,7 @@ from ctxops.serve.responses import Chunk, Endpoint, chunk, usage_chunk
 from ctxops.serve.routes import Arm, EnsembleMode
 
 _SPACE = re.compile(r"\s+")
-_PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
+Ask = Callable[[Arm, dict[str, Any]], Awaitable[dict[str, Any]]]  # (arm, unstreamed body) -> its JSON answer
 
 
 def normalize(text: str) -> str:
@@ -56,24 +57,13 @@ def pick(answers: list[str | None], mode: EnsembleMode) -> tuple[int, int] | Non
 
 
 async def ensemble_answer(
-    client: httpx.AsyncClient, endpoint: Endpoint, body: dict[str, Any], arms: tuple[Arm, ...],
-    models: dict[str, str], headers: list[dict[str, str]], mode: EnsembleMode, record: RequestRecord,
-    model_name: str,
+    ask: Ask, endpoint: Endpoint, body: dict[str, Any], arms: tuple[Arm, ...], mode: EnsembleMode,
+    record: RequestRecord, model_name: str,
 ) -> list[Chunk]:  # fmt: skip
-    """Ask every arm, vote, and return the chosen answer as chunks (content, then usage)."""
+    """Ask every arm (``arms``: those whose breaker lets them vote), vote, and return the chosen answer as chunks."""
     plain = {**body, "stream": False}
     plain.pop("stream_options", None)
-
-    async def ask(arm: Arm, auth: dict[str, str]) -> dict[str, Any]:
-        sent = {**plain, "model": models.get(arm.upstream.url) or body.get("model")}
-        response = await client.post(arm.upstream.url + _PATHS[endpoint], json=sent, headers=auth)
-        if response.status_code != 200:
-            raise RuntimeError(f"answered {response.status_code}")
-        return response.json()
-
-    results = await asyncio.gather(
-        *(ask(a, h) for a, h in zip(arms, headers, strict=True)), return_exceptions=True
-    )
+    results = await asyncio.gather(*(ask(a, plain) for a in arms), return_exceptions=True)
     answers = [None if isinstance(r, BaseException) else _text(endpoint, r) for r in results]
     chosen = pick(answers, mode)
     if chosen is None:

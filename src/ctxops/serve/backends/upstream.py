@@ -24,23 +24,23 @@ stream that breaks, reports an error or ends without ``[DONE]`` after the upstre
 keep-alive of uvicorn-based upstreams (vLLM, llama.cpp's Python server, ctxops) ends, so a connection the upstream
 is closing is never reused: that race would look like a dropped connection and would not be retried.
 
-Bookkeeping. Each attempt is counted when it ends, with its outcome (``ok``, ``retried``, ``rejected``,
-``failed``, ``aborted``), and feeds the upstream's breaker: connection errors, 5xx, timeouts and broken streams
+Bookkeeping (:mod:`ctxops.serve.backends.upstream_health`, shared with the ``ensemble`` fan-out). Each attempt is
+counted when it ends, with its outcome (``ok``, ``retried``, ``rejected``, ``failed``, ``aborted``), and feeds the
+upstream's breaker: connection errors, 5xx, timeouts and broken streams
 are failures; an answer, even a 4xx, is a success; a 429 or a client that went away is neither. When the upstream
 sends no usage (llama.cpp's server streams none), the gateway counts completion tokens itself, one per chunk with
 text or one per logprob entry when chunks carry logprobs (llama.cpp and vLLM stream a chunk per token; the count
 is a lower bound where an upstream holds a partial character back or batches tokens into a chunk), and sends that
 count in a usage chunk marked ``"usage_source": "counted"`` with ``prompt_tokens: null`` (unknown); failed and
 aborted streams log the tokens relayed so far (the parsing and counting live in
-:mod:`ctxops.serve.backends.upstream_stream`). It knows HTTP and chunks, not token ids or blocks.
+:mod:`ctxops.serve.backends.upstream_stream`). ``/tokenize`` and ``/detokenize`` are forwarded by
+:mod:`ctxops.serve.backends.upstream_tokenizer`. It knows HTTP and chunks, not token ids or blocks.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
@@ -50,15 +50,12 @@ import httpx
 from ctxops.serve.backends.base import Backend, GenerationRequest
 from ctxops.serve.backends.ensemble import ensemble_answer
 from ctxops.serve.backends.fallback import count_prompt, failure_kind, falls_back
+from ctxops.serve.backends.upstream_health import UpstreamHealth
 from ctxops.serve.backends.upstream_stream import Tally, counted_usage, read_chunks
-from ctxops.serve.circuit_breaker import (
-    DEFAULT_COOLDOWN_S,
-    DEFAULT_FAILURE_THRESHOLD,
-    CircuitBreaker,
-    CircuitState,
-)
+from ctxops.serve.backends.upstream_tokenizer import forward_tokenizer
+from ctxops.serve.circuit_breaker import DEFAULT_COOLDOWN_S, DEFAULT_FAILURE_THRESHOLD
 from ctxops.serve.config import UpstreamSpec
-from ctxops.serve.errors import APIError, ErrorType, upstream_error
+from ctxops.serve.errors import APIError, relayed_error, upstream_error
 from ctxops.serve.metrics import BackendStats
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint
@@ -91,25 +88,6 @@ def discover_model(upstream: UpstreamSpec, timeout_s: float = 10.0) -> str:
     return response.json()["data"][0]["id"]
 
 
-def _api_error(status: int, body: bytes) -> APIError:
-    """An upstream's 4xx, re-raised with its own message, param and code."""
-    try:
-        error = json.loads(body)["error"]
-        return APIError(
-            status, str(error.get("message")), type=_error_type(error.get("type")), param=error.get("param"),
-            code=error.get("code"),
-        )  # fmt: skip
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return APIError(status, body.decode(errors="replace")[:500] or f"upstream answered {status}")
-
-
-def _error_type(value: Any) -> ErrorType:
-    try:
-        return ErrorType(value)
-    except ValueError:
-        return ErrorType.INVALID_REQUEST
-
-
 class UpstreamBackend(Backend):
     """Forwards to several upstreams by weight, sticky per user, failing over only when that is safe."""
 
@@ -130,19 +108,14 @@ class UpstreamBackend(Backend):
         self.upstreams = upstreams
         self.model_name = model_name
         self.capacity = sum(u.max_concurrency for u in upstreams)  # beyond it requests queue (then 429)
-        # per upstream URL; reloaded routes may name new upstreams, which start at zero and closed
-        self.in_flight: dict[str, int] = defaultdict(int)  # requests forwarded and not finished
-        self.breakers: dict[str, CircuitBreaker] = defaultdict(
-            lambda: CircuitBreaker(failure_threshold, cooldown_s)
-        )
+        self.health = UpstreamHealth(failure_threshold, cooldown_s)  # breakers and in-flight counts per URL
+        self.in_flight = self.health.in_flight
         self.timeout_s = timeout_s
         self.client: httpx.AsyncClient | None = None
         self.upstream_models = {
             u.url: u.model for u in upstreams if u.model
         }  # url -> the upstream's model id
         self.num_running = 0
-        # set by the server (metrics): (upstream name, outcome, circuit open?) once per attempt, when it ends
-        self.on_attempt: Callable[[str, str, bool], None] = lambda upstream, outcome, circuit_open: None
         self.created = int(time.time())
 
     async def start(self) -> None:
@@ -176,6 +149,15 @@ class UpstreamBackend(Backend):
         if self.client is not None:
             await self.client.aclose()
 
+    @property
+    def on_attempt(self) -> Callable[[str, str, bool], None]:
+        """Set by the server (metrics): (upstream name, outcome, circuit open?) once per attempt, when it ends."""
+        return self.health.on_attempt
+
+    @on_attempt.setter
+    def on_attempt(self, hook: Callable[[str, str, bool], None]) -> None:
+        self.health.on_attempt = hook
+
     def stats(self) -> BackendStats:
         """Requests forwarded and not yet finished; a gateway has no queue or KV cache of its own."""
         return BackendStats(num_running=self.num_running, num_waiting=0)
@@ -191,7 +173,7 @@ class UpstreamBackend(Backend):
 
     def _order(self, request: Any, record: RequestRecord) -> list[UpstreamSpec]:
         """The sticky ranking; upstreams with an open breaker go last, then those at their ``max_concurrency``."""
-        return [c.arm.upstream for c in self._healthy_first(self._ranked(request, record, None))]
+        return [c.arm.upstream for c in self.health.healthy_first(self._ranked(request, record, None))]
 
     def _ranked(self, request: Any, record: RequestRecord, prompt_tokens: int | None) -> list[Choice]:
         """The routes' plan, or (without routes) the upstreams by sticky weight, as arms named by host:port."""
@@ -201,52 +183,9 @@ class UpstreamBackend(Backend):
         order = rank([u.url for u in self.upstreams], [u.weight for u in self.upstreams], sticky)
         return [Choice(Arm(f"u{i}", self.upstreams[i], weight=self.upstreams[i].weight), "") for i in order]
 
-    def _healthy_first(self, plan: list[Choice]) -> list[Choice]:
-        return sorted(
-            plan,
-            key=lambda c: (
-                not self.breakers[c.arm.upstream.url].allows(),
-                self.in_flight[c.arm.upstream.url] >= c.arm.upstream.max_concurrency,
-            ),
-        )  # stable: keeps the rank within each group
-
     def _headers(self, upstream: UpstreamSpec) -> dict[str, str]:
         key = upstream.api_key
         return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _settle(self, upstream: UpstreamSpec, outcome: str, healthy: bool | None, probe: bool) -> None:
-        """One attempt ended: feed the breaker (None: no verdict), log a state change, count the outcome."""
-        breaker = self.breakers[upstream.url]
-        before = breaker.state
-        if healthy is None:
-            breaker.release(probe)
-        elif healthy:
-            breaker.success()
-        else:
-            breaker.failure()
-        after = breaker.state
-        if after is not before:
-            if after is CircuitState.CLOSED:
-                logger.info("upstream %s: circuit closed (it answered again)", upstream.name)
-            elif before is CircuitState.CLOSED:
-                logger.warning(
-                    "upstream %s: circuit open after %d failures in a row; ranked last for %.0f s",
-                    upstream.name, breaker.failures, breaker.cooldown_s,
-                )  # fmt: skip
-            elif after is CircuitState.OPEN:
-                logger.warning(
-                    "upstream %s: the probe failed; circuit open again for %.0f s",
-                    upstream.name,
-                    breaker.cooldown_s,
-                )
-        self.on_attempt(upstream.name, outcome, after is not CircuitState.CLOSED)
-
-    def _begin(self, upstream: UpstreamSpec) -> bool:
-        """An attempt at ``upstream`` starts; True when it is the breaker's half-open probe."""
-        probe = self.breakers[upstream.url].begin()
-        if probe:
-            logger.info("upstream %s: cool-down over; probing it with one request", upstream.name)
-        return probe
 
     # ---- generation ---------------------------------------------------------------------------------------------
     async def stream(
@@ -257,11 +196,11 @@ class UpstreamBackend(Backend):
         body.update(stream=True, stream_options={"include_usage": True})
         record.max_tokens = request.max_output_tokens
         if self.router is not None and self.router.current.policy is Policy.ENSEMBLE:
-            assert self.client is not None
             current = self.router.current
+            voters = tuple(a for a in current.arms if self.health.allows(a.upstream)) or current.arms
             for item in await ensemble_answer(
-                self.client, endpoint, body, current.arms, self.upstream_models,
-                [self._headers(a.upstream) for a in current.arms], current.ensemble, record, self.model_name,
+                lambda arm, plain: self._ask_whole(endpoint, arm, plain), endpoint, body, voters,
+                current.ensemble, record, self.model_name,
             ):  # fmt: skip
                 yield item
             return
@@ -274,18 +213,18 @@ class UpstreamBackend(Backend):
                 self.client, request, arm.upstream, model, self._headers(arm.upstream)
             )
         planned = self._ranked(request, record, prompt_tokens)
-        order = self._healthy_first(planned)
+        order = self.health.healthy_first(planned)
         policy = self.router.current.policy if self.router is not None else None
         failures: list[str] = []
         why = "circuit_open" if order[0] is not planned[0] else None  # the first choice's breaker is open
         for position, choice in enumerate(order):
             upstream, last = choice.arm.upstream, position == len(order) - 1
             body["model"] = self.upstream_models.get(upstream.url) or request.model
-            probe = self._begin(upstream)
+            probe = self.health.begin(upstream)
             try:
                 response = await self._send(upstream, endpoint, body)
             except _Refused as exc:
-                self._settle(
+                self.health.settle(
                     upstream, "failed" if last else "retried", False if exc.unhealthy else None, probe
                 )
                 failures.append(f"{upstream.name}: {exc}")
@@ -296,14 +235,14 @@ class UpstreamBackend(Backend):
                 rejected = exc.status < 500
                 moving_on = not last and falls_back(exc, policy)
                 outcome = "retried" if moving_on else "rejected" if rejected else "failed"
-                self._settle(upstream, outcome, rejected, probe)
+                self.health.settle(upstream, outcome, rejected, probe)
                 if not moving_on:
                     raise
                 failures.append(f"{upstream.name}: {exc.message}")
                 why = failure_kind(exc)
                 continue
             except BaseException:  # the client went away while the headers were awaited: no verdict
-                self._settle(upstream, "aborted", None, probe)
+                self.health.settle(upstream, "aborted", None, probe)
                 raise
             self._mark(record, choice, why)
             sent = False
@@ -356,7 +295,7 @@ class UpstreamBackend(Backend):
             return response
         raw = await response.aread()
         await response.aclose()
-        error = _api_error(status, raw)
+        error = relayed_error(status, raw)
         if status in (429, 503):
             raise _Refused(f"answered {status}: {error.message}", unhealthy=status == 503)
         if 400 <= status < 500:
@@ -404,7 +343,35 @@ class UpstreamBackend(Backend):
                 record.completion_tokens = tally.tokens
                 record.usage_source = "counted"
             await response.aclose()
-            self._settle(upstream, outcome, healthy, probe)
+            self.health.settle(upstream, outcome, healthy, probe)
+
+    async def _ask_whole(self, endpoint: Endpoint, arm: Arm, plain: dict[str, Any]) -> dict[str, Any]:
+        """One unstreamed request to one arm (an ensemble's vote), counted and judged like any other attempt."""
+        assert self.client is not None
+        upstream = arm.upstream
+        sent = {**plain, "model": self.upstream_models.get(upstream.url) or plain.get("model")}
+        probe = self.health.begin(upstream)
+        outcome, healthy = "aborted", None  # unless it ends first: the client went away
+        self.in_flight[upstream.url] += 1
+        try:
+            response = await self.client.post(
+                upstream.url + _PATHS[endpoint], json=sent, headers=self._headers(upstream)
+            )
+            status = response.status_code
+            if status == 200:
+                outcome, healthy = "ok", True
+                return response.json()
+            # 429: refused unrun (no verdict); another 4xx: it answered; a 5xx: it failed
+            outcome, healthy = (
+                ("rejected", None if status == 429 else True) if status < 500 else ("failed", False)
+            )
+            raise relayed_error(status, response.content)
+        except httpx.HTTPError:
+            outcome, healthy = "failed", False
+            raise
+        finally:
+            self.in_flight[upstream.url] -= 1
+            self.health.settle(upstream, outcome, healthy, probe)
 
     # ---- tokenizer endpoints ------------------------------------------------------------------------------------
     async def tokenize(self, request: TokenizeRequest, record: RequestRecord) -> dict[str, Any]:
@@ -416,23 +383,8 @@ class UpstreamBackend(Backend):
         return await self._forward("/detokenize", request, record)
 
     async def _forward(self, path: str, request: Any, record: RequestRecord) -> dict[str, Any]:
-        """Tokenizer calls change nothing upstream, so any failure moves them on (they do not feed breakers)."""
         assert self.client is not None
-        failures = []
-        for upstream in self._order(request, record):
-            body = request.model_dump(exclude_unset=True)
-            body["model"] = self.upstream_models.get(upstream.url) or body.get("model") or self.model_name
-            try:
-                response = await self.client.post(
-                    upstream.url.removesuffix("/v1") + path, json=body, headers=self._headers(upstream)
-                )
-            except httpx.HTTPError as exc:
-                failures.append(f"{upstream.name}: {type(exc).__name__}")
-                continue
-            if response.status_code >= 500:
-                failures.append(f"{upstream.name}: answered {response.status_code}")
-                continue
-            if response.status_code >= 400:
-                raise _api_error(response.status_code, response.content)
-            return response.json()
-        raise upstream_error("every upstream failed: " + "; ".join(failures))
+        return await forward_tokenizer(
+            self.client, path, request, self._order(request, record), self.upstream_models, self.model_name,
+            self._headers,
+        )  # fmt: skip
