@@ -13,8 +13,9 @@ corpus touches the disk, and the child does the expensive part (tokenizing), so 
 generating the data costs.
 
 Each recipe's steps are cut into chunks, chunk ``c`` of ``K`` holding steps ``c, c + K, c + 2K, ...``: every chunk
-is a uniform sample of the schedule (all lengths), and chunks run in order of ``c / K``, so a run stopped early has
-checked an even sample. After every chunk the state is saved (``OutDir`` checkpoint) and the report rewritten with
+is a uniform sample of the schedule (all lengths). The two CPU fine-tune stages run first (cheap: short
+documents), then the GPU run's chunks in order of ``c / K``, so a run stopped early has checked an even sample of
+it. After every chunk the state is saved (``OutDir`` checkpoint) and the report rewritten with
 the share of steps covered; a rerun resumes after the last finished chunk. 13-grams are matched in every chunk;
 the near-duplicate windows (about 30x the CPU of 13-grams on this text, one grammar sends most windows to MinHash)
 in the first chunk of each recipe only (``--near-dup-chunks``), and the report says so.
@@ -91,7 +92,8 @@ def plan(chunk_steps: int) -> list[tuple[str, int, int, int]]:
     for recipe, steps in STEPS.items():
         chunks = max(1, math.ceil(steps / chunk_steps))
         rows += [(recipe, steps, chunk, chunks) for chunk in range(chunks)]
-    return sorted(rows, key=lambda r: (r[2] / r[3], r[0]))
+    # the CPU fine-tune stages (1.6% of the generation cost, the last data v3 saw) first, whole; then the GPU run
+    return sorted(rows, key=lambda r: (r[0] == "gpu", r[2] / r[3], r[0]))
 
 
 def stream(tree: Path, chunks: list[tuple[str, int, int, int]]) -> Iterator[Document | tuple[str, int]]:
