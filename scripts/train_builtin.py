@@ -53,7 +53,6 @@ from builtin_training.data import (  # noqa: E402  (re-exported: the tests use t
     NUM_NOUNS,
     BatchPool,
     DocMaker,
-    format_answer,
 )
 from builtin_training.model import KeyProbe, Llama, weighted_loss  # noqa: E402
 from builtin_training.recipe import (  # noqa: E402
@@ -64,6 +63,7 @@ from builtin_training.recipe import (  # noqa: E402
     Recipe,
 )
 
+from ctxops.compress.task_items import task_item  # noqa: E402  (eval items: one copy with ctxops compress)
 from ctxops.compress.trainer import adamw, warmup_cosine  # noqa: E402
 
 
@@ -133,8 +133,6 @@ def build_tokenizer(directory: Path, vocab_size: int, seed: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], length: int, n: int) -> dict:
-    from ctxops.evals.tasks.base import build_sample
-
     model.eval()
     device = next(model.parameters()).device
     out = {}
@@ -142,9 +140,8 @@ def heldout_accuracy(model: Llama, maker: DocMaker, tasks: tuple[str, ...], leng
         hits = 0
         for i in range(n):
             depth = (0.0, 0.25, 0.5, 0.75, 1.0)[i % 5]
-            sample = build_sample(task, length, depth, HELDOUT_SEED_BASE + i, maker.counter)
-            prompt = maker.counter.encode(sample.prompt, sample.answer_prefix)
-            answer = maker.encode_answer(format_answer(task, sample.answers))
+            item = task_item(maker.counter, task, length, depth, HELDOUT_SEED_BASE + i)
+            prompt, answer = item.prompt_ids, maker.encode_answer(item.answer)
             ids = torch.tensor([prompt + answer], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 logits = model(ids[:, :-1])

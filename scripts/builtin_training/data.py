@@ -1,7 +1,8 @@
 """Training documents for the builtin model, in the exact prompt format ``ctxops eval`` sends, and their batches.
 
-Documents come from ``ctxops.evals``' own generators at training seeds; batches are built inline or ahead in worker
-processes. Besides loss weights, a document carries *key marks*: the token where each needle's value starts and the
+Documents come from ``ctxops.evals``' own generators at training seeds (exact eval items and their answer format
+from :mod:`ctxops.compress.task_items`, the one copy ``ctxops compress`` uses too); batches are built inline or
+ahead in worker processes. Besides loss weights, a document carries *key marks*: the token where each needle's value starts and the
 two tokens before each value of an answer, labelled with the adjective and noun of the key that value belongs to,
 for the training-only key probe (``model.KeyProbe``). It knows token ids, loss weights and marks, not the model.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from builtin_training.recipe import EVAL_TASKS, TRAIN_SEED_BASE, Recipe
+from ctxops.compress.task_items import join_values, task_item
 from ctxops.evals import words
 
 # ids, loss weights, key marks (position, adjective index, noun index)
@@ -94,15 +96,13 @@ class DocMaker:
 
     def eval_task_doc(self, task: str, length: int, seed: int, depth: float) -> Doc:
         """One exact eval-task sample (training seed) with its gold answer."""
-        from ctxops.evals.tasks.base import build_sample
-
-        sample = build_sample(task, length, depth, seed, self.counter)
-        prompt = self.counter.encode(sample.prompt, sample.answer_prefix)
+        item = task_item(self.counter, task, length, depth, seed)
+        sample, prompt = item.sample, item.prompt_ids
         keys = list(sample.metadata.get("keys", []))
         queried = list(sample.metadata.get("query", []))
         answers = list(sample.answers)
         if not queried:  # vt
-            answer: Piece = (self.encode_answer(format_answer(task, sample.answers)), True)
+            answer: Piece = (self.encode_answer(item.answer), True)
         elif len(queried) == len(answers):  # one value per asked key, in the order asked
             answer = self.answer_piece(list(zip(answers, queried, strict=True)))
         else:  # several values of one key
@@ -210,16 +210,6 @@ class DocMaker:
                 pass
         drill = self.key_focus > 0 and rng.random() < self.key_focus
         return self.dense_doc(rng, length, drill)
-
-
-def join_values(values: list[str]) -> str:
-    return " " + (values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]) + "."
-
-
-def format_answer(task: str, answers: tuple[str, ...]) -> str:
-    if task == "vt":
-        return " " + " ".join(answers)
-    return join_values(list(answers))
 
 
 def batch_lengths(recipe: Recipe, progress: float, rng: random.Random) -> int:

@@ -3,7 +3,8 @@
 A task item is the prompt as the model reads it (chat template and answer prefix included), then the gold answer
 and an end token, so the hard loss teaches the answer and the teacher's logits cover retrieval. The user's text
 files are tokenized and cut into windows of the asked length. Items come from the eval's own generators
-(:func:`ctxops.evals.tasks.build_sample`), each seed a different item, so a corpus is reproducible.
+(:mod:`ctxops.compress.task_items`, shared with the builtin model's trainer), each seed a different item, so a
+corpus is reproducible.
 
 This module knows tokenizers and task generators; it does not know models or training.
 """
@@ -14,22 +15,20 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ctxops.compress.task_items import task_item
 from ctxops.evals.prompt import PromptStyle, TokenizerCounter
-from ctxops.evals.tasks import build_sample
 
 DEFAULT_TASKS = ("niah_single_1", "niah_single_2", "niah_multikey_1", "niah_multivalue", "vt")
 
 
 def task_sequence(tokenizer, task: str, length: int, seed: int) -> list[int]:
-    """One item of ``task`` at ``length`` tokens: prompt ids, the gold answers, an end token."""
+    """One item of ``task`` at ``length`` tokens: prompt ids, the gold answer (:func:`format_answer`), an end token."""
     style = PromptStyle.CHAT if tokenizer.has_chat_template else PromptStyle.RAW
-    counter = TokenizerCounter(tokenizer, style)
     rng = random.Random(seed)
-    sample = build_sample(task, length, rng.random(), seed, counter)
-    ids = counter.encode(sample.prompt, sample.answer_prefix)
-    answer = tokenizer.encode(" " + ", ".join(sample.answers), add_special_tokens=False)
+    item = task_item(TokenizerCounter(tokenizer, style), task, length, rng.random(), seed)
+    answer = tokenizer.encode(item.answer, add_special_tokens=False)
     eos = tokenizer.token_to_id(tokenizer.eos_token) if tokenizer.eos_token else None
-    return ids + answer + ([eos] if eos is not None else [])
+    return item.prompt_ids + answer + ([eos] if eos is not None else [])
 
 
 def text_sequences(tokenizer, files: Iterable[str | Path], length: int) -> list[list[int]]:
