@@ -93,10 +93,6 @@ class HeadPolicy:
         f = self.retrieval_fraction
         return f + (1.0 - f) * window
 
-    def kept_bytes(self, length: int, bytes_per_token: int) -> int:
-        """K/V bytes the split storage holds for one ``length``-token sequence (all layers, block rounding aside)."""
-        return round(self.kept_fraction(length) * length * bytes_per_token)
-
     def check_model(self, config: ModelConfig, source: str = "the policy") -> None:
         """Raise :class:`HeadPolicyError` unless the policy was made for a model of this shape."""
         got = (self.num_layers, self.num_attention_heads, self.num_kv_heads)
