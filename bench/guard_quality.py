@@ -29,7 +29,7 @@ from collections import defaultdict
 from guard_corpus import ATTACKS, BENIGN, DEV3, HELD_OUT, SEEN, document
 from guard_corpus_sealed import SEALED_ATTACKS, SEALED_BENIGN, sealed_rng
 
-from ctxops.detect.injection import find_injections
+from ctxops.detect.injection import RULES, SIGNATURE_RULES, find_injections
 from ctxops.detect.pii import find_pii
 from ctxops.detect.signatures import SIGNATURES
 from ctxops.evals.stats import wilson
@@ -67,7 +67,7 @@ def quality(args, attacks=ATTACKS, num_benign: int | None = None, snippets=BENIG
     for label, group, depth, text, span in labeled_set(
         args.attacked, benign, args.seed, attacks, snippets, rng
     ):
-        findings = find_injections(text)
+        findings = find_injections(text, args.rules)
         if label == "benign":
             flagged[group].append(bool(findings))
             if findings:
@@ -130,8 +130,9 @@ def speed(args) -> dict:
     ids = tokenizer.encode(text).ids[:131_072]
     text = tokenizer.decode(ids)
     results = {}
-    for name, scan in (("find_injections", find_injections), ("naive full-text regexes", naive_scan),
-                       ("find_pii (reference)", find_pii)):  # fmt: skip
+    for name, scan in (("find_injections", lambda t: find_injections(t, args.rules)),
+                       ("  without classifier", lambda t: find_injections(t, SIGNATURE_RULES)),
+                       ("naive full-text regexes", naive_scan), ("find_pii (reference)", find_pii)):  # fmt: skip
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -156,7 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the numbers here")
     parser.add_argument("--sets", default="all", help="comma-separated labeled sets to run (default: all)")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
+    parser.add_argument(
+        "--rules", default=",".join(RULES), help=f"injection rules to run (default: {','.join(RULES)})"
+    )
     args = parser.parse_args(argv)
+    args.rules = tuple(args.rules.split(","))
+    if set(args.rules) - set(RULES):
+        parser.error(
+            f"--rules: unknown {sorted(set(args.rules) - set(RULES))}; choose from {', '.join(RULES)}"
+        )
+    print(f"rules: {', '.join(args.rules)}")
     sets = {
         "quality": ("development set (its misses were used to improve the detector)", lambda: quality(args)),
         "second_development": (

@@ -10,7 +10,10 @@ a :class:`Finding` with its rule and character span, never the matched text. Fou
   (a line opening with ``System:``), which let a document pose as another speaker.
 - ``invisible``: Unicode tag characters (U+E0000-E007F, invisible but read by models; valid emoji tag sequences
   excepted) and clusters of zero-width or bidi-control characters.
-- ``encoded``: base64 or hex blobs that decode to text matching ``instruction`` or ``role_marker``.
+- ``encoded``: base64 or hex blobs that decode to text matching ``instruction`` or ``role_marker`` (or, with
+  ``classifier`` on too, text the classifier flags).
+- ``classifier``: windows that the learned model of :mod:`ctxops.detect.classifier` scores above its threshold
+  (paraphrases and languages no phrase lists); its span is where the flagged windows overlap.
 
 The text hidden in tag characters is decoded and checked too. Matching is case-insensitive on a lower-cased copy
 of each window. This module knows strings, not requests, messages or actions; what to do with a finding is the
@@ -25,12 +28,17 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ctxops.detect import classifier
 from ctxops.detect.clauses import PROXIMITY, Proximity
 from ctxops.detect.signatures import INSTRUCTION, ROLE_MARKER, SIGNATURES, Signature
 
 INVISIBLE = "invisible"
 ENCODED = "encoded"
-RULES = (INSTRUCTION, ROLE_MARKER, INVISIBLE, ENCODED)
+CLASSIFIER = "classifier"
+RULES = (INSTRUCTION, ROLE_MARKER, INVISIBLE, ENCODED, CLASSIFIER)
+# what find_injections runs unless told: the learned rule is opt-in, since a statistical model flags some benign
+# look-alikes ("show me your instructions for the cake, grandma") that the phrase rules are written to pass
+SIGNATURE_RULES = (INSTRUCTION, ROLE_MARKER, INVISIBLE, ENCODED)
 
 WINDOW_CHARS = 65_536  # characters read at once (about 16K tokens of English)
 OVERLAP_CHARS = 512  # windows overlap by this much, so a phrase cut by a window edge is still seen whole
@@ -212,8 +220,11 @@ def decode_blob(blob: str) -> str | None:
     return text if text and printable / len(text) >= MIN_PRINTABLE else None
 
 
-def find_encoded(text: str, offset: int = 0) -> list[Finding]:
-    """Base64 and hex blobs (24+ characters) whose decoded text matches ``instruction`` or ``role_marker``."""
+def find_encoded(text: str, offset: int = 0, learned: bool = False) -> list[Finding]:
+    """Base64 and hex blobs (24+ characters) whose decoded text matches ``instruction`` or ``role_marker``.
+
+    With ``learned``, a blob whose decoded text the shipped classifier flags counts too.
+    """
     marked = text.encode("ascii", "replace").translate(_BLOB_CHARS)  # one byte per character: offsets hold
     run = b"a" * MIN_BLOB_CHARS
     found = []
@@ -222,7 +233,9 @@ def find_encoded(text: str, offset: int = 0) -> list[Finding]:
         m = _BLOB.match(text, at)
         end = m.end() if m else at + MIN_BLOB_CHARS
         decoded = decode_blob(m.group()) if m else None
-        if decoded is not None and find_instructions(decoded):
+        if decoded is not None and (
+            find_instructions(decoded) or (learned and classifier.shipped().says_injection(decoded))
+        ):
             kind = "hex" if all(c in "0123456789abcdefABCDEF" for c in m.group()) else "base64"
             found.append(Finding(ENCODED, offset + at, offset + end, f"{kind} blob of an instruction"))
         stop = marked.find(b" ", end)
@@ -230,8 +243,11 @@ def find_encoded(text: str, offset: int = 0) -> list[Finding]:
     return found
 
 
-def find_injections(text: str, rules: tuple[str, ...] = RULES) -> list[Finding]:
-    """Every finding of ``rules`` in ``text``, whatever its length, sorted by position and without repeats."""
+def find_injections(text: str, rules: tuple[str, ...] = SIGNATURE_RULES) -> list[Finding]:
+    """Every finding of ``rules`` in ``text``, whatever its length, sorted by position and without repeats.
+
+    The default is the signature rules; add ``classifier`` (or pass :data:`RULES`) for the learned model too.
+    """
     unknown = set(rules) - set(RULES)
     if unknown:
         raise ValueError(f"unknown injection rules {sorted(unknown)}; choose from {', '.join(RULES)}")
@@ -243,8 +259,18 @@ def find_injections(text: str, rules: tuple[str, ...] = RULES) -> list[Finding]:
         if INVISIBLE in rules:
             found += find_invisible(window, start)
         if ENCODED in rules:
-            found += find_encoded(window, start)
+            found += find_encoded(window, start, learned=CLASSIFIER in rules)
+        if CLASSIFIER in rules:
+            found += find_learned(window, start)
     return _without_repeats(found)
+
+
+def find_learned(text: str, offset: int = 0) -> list[Finding]:
+    """Spans the shipped classifier flags (windows of about 60 words scored above its threshold)."""
+    return [
+        Finding(CLASSIFIER, offset + start, offset + end, f"learned classifier (log-odds {score:.1f})")
+        for start, end, score in classifier.shipped().flagged(text)
+    ]
 
 
 def _without_repeats(found: list[Finding]) -> list[Finding]:

@@ -4,8 +4,9 @@ The file has an ``[input]`` table (what clients send, every message in full) and
 model answers, as it streams); each maps a rule to an action::
 
     [input]
-    instruction = "block"      # injection rules: instruction, role_marker, invisible, encoded
+    instruction = "block"      # injection rules: instruction, role_marker, invisible, encoded, classifier
     role_marker = "block"
+    classifier = "log"         # the learned model of ctxops.detect.classifier (paraphrases the phrases miss)
     email = "redact"           # personal data: email, phone, credit_card, iban, us_ssn, ip_address
     credit_card = "block"
 
