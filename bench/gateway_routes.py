@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -57,9 +58,18 @@ def gateway(work: Path, name: str, policy: str, arms: list[dict]) -> tuple[str, 
     return serve(work, name, ["gw", "--routes", str(path), "--admin-key", "bench-admin"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc; every thread of it)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def overhead(work: Path, upstream: str, n: int) -> dict:
+    """Added p50 latency, and the gateway's own CPU per request: on a shared box the CPU figure is the steadier one
+    (the wall difference swings with whatever else runs; CPU time is what the gateway adds on an idle core)."""
     gw, proc = gateway(work, "gw-overhead", "weighted", [{"name": "a", "upstream": upstream + "/v1"}])
     times: dict[str, list[float]] = {"direct": [], "gateway": []}
+    cpu_before = cpu_seconds(proc.pid)
     with httpx.Client(timeout=60) as client:
         for i in range(n + 10):
             for label, base, model in (("direct", upstream, "builtin"), ("gateway", gw, "gw"))[
@@ -69,9 +79,11 @@ def overhead(work: Path, upstream: str, n: int) -> dict:
                 client.post(base + "/v1/completions", json={"model": model, "prompt": "hi", "max_tokens": 1})
                 if i >= 10:  # the first ten warm both paths up
                     times[label].append(time.perf_counter() - start)
+    cpu_ms = (cpu_seconds(proc.pid) - cpu_before) * 1000 / (n + 10)
     proc.terminate()
     p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    return {"requests": n, "p50_ms": p50, "added_p50_ms": p50["gateway"] - p50["direct"]}
+    return {"requests": n, "p50_ms": p50, "added_p50_ms": p50["gateway"] - p50["direct"],
+            "gateway_cpu_ms_per_request": round(cpu_ms, 2), "load_average": os.getloadavg()[0]}  # fmt: skip
 
 
 async def _stream(client: httpx.AsyncClient, gw: str, stop: asyncio.Event, tally: dict) -> None:
