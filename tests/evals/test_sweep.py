@@ -9,7 +9,14 @@ from click.testing import CliRunner
 
 from ctxops.cli.main import cli
 from ctxops.engine.config import EngineConfig
-from ctxops.evals.sweep import SweepError, configurations, parse_sweep, run_name
+from ctxops.evals.sweep import (
+    SweepError,
+    configurations,
+    full_bytes_per_token,
+    kept_share,
+    parse_sweep,
+    run_name,
+)
 
 
 def test_parse_sweep_types_values_and_crosses_axes():
@@ -87,3 +94,20 @@ def test_cli_sweep_over_query_awareness(tmp_path, tiny_model_dir):
     assert [r["kv_press_query_aware"] for r in rows] == [True, False]
     samples = [json.loads((out / r["name"] / "samples.jsonl").read_text().splitlines()[0]) for r in rows]
     assert all(s["prompt_tokens"] == samples[0]["prompt_tokens"] for s in samples)  # same items, both ways
+
+
+def test_a_head_policy_run_counts_its_real_pool_bytes():
+    """A split-storage run's kept share is (its blocks + its ring) / a full cache's bytes, averaged over lengths."""
+    policy = {"retrieval_kv_heads": [[True, False]], "sink": 4, "recent": 60}
+    cache = {
+        "block_size": 16,
+        "bytes_per_block": 16 * 256,
+        "bytes_per_token": 256,
+        "full_bytes_per_token": 512,
+        "num_rings": 8,
+        "ring_bytes_per_sequence": 64 * 256,
+    }
+    target = {"engine": {}, "kv_head_policy": policy, "kv_cache": cache}
+    # 1,024 tokens: 64 blocks of 4 KiB + a 16 KiB ring = 278,528 of 524,288 bytes
+    assert kept_share(target, [1024]) == pytest.approx((64 * 4096 + 16384) / (1024 * 512))
+    assert full_bytes_per_token(cache) == 512
