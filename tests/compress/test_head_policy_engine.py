@@ -90,3 +90,27 @@ def test_more_sequences_fit_the_same_budget(tmp_path):
             engine.add_request(str(i), {"prompt_token_ids": prompt}, params)
         engine.step()
         assert engine.stats().num_running == fits
+
+
+def test_rings_come_back_when_sequences_finish_or_are_preempted(tmp_path):
+    policy = HeadPolicy(((False, False), (True, True), (False, False), (False, False)), 4, sink=4, recent=12)
+    file = tmp_path / "p.json"
+    file.write_text(json.dumps(policy.to_dict()))
+    # 40 blocks of retrieval heads after 6 rings: six 100-token prompts growing to 140 tokens must preempt
+    ring = 2 * 16 * 6 * 64 * 4
+    llm = LLM(
+        "builtin",
+        kv_cache_memory=6 * ring + 40 * 16 * 1024,
+        max_model_len=256,
+        max_num_seqs=6,
+        kv_head_policy=str(file),
+    )
+    prompts = [{"prompt_token_ids": [5 + i] * 100} for i in range(6)]
+    outs = llm.generate(
+        prompts, SamplingParams(max_tokens=40, temperature=0, ignore_eos=True), use_tqdm=False
+    )
+    engine = llm.engine
+    assert all(len(o.outputs[0].token_ids) == 40 for o in outs)
+    assert engine.stats().num_preemptions > 0
+    assert sorted(engine.block_manager.free_windows) == list(range(6))  # every ring is back
+    engine.block_manager.check_invariants([])
