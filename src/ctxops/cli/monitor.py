@@ -6,11 +6,14 @@ Subcommands are imported on first use, like the top-level ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ctxops.cli.main import LazyGroup
+
+if TYPE_CHECKING:
+    from ctxops.store import Store
 
 DB_HELP = "the store: a SQLite file or postgresql:// URL (default: $CTXOPS_DB, else ctxops-requests.db)"
 
@@ -20,7 +23,7 @@ def db_option(func: Callable) -> Callable:
     return click.option("--db", envvar="CTXOPS_DB", default=None, help=DB_HELP)(func)
 
 
-def open_db(db: str | None, create: bool = False) -> Any:
+def open_db(db: str | None, create: bool = False) -> Store:
     """Open the store or stop with its one-line error (a missing SQLite file is an error unless ``create``)."""
     from ctxops.store import StoreError, open_store
 

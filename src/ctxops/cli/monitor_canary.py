@@ -70,16 +70,13 @@ def canary(db, endpoint, model_name, api_key, tasks, lengths, samples, seed, eve
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    store = open_db(db, create=True)
-    try:
+    with open_db(db, create=True) as store:
         while True:
             report = _one_run(store, EndpointTarget(target_config), config, model_name, Path(out), baseline, alpha,
                               hooks)  # fmt: skip
             click.echo(json.dumps(report, indent=2) if as_json else _text(report))
             if period is None or stop.wait(period):
                 break
-    finally:
-        store.close()
 
 
 def _one_run(store, target, config, model: str, out: Path, pinned, alpha: float, hooks) -> dict[str, Any]:

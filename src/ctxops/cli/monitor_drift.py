@@ -40,16 +40,14 @@ def drift(db, reference, current, model, by, eval_runs, as_json, fail_on_drift, 
 
     config = build(DriftConfig, options)
     ref, cur = parse_window_option(reference, "--reference"), parse_window_option(current, "--current")
-    store = open_db(db)
-    try:
-        for run_dir in eval_runs:
-            import_run_dir(store, run_dir)
-        metrics = detect_drift(store, ref, cur, config, model, by)
-        beyond = beyond_effective_length(store, ref, cur, config.beyond_threshold, model)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+    with open_db(db) as store:
+        try:
+            for run_dir in eval_runs:
+                import_run_dir(store, run_dir)
+            metrics = detect_drift(store, ref, cur, config, model, by)
+            beyond = beyond_effective_length(store, ref, cur, config.beyond_threshold, model)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
     report = {
         "drift": any(m.drift for m in metrics),
         "alert": any(b.alert for b in beyond),

@@ -19,11 +19,8 @@ def incidents(db: str | None, live_only: bool, as_json: bool) -> None:
     """List incidents, newest first."""
     from ctxops.store.incidents import list_incidents
 
-    store = open_db(db)
-    try:
+    with open_db(db) as store:
         rows = list_incidents(store, live_only)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -38,13 +35,11 @@ def _transition(db: str | None, incident_id: int, state: str) -> None:
     from ctxops.store import StoreError
     from ctxops.store.incidents import set_state
 
-    store = open_db(db)
-    try:
-        row = set_state(store, incident_id, state, time.time())
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+    with open_db(db) as store:
+        try:
+            row = set_state(store, incident_id, state, time.time())
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"#{row['id']} {row['state']}: {row['title']}")
 
 

@@ -34,11 +34,8 @@ def run(config_file: str, db: str | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    store = open_db(db or config.db, create=True)
-    runner = MonitorRunner(store, config)
-    click.echo(f"monitoring {store.url}: {', '.join(name for name, _, _ in runner.jobs)}")
-    try:
+    with open_db(db or config.db, create=True) as store:
+        runner = MonitorRunner(store, config)
+        click.echo(f"monitoring {store.url}: {', '.join(name for name, _, _ in runner.jobs)}")
         runner.run(stop)
-    finally:
-        store.close()
     click.echo("stopped")

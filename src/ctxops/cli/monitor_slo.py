@@ -42,11 +42,8 @@ def slo(db: str | None, slo_file: str, at: str | None, as_json: bool, fail_on_al
         now = parse_instant(at, time.time()) if at else time.time()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--at") from exc
-    store = open_db(db)
-    try:
+    with open_db(db) as store:
         statuses = evaluate_slos(store, config, now)
-    finally:
-        store.close()
     report = {
         "period": config.period_text,
         "at": now,

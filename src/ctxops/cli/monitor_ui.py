@@ -46,11 +46,8 @@ def ui(
         slo = load_slo(slo_file) if slo_file else None
     except SLOFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--slo") from exc
-    store = open_db(db)
-    click.echo(f"dashboard at http://{host}:{port}/dashboard over {store.url}")
-    try:
+    with open_db(db) as store:
+        click.echo(f"dashboard at http://{host}:{port}/dashboard over {store.url}")
         status = functools.partial(server_status, server, api_key) if server else None
         app = build_dashboard(store, slo, refresh, status)
         uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        store.close()

@@ -70,15 +70,13 @@ def add(db: str | None, name: str, version: str, path: str | None, endpoint: str
     from ctxops.rollout.registry import register
     from ctxops.store import StoreError
 
-    store = open_db(db, create=True)
-    try:
-        row = register(store, name, version, path=path, endpoint=endpoint, served_model_name=model_name,
-                       settings=_settings(settings), notes=notes)  # fmt: skip
-        _import_runs(store, eval_runs)
-    except (ValueError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+    with open_db(db, create=True) as store:
+        try:
+            row = register(store, name, version, path=path, endpoint=endpoint, served_model_name=model_name,
+                           settings=_settings(settings), notes=notes)  # fmt: skip
+            _import_runs(store, eval_runs)
+        except (ValueError, StoreError) as exc:
+            raise click.ClickException(str(exc)) from exc
     digest = (row["content_hash"] or "")[:16] or row["location"]
     click.echo(f"registered {name} {version}: {row['source']} {digest}")
 
@@ -91,11 +89,8 @@ def list_command(db: str | None, name: str | None, as_json: bool) -> None:
     """List registered versions (of NAME only, when given)."""
     from ctxops.store.registry import list_versions
 
-    store = open_db(db)
-    try:
+    with open_db(db) as store:
         rows = list_versions(store, name)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -118,8 +113,7 @@ def show(db: str | None, name: str, version: str | None, eval_runs: tuple[str, .
     from ctxops.rollout.registry import linked_runs
     from ctxops.store.registry import get_version
 
-    store = open_db(db)
-    try:
+    with open_db(db) as store:
         _import_runs(store, eval_runs)
         row = get_version(store, name, version)
         if row is None:
@@ -127,8 +121,6 @@ def show(db: str | None, name: str, version: str | None, eval_runs: tuple[str, .
                 f"no version {version or '(any)'} of {name}: see `ctxops registry list`"
             )
         runs = linked_runs(store, row)
-    finally:
-        store.close()
     row["eval_runs"] = [{k: r[k] for k in ("run_id", "kind", "created_at", "effective_length")} for r in runs]
     click.echo(json.dumps(row, indent=2))
 
@@ -144,8 +136,7 @@ def diff_command(db: str | None, name: str, v1: str, v2: str, eval_runs: tuple[s
     from ctxops.rollout.registry import diff
     from ctxops.store.registry import get_version
 
-    store = open_db(db)
-    try:
+    with open_db(db) as store:
         _import_runs(store, eval_runs)
         rows = [get_version(store, name, v) for v in (v1, v2)]
         missing = [v for v, r in zip((v1, v2), rows, strict=True) if r is None]
@@ -154,5 +145,3 @@ def diff_command(db: str | None, name: str, v1: str, v2: str, eval_runs: tuple[s
                 f"{name} has no version {', '.join(missing)}: see `ctxops registry list`"
             )
         click.echo(json.dumps(diff(store, rows[0], rows[1]), indent=2))  # type: ignore[arg-type]
-    finally:
-        store.close()

@@ -53,13 +53,11 @@ def analyze(db: str | None, model: str, baseline: str, candidate: str, since: st
 
     config = build(AnalysisConfig, options)
     start = parse_since(since)
-    store = open_db(db)
-    try:
-        result = run_analysis(store, model, baseline, candidate, start, config)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+    with open_db(db) as store:
+        try:
+            result = run_analysis(store, model, baseline, candidate, start, config)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -37,13 +37,11 @@ def run(db: str | None, config_path: str, out: str, as_json: bool) -> None:
         admin = GatewayAdmin(config.gateway, config.admin_key)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from exc
-    store = open_db(db, create=True)
-    try:
-        state = RolloutDriver(store, config, admin, Path(out), log=click.echo).run()
-    except (GatewayError, StoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+    with open_db(db, create=True) as store:
+        try:
+            state = RolloutDriver(store, config, admin, Path(out), log=click.echo).run()
+        except (GatewayError, StoreError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(state, indent=2, default=str))
     if state["state"] == RolloutState.ROLLED_BACK:

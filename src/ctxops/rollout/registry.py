@@ -159,12 +159,9 @@ def effective_length_lookup(db: str) -> Callable[[str, str | None], int | None]:
     def lookup(model: str, version: str | None) -> int | None:
         if version is None:
             return None
-        store = open_store(db)
-        try:
+        with open_store(db) as store:
             row = get_version(store, model, version)
             runs = linked_runs(store, row) if row else []
-        finally:
-            store.close()
         return next((int(r["effective_length"]) for r in runs if r["effective_length"]), None)
 
     return lookup

@@ -132,8 +132,5 @@ class RequestLog:
 
 def read_rows(db: str | Path, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """Rows of a request log as dicts, oldest first (for tests, reports and monitoring jobs)."""
-    store = open_store(db)
-    try:
+    with open_store(db) as store:
         return read_requests(store, where, params)
-    finally:
-        store.close()

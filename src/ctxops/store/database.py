@@ -120,6 +120,12 @@ class Store:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def open_store(db: str | Path | None = None, create: bool = True) -> Store:
     """Open (migrating if needed) the store at ``db``; see :func:`resolve_url`.
