@@ -227,23 +227,18 @@ def _split_attention(
     v: torch.Tensor,
     cache: SplitKVCache,
     meta: AttentionMetadata,
-    scale,
-    layer,
+    scale: float,
+    layer: int,
 ) -> torch.Tensor:
-    """Retrieval heads over the paged pool, streaming heads over their rings; outputs put back in head order."""
+    """Retrieval heads over the paged pool, streaming heads over their rings; outputs put back in head order.
+
+    Each group's query heads are gathered into (T, group heads, head_dim) copies (a few KiB per decode row).
+    """
     out = torch.empty_like(q)
     if cache.num_retrieval:
         rq, rkv = cache.retrieval_q, cache.retrieval_kv
-        out[:, rq] = paged_attention(
-            q.index_select(1, rq),
-            k.index_select(1, rkv),
-            v.index_select(1, rkv),
-            cache.k,
-            cache.v,
-            meta,
-            scale,
-            layer,
-        )
+        qr, kr, vr = q.index_select(1, rq), k.index_select(1, rkv), v.index_select(1, rkv)
+        out[:, rq] = paged_attention(qr, kr, vr, cache.k, cache.v, meta, scale, layer)
     if cache.num_streaming:
         ring = meta.ring
         assert ring is not None, "a head-split cache needs the step's RingStep"
