@@ -268,8 +268,17 @@ _RESPONSES["FeedbackRequest"] = {
     "required": ["id", "score"],
     "additionalProperties": False,
     "properties": {
-        "id": {"type": "string", "pattern": "\\S", "description": "The answer's ``id`` (its ``x-request-id``)"},
-        "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "The user's score of the answer"},
+        "id": {
+            "type": "string",
+            "pattern": "\\S",
+            "description": "The answer's ``id`` (its ``x-request-id``)",
+        },
+        "score": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "The user's score of the answer",
+        },
     },
 }
 _RESPONSES["Feedback"] = {
@@ -329,7 +338,9 @@ def _responses(path: str) -> dict[str, Any]:
     if path == "/v1/feedback":
         return {
             "200": _json(_ref("Feedback"), "The score was kept"),
-            "400": _json(error, "Not a valid feedback body, or the server keeps no request log (start it with --db)"),
+            "400": _json(
+                error, "Not a valid feedback body, or the server keeps no request log (start it with --db)"
+            ),
             **{s: _json(error, _GENERATION_ERRORS[s]) for s in ("401", "413")},
         }
     if path == "/v1/models":
