@@ -58,7 +58,10 @@ class LLM:
 
     @property
     def cache_info(self) -> CacheInfo:
-        """The KV pool: ``num_blocks``, ``block_size``, ``bytes_per_block``, ``bytes_per_token``."""
+        """The KV pool: ``num_blocks``, ``block_size``, ``bytes_per_block``, ``bytes_per_token``.
+
+        With a head policy also ``full_bytes_per_token`` (a token's cost without it) and ``ring_bytes``.
+        """
         return self.engine.cache_info
 
     def get_tokenizer(self):
