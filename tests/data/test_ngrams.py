@@ -1,6 +1,6 @@
 import numpy as np
 
-from ctxops.data.ngrams import NgramIndex, ngram_hashes, text_ngrams, word_hashes, words
+from ctxops.data.ngrams import NgramIndex, ngram_hashes, text_ngrams, text_word_hashes, word_hashes, words
 
 
 def test_words_are_normalized():
@@ -33,3 +33,16 @@ def test_index_lookup_finds_every_owner_and_sets_boilerplate_apart():
     assert positions.tolist() == [1, 1]
     assert index.boilerplate_hits(text_ngrams(template, 3)) == len(text_ngrams(template, 3))
     assert index.item_totals.tolist() == [3, 3, 3]  # 2 trigrams join the template to the tail
+
+
+def test_the_ascii_byte_path_hashes_words_as_the_regular_expression_does():
+    texts = [
+        "Hello, WORLD! It's 42_x.\tA-b c\nE",
+        "naïve CAFÉ, 42",
+        "",
+        " \n ",
+        "x\x00y",
+        "snake_case MIXED99z",
+    ]
+    for text in texts:
+        assert np.array_equal(text_word_hashes(text), word_hashes(words(text))), text

@@ -25,7 +25,7 @@ from ctxops.data import corpus as corpus_io
 from ctxops.data.items import EvalItem
 from ctxops.data.journal import pending
 from ctxops.data.near_dup import WindowIndex, WindowMatch
-from ctxops.data.ngrams import NgramIndex, answer_ngrams, ngram_hashes, word_hashes, words
+from ctxops.data.ngrams import NgramIndex, answer_ngrams, ngram_hashes, text_word_hashes, word_hashes, words
 from ctxops.data.outdir import OutDir, file_signature, fingerprint
 from ctxops.data.workers import ordered_map
 
@@ -130,9 +130,10 @@ class ContaminationScan:
 
     def match(self, text: str) -> DocumentMatches:
         """What one document's text matches; reads the indexes only, so worker processes can call it."""
-        hashes = word_hashes(words(text))
+        hashes = text_word_hashes(text)
         grams = ngram_hashes(hashes, self.config.ngram)
-        positions, keys = self.index.lookup(grams)
+        order = np.argsort(grams)  # one sort for both searches of the document's n-grams
+        positions, keys = self.index.lookup(grams, order)
         places: list[tuple[int, int, int]] = []
         if len(keys):
             owners = self.index.owners[keys]
@@ -143,7 +144,9 @@ class ContaminationScan:
                 middle = int(positions[order[start + count // 2]])
                 places.append((item, middle, count))
         near = list(self.windows.matches(hashes)) if self.windows is not None else []
-        return DocumentMatches(len(hashes), np.unique(keys), places, self.index.boilerplate_hits(grams), near)
+        return DocumentMatches(
+            len(hashes), np.unique(keys), places, self.index.boilerplate_hits(grams, order), near
+        )
 
     def record(self, doc: corpus_io.Document, found: DocumentMatches) -> None:
         """Add one document's matches (from :meth:`match`, here or in a worker) to the accumulators."""

@@ -135,8 +135,11 @@ class WindowIndex:
         shingles = ngram_hashes(doc_hashes, self.shingle)
         if self.bands is None or not len(shingles):
             return
-        kept = ~contains(self.boilerplate, shingles)
-        known = contains(self.vocabulary, shingles)  # vocabulary holds no boilerplate: known implies kept
+        order = np.argsort(shingles)  # one sort serves both memberships and the distinct counts
+        kept = ~contains(self.boilerplate, shingles, order)
+        known = contains(
+            self.vocabulary, shingles, order
+        )  # vocabulary holds no boilerplate: known implies kept
         span = max(1, self.window - self.shingle + 1)
         stride = max(1, self.window // 4)
         least = CANDIDATE_JACCARD
@@ -149,7 +152,7 @@ class WindowIndex:
             running_kept[stops] - running_kept[starts]
         )
         starts = starts[loose]
-        distinct_kept, distinct_known = _distinct_counts(shingles, kept, known, starts, span)
+        distinct_kept, distinct_known = _distinct_counts(shingles, kept, known, starts, span, order)
         starts = starts[(distinct_kept >= MIN_SHINGLES) & (distinct_known >= least * distinct_kept)]
         if not len(starts):
             return
@@ -187,13 +190,25 @@ def _agreements(a: np.ndarray, rows: np.ndarray, b: np.ndarray, keys: np.ndarray
 
 
 def _distinct_counts(
-    values: np.ndarray, kept: np.ndarray, known: np.ndarray, starts: np.ndarray, span: int
+    values: np.ndarray,
+    kept: np.ndarray,
+    known: np.ndarray,
+    starts: np.ndarray,
+    span: int,
+    order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct kept and distinct known values in each window ``values[s : s + span]``, for every start ``s``.
 
     A value counts at its first position in the window: where its previous occurrence lies before the window.
+    ``order`` is ``np.argsort(values)`` (any sort) if the caller has it.
     """
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values) if order is None else order
+    if len(values):
+        # equal values in position order: sort (value's rank, position), one int64 each; a quicksort of these
+        # is 3x faster than a stable sort of the 64-bit values
+        ranks = np.zeros(len(values), dtype=np.int64)
+        ranks[1:] = np.cumsum(values[order][1:] != values[order][:-1])
+        order = order[np.argsort(ranks * len(values) + order)]
     ordered = values[order]
     previous = np.full(len(values), -1, dtype=np.int64)
     same = ordered[1:] == ordered[:-1]

@@ -48,6 +48,31 @@ def word_hashes(tokens: Sequence[str]) -> np.ndarray:
     return np.fromiter(map(_TABLE.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
 
+class _BytesTable(dict[bytes, int]):
+    """The same hashes keyed by an ASCII word's bytes (xxh64 of the bytes is xxh64 of ``str.encode()``)."""
+
+    def __missing__(self, word: bytes) -> int:
+        if len(self) >= _TABLE_WORDS:
+            self.clear()
+        value = self[word] = xxhash.xxh64_intdigest(word)
+        return value
+
+
+_BYTES_TABLE = _BytesTable()
+# ASCII letters lower-cased, digits kept, every other byte a space: on ASCII text, split() then gives words()
+_ASCII_WORDS = bytes(
+    c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256)
+)
+
+
+def text_word_hashes(text: str) -> np.ndarray:
+    """``word_hashes(words(text))``; ASCII text takes a byte path 4x faster than the regular expression."""
+    if not text.isascii():
+        return word_hashes(words(text))
+    tokens = text.encode("ascii").translate(_ASCII_WORDS).split()
+    return np.fromiter(map(_BYTES_TABLE.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+
+
 def ngram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
     """The hash of every run of ``n`` consecutive words: element i covers words i..i+n-1 (empty when too short)."""
     count = len(hashes) - n + 1
@@ -65,13 +90,16 @@ def text_ngrams(text: str, n: int) -> np.ndarray:
     return ngram_hashes(word_hashes(words(text)), n)
 
 
-def search_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def search_sorted(
+    keys: np.ndarray, values: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``searchsorted(keys, values)`` left and right, for values in any order.
 
     The values are searched in ascending order and the answers put back: binary searches that follow each other
     through ``keys`` keep it in cache, 2.5x faster on a million values than searching them as they come.
+    ``order`` is ``np.argsort(values)`` when the caller has it already (one sort serves several searches).
     """
-    order = np.argsort(values)
+    order = np.argsort(values) if order is None else order
     ascending = values[order]
     left, right = np.empty(len(values), dtype=np.int64), np.empty(len(values), dtype=np.int64)
     left[order] = np.searchsorted(keys, ascending, side="left")
@@ -79,12 +107,20 @@ def search_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
     return left, right
 
 
-def contains(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_set)`` for a sorted array of unique values, without re-sorting the set."""
+def contains(sorted_set: np.ndarray, values: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a sorted array of unique values, without re-sorting the set.
+
+    ``order`` is ``np.argsort(values)`` if known. One search per value: the set is unique, so a value is in it when
+    the element at its left insertion point equals it.
+    """
     if not len(sorted_set) or not len(values):
         return np.zeros(len(values), dtype=bool)
-    left, right = search_sorted(sorted_set, values)
-    return right > left
+    order = np.argsort(values) if order is None else order
+    ascending = values[order]
+    left = np.minimum(np.searchsorted(sorted_set, ascending, side="left"), len(sorted_set) - 1)
+    out = np.empty(len(values), dtype=bool)
+    out[order] = sorted_set[left] == ascending
+    return out
 
 
 @dataclass
@@ -135,11 +171,16 @@ class NgramIndex:
         totals = np.bincount(owners, minlength=len(uniques)).astype(np.int64)
         return cls(keys[order], owners[order], boiler, totals, answers[order])
 
-    def lookup(self, doc_ngrams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions in the document, key indices) of every hit; a hash owned by k items gives k hits."""
+    def lookup(
+        self, doc_ngrams: np.ndarray, order: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in the document, key indices) of every hit; a hash owned by k items gives k hits.
+
+        ``order`` is ``np.argsort(doc_ngrams)`` if the caller has it (shared with :meth:`boilerplate_hits`).
+        """
         if not len(self.keys) or not len(doc_ngrams):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        left, right = search_sorted(self.keys, doc_ngrams)
+        left, right = search_sorted(self.keys, doc_ngrams, order)
         counts = right - left
         positions = np.repeat(np.arange(len(doc_ngrams)), counts)
         if not len(positions):
@@ -148,9 +189,9 @@ class NgramIndex:
         within = np.arange(len(positions)) - np.repeat(np.cumsum(counts) - counts, counts)
         return positions, starts + within
 
-    def boilerplate_hits(self, doc_ngrams: np.ndarray) -> int:
+    def boilerplate_hits(self, doc_ngrams: np.ndarray, order: np.ndarray | None = None) -> int:
         """How many of the document's n-grams are boilerplate n-grams of the eval set."""
-        return int(contains(self.boilerplate, doc_ngrams).sum())
+        return int(contains(self.boilerplate, doc_ngrams, order).sum())
 
 
 def answer_ngrams(item_words: Sequence[str], answers: Sequence[str], n: int) -> np.ndarray:
