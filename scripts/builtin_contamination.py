@@ -176,7 +176,8 @@ def main() -> None:
             done.append(list(event))
             seconds += time.monotonic() - last
             last = time.monotonic()
-            state = {"chunks": done, "seconds": seconds, "13": thirteen.state(key), "near": near.state(key)}
+            state = {"fingerprint": key, "chunks": done, "seconds": seconds, "13": thirteen.state(key),
+                     "near": near.state(key)}  # fmt: skip
             out.save_state(state, {"matched13": thirteen.matched, "matched_near": near.matched})
             report(out, merged(thirteen, near), done, chunks, seconds, args)
             print(f"chunk {event[0]} {event[1]}: {len(done)}/{len(chunks)}, {seconds:.0f} s", flush=True)
