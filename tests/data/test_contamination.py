@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -7,6 +8,7 @@ from ctxops.cli.main import cli
 from ctxops.data.contamination import ContaminationConfig, ContaminationScan, run_scan
 from ctxops.data.corpus import CorpusError
 from ctxops.data.items import EvalItem, ItemsError, load_items
+from ctxops.data.ngrams import text_ngrams
 from ctxops.data.outdir import OutDir, OutDirError
 from ctxops.evals.rundir import RunDir
 from planted_corpus import make_planted
@@ -91,6 +93,14 @@ def test_boilerplate_shared_by_every_item_never_makes_an_item_dirty(tmp_path):
     run_scan(scan, [tmp_path / "c.txt"], OutDir(tmp_path / "out"))
     assert scan.findings() == []
     assert scan.counts["boilerplate_hits"] > 0
+    # a document that holds an item and the template: the item is dirty, and every boilerplate 13-gram is counted
+    page = "Another page. " + template * 2 + items[3].text + " and more words after it."
+    (tmp_path / "d.jsonl").write_text(json.dumps({"text": page}) + "\n")
+    scan = ContaminationScan(items, ContaminationConfig())
+    run_scan(scan, [tmp_path / "d.jsonl"], OutDir(tmp_path / "out2"))
+    assert [f["id"] for f in scan.findings()] == ["i3"]
+    expected = np.isin(text_ngrams(page, 13), scan.index.boilerplate).sum()
+    assert scan.counts["boilerplate_hits"] == expected > 0
 
 
 class Killed(Exception):

@@ -137,11 +137,11 @@ class ContaminationScan:
         places: list[tuple[int, int, int]] = []
         if len(keys):
             owners = self.index.owners[keys]
-            order = np.lexsort((positions, owners))  # by item, then position
-            items, starts, counts = np.unique(owners[order], return_index=True, return_counts=True)
+            by_item = np.lexsort((positions, owners))  # by item, then position
+            items, starts, counts = np.unique(owners[by_item], return_index=True, return_counts=True)
             for item, start, count in zip(items.tolist(), starts.tolist(), counts.tolist(), strict=True):
                 # the median hit: inside the copied passage
-                middle = int(positions[order[start + count // 2]])
+                middle = int(positions[by_item[start + count // 2]])
                 places.append((item, middle, count))
         near = list(self.windows.matches(hashes)) if self.windows is not None else []
         return DocumentMatches(
