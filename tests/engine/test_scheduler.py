@@ -49,6 +49,23 @@ def test_long_prompt_is_chunked_under_the_budget():
     assert samples and seq.num_computed_tokens == 40
 
 
+def test_whole_prompts_wait_for_a_step_with_room_and_longer_ones_still_chunk():
+    """A head policy's scheduler never splits a prompt that fits one step; one longer than a step is chunked."""
+    bm = BlockManager(64, BS, False)
+    sched = Scheduler(bm, 8, 16, whole_prompts=True)
+    first, second, long = (
+        Sequence(n, list(range(k)), SamplingParams()) for n, k in (("a", 10), ("b", 12), ("c", 40))
+    )
+    for seq in (first, second, long):
+        sched.add(seq)
+    out = sched.schedule()
+    assert [(s.seq.request_id, s.num_new_tokens) for s in out.scheduled] == [("a", 10)]  # b waits: 6 left
+    sched.advance(out.scheduled)
+    first.append_token(1)
+    out = sched.schedule()  # a decodes (1), b fits whole in the 15 left, c never fits a step: chunked
+    assert [(s.seq.request_id, s.num_new_tokens) for s in out.scheduled] == [("a", 1), ("b", 12), ("c", 3)]
+
+
 def test_decodes_are_scheduled_before_a_running_prefill():
     bm, sched = _make(budget=16)
     short = Sequence("short", list(range(4)), SamplingParams())
