@@ -33,6 +33,7 @@ _MIX = np.array(  # one odd multiplier per feature kind: the top bits of the pro
 )  # fmt: skip
 _WORD_KINDS = 2  # the word unigram and bigram kinds come after the byte n-gram kinds
 _BIGRAM_JOIN = np.uint64(0x2545F4914F6CDD1D)
+RUN_BYTES = 32768  # byte n-grams hashed and summed this many at a time (a multiple of every stride used)
 
 # byte -> byte: digits fold to "0" (numbers differ, their shape does not), tab, CR, FF and VT to a space
 _FOLD = np.arange(256, dtype=np.uint8)
@@ -63,7 +64,7 @@ class Featurizer:
             raise ValueError(f"at most {len(_MIX) - _WORD_KINDS} byte n-gram sizes")
         if not 8 <= self.bits <= 24:
             raise ValueError(f"bits {self.bits} must be 8-24 (256 to 16M buckets)")
-        if not 0 < self.stride <= self.window or self.window % self.stride:
+        if not 0 < self.stride <= self.window or self.window % self.stride or RUN_BYTES % self.stride:
             raise ValueError(f"stride {self.stride} must divide the window ({self.window} bytes)")
 
     def encode(self, text: str) -> np.ndarray:
@@ -71,10 +72,13 @@ class Featurizer:
         raw = text.lower().encode("utf-8", "surrogatepass").translate(_FOLD_BYTES)
         return np.frombuffer(raw, dtype=np.uint8)
 
-    def hashed(self, data: np.ndarray) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
-        """(start bytes, buckets) per feature kind; start bytes are None for the byte n-grams (one per byte from 0).
+    def hashed(self, data: np.ndarray, reuse: bool = False) -> Iterator[tuple[int | np.ndarray, np.ndarray]]:
+        """(where, buckets) pieces of every feature kind: byte n-grams in runs, then word unigrams and bigrams.
 
-        Arithmetic is in place on a few reused buffers: at 128K tokens a fresh array costs as much as the op.
+        For a run of byte n-grams ``where`` is the start byte of the first (the rest follow one per byte); for
+        words it is the array of start bytes. Byte n-grams come in runs of :data:`RUN_BYTES` computed in place
+        (cache-sized: at 128K tokens whole-text temporaries cost more than the arithmetic); with ``reuse`` each
+        run's buckets live in a buffer the next run overwrites.
         """
         length = len(data)
         powers, inverses = _powers(length + 1)
@@ -83,26 +87,32 @@ class Featurizer:
         np.multiply(prefix[1:], powers[:length], out=prefix[1:])
         np.cumsum(prefix[1:], out=prefix[1:])
         shift = np.uint64(64 - self.bits)
-        buffer = np.empty(length, dtype=np.uint64)
+        buffer = np.empty(min(length, RUN_BYTES), dtype=np.uint64)
         for kind, n in enumerate(self.char_sizes):
             count = max(0, length - n + 1)
-            h = buffer[:count]
-            np.subtract(prefix[n : n + count], prefix[:count], out=h)
-            np.multiply(h, inverses[:count], out=h)
-            np.multiply(h, _MIX[kind], out=h)
-            np.right_shift(h, shift, out=h)
-            yield None, h.astype(np.intp)
+            for a in range(0, count, RUN_BYTES):
+                b = min(a + RUN_BYTES, count)
+                h = buffer[: b - a]
+                np.subtract(prefix[a + n : b + n], prefix[a:b], out=h)
+                np.multiply(h, inverses[a:b], out=h)
+                np.multiply(h, _MIX[kind], out=h)
+                np.right_shift(h, shift, out=h)
+                buckets = h.view(np.int64)  # below 2**bits after the shift: the same numbers, no copy
+                yield a, buckets if reuse else buckets.copy()
         edges = np.diff(_WORDISH[data].view(np.int8), prepend=np.int8(0), append=np.int8(0))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         words = (prefix[ends] - prefix[starts]) * inverses[starts]
         kind = len(self.char_sizes)
-        yield starts, ((words * _MIX[kind]) >> shift).astype(np.intp)
+        yield starts, ((words * _MIX[kind]) >> shift).view(np.int64)
         pairs = words[:-1] * _BIGRAM_JOIN + words[1:]
-        yield starts[:-1], ((pairs * _MIX[kind + 1]) >> shift).astype(np.intp)
+        yield starts[:-1], ((pairs * _MIX[kind + 1]) >> shift).view(np.int64)
 
     def features(self, data: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(start byte, bucket) arrays, one pair per feature kind, for the bytes ``data``."""
-        return [(np.arange(len(b)) if p is None else p, b) for p, b in self.hashed(data)]
+        """(start byte, bucket) arrays, a pair per piece of :meth:`hashed`, for the bytes ``data``."""
+        return [
+            (np.arange(where, where + len(b)) if isinstance(where, int) else where, b)
+            for where, b in self.hashed(data)
+        ]
 
     def window_starts(self, length: int) -> np.ndarray:
         """Start bytes of the windows over ``length`` bytes: every multiple of the stride (the last ones shorter)."""
@@ -150,16 +160,20 @@ class InjectionClassifier:
         stride, per_window = self.featurizer.stride, self.featurizer.window // self.featurizer.stride
         blocks = max(1, -(-len(data) // stride))
         block_sums = np.zeros(blocks, dtype=np.float64)
-        padded = np.zeros(blocks * stride, dtype=np.float32)
-        for positions, buckets in self.featurizer.hashed(data):
+        gathered = np.empty(min(len(data), RUN_BYTES), dtype=np.float32)
+        for where, buckets in self.featurizer.hashed(data, reuse=True):
             if not len(buckets):
                 continue
-            if positions is None:  # one n-gram at every byte from the first: sum them block by block
-                np.take(self.weights, buckets, out=padded[: len(buckets)])
-                padded[len(buckets) :] = 0.0
-                block_sums += padded.reshape(blocks, stride).sum(axis=1)
+            if isinstance(where, int):  # a run of byte n-grams from a block's first byte: sum block by block
+                w = gathered[: len(buckets)]
+                np.take(self.weights, buckets, out=w)
+                whole = len(w) // stride * stride
+                first = where // stride
+                block_sums[first : first + whole // stride] += w[:whole].reshape(-1, stride).sum(axis=1)
+                if whole < len(w):
+                    block_sums[first + whole // stride] += w[whole:].sum()
             else:
-                block_sums += np.bincount(positions // stride, self.weights[buckets], minlength=blocks)
+                block_sums += np.bincount(where // stride, self.weights[buckets], minlength=blocks)
         running = np.zeros(blocks + 1, dtype=np.float64)
         np.cumsum(block_sums, out=running[1:])
         first = np.arange(blocks)
