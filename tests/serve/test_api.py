@@ -221,6 +221,7 @@ def test_disconnect_mid_stream_frees_blocks(main_server):
         assert any(line.startswith("data:") for line in seen)
         during = main_server.metrics()
         assert metric(during, "ctxops:kv_cache_usage_perc") > 0
+        assert metric(during, "ctxops:kv_cache_bytes_in_use") > 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         values = main_server.metrics()
@@ -231,6 +232,7 @@ def test_disconnect_mid_stream_frees_blocks(main_server):
             break
         time.sleep(0.05)
     assert metric(values, "ctxops:kv_cache_usage_perc") == 0.0
+    assert metric(values, "ctxops:kv_cache_bytes_in_use") == 0.0
     assert metric(values, "ctxops:num_requests_running") == 0.0
     assert metric(values, "ctxops:request_success_total", finished_reason="abort") >= 1
 

@@ -37,6 +37,9 @@ class BackendStats:
     num_running: int
     num_waiting: int
     kv_cache_usage: float | None = None  # fraction of KV blocks in use, 0..1
+    kv_bytes_in_use: int | None = (
+        None  # K/V bytes the running sequences hold (blocks, plus head-policy rings)
+    )
     prefix_cache_queries: int | None = None  # tokens looked up in the prefix cache, cumulative
     prefix_cache_hits: int | None = None  # tokens found there, cumulative
     num_preemptions: int | None = None  # cumulative
@@ -66,6 +69,10 @@ class _StatsCollector(Collector):
                 self.in_flight(),
             ),
             "kv_cache_usage_perc": ("KV cache usage; 1 means 100 percent", stats.kv_cache_usage),
+            "kv_cache_bytes_in_use": (
+                "K/V bytes the running sequences hold (their blocks, and their rings under a KV head policy)",
+                stats.kv_bytes_in_use,
+            ),
             "engine_healthy": (
                 "1 while the engine serves; 0 once it has died (the server exits)",
                 stats.healthy,

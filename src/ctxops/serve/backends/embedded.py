@@ -132,6 +132,7 @@ class EmbeddedBackend(Backend):
             num_running=s.num_running,
             num_waiting=s.num_waiting,
             kv_cache_usage=s.kv_cache_usage,
+            kv_bytes_in_use=s.kv_bytes_in_use,
             prefix_cache_queries=s.prefix_cache_queries,
             prefix_cache_hits=s.prefix_cache_hits,
             num_preemptions=s.num_preemptions,
