@@ -8,8 +8,9 @@ positives, windows that touch no attack are negatives. A scikit-learn logistic r
 n-gram counts, then refitted once with the benign windows it scored highest (hard negatives from a fresh pool).
 
 Threshold: chosen on development data only, the benign documents of guard_quality's development set
-(guard_corpus.BENIGN), as the lowest window score that flags at most ``--max-dev-fp`` of them; the sealed set is
-never read here. Needs the [train] extra (scikit-learn).
+(guard_corpus.BENIGN) in four draws (``--dev-seeds``; 19, the reporting seed, is not one), as the lowest window
+score that flags at most ``--max-dev-fp`` of them; the sealed set is never read here. ``--rethreshold`` redoes
+only this step on the weights already in ``--out``. Needs the [train] extra (scikit-learn).
 
     python bench/guard_train.py [--contexts 6000] [--c 2] [--seed 1234] [--out src/ctxops/detect/injection_model.npz]
 """
@@ -117,16 +118,22 @@ def fit(x: sparse.csr_matrix, y: np.ndarray, c: float, featurizer: Featurizer) -
 
 
 def dev_threshold(
-    model: InjectionClassifier, seed: int, count: int, max_fp: float
+    model: InjectionClassifier, seeds: tuple[int, ...], count: int, max_fp: float
 ) -> tuple[float, list[float]]:
-    """The lowest threshold that flags at most ``max_fp`` of guard_quality's development benign documents."""
-    rng = random.Random(seed)  # guard_quality's labeled_set draws its benign documents first, with this seed
+    """The lowest threshold that flags at most ``max_fp`` of guard_quality's development benign documents.
+
+    The documents are those guard_quality draws with each of ``seeds`` (its benign documents come first), pooled:
+    one draw places only some of the 40 development snippets, so a threshold fitted to one draw is optimistic.
+    """
     kinds = list(BENIGN)
-    best = [
-        float(model.window_scores(document(rng, kinds[i % len(kinds)], None)[0])[1].max())
-        for i in range(count)
-    ]
-    allowed = int(np.floor(max_fp * count))
+    best = []
+    for seed in seeds:
+        rng = random.Random(seed)
+        best += [
+            float(model.window_scores(document(rng, kinds[i % len(kinds)], None)[0])[1].max())
+            for i in range(count)
+        ]
+    allowed = int(np.floor(max_fp * len(best)))
     ranked = sorted(best, reverse=True)
     return ranked[allowed] + 1e-3, ranked[:5]
 
@@ -138,14 +145,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c", type=float, default=2.0, help="inverse L2 strength of the logistic regression")
     parser.add_argument("--per-context", type=int, default=6, help="windows sampled per context and label")
     parser.add_argument(
-        "--max-dev-fp", type=float, default=0.005, help="share of dev benign documents flagged"
+        "--max-dev-fp", type=float, default=0.01, help="share of dev benign documents flagged"
     )
     parser.add_argument(
-        "--dev-seed", type=int, default=17, help="guard_quality's --seed for its dev documents"
+        "--dev-seeds", default="17,18,20,21", help="guard_quality --seed draws of dev documents (19 reports)"
+    )
+    parser.add_argument(
+        "--rethreshold",
+        action="store_true",
+        help="keep the weights in --out, choose only the threshold again",
     )
     parser.add_argument("--dev-benign", type=int, default=240)
     parser.add_argument("--out", default=str(WEIGHTS_FILE))
     args = parser.parse_args(argv)
+    seeds = tuple(int(x) for x in args.dev_seeds.split(","))
+    if args.rethreshold:
+        model = InjectionClassifier.load(args.out)
+        threshold, top = dev_threshold(model, seeds, args.dev_benign, args.max_dev_fp)
+        InjectionClassifier(model.featurizer, model.weights, model.bias, threshold).save(args.out)
+        print(f"threshold {model.threshold:.3f} -> {threshold:.3f} (top dev benign scores {top})")
+        return 0
     featurizer = Featurizer()
     rng = random.Random(args.seed)
     began = time.perf_counter()
@@ -171,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if hard:
         x2, y2 = matrix(rows + hard, featurizer.bits)
         model = fit(x2, y2, args.c, featurizer)
-    threshold, top = dev_threshold(model, args.dev_seed, args.dev_benign, args.max_dev_fp)
+    threshold, top = dev_threshold(model, seeds, args.dev_benign, args.max_dev_fp)
     model = InjectionClassifier(featurizer, model.weights, model.bias, threshold)
     model.save(args.out)
     print(f"threshold {threshold:.3f} (top dev benign scores {[round(s, 2) for s in top]})")
