@@ -13,7 +13,10 @@ with ``find_injections`` beside a naive scan (every pattern over the whole text,
 ``find_pii`` for reference. Model-based peers (LLM Guard's DeBERTa, Prompt Guard) need a model hub this machine
 cannot reach, so they are not run; their 512-token window is the gap the chunked scan closes.
 
-    python bench/guard_quality.py --attacked 240 --benign 240 [--sets quality,held_out] [--json out.json]
+Rules: all five by default, the learned ``classifier`` included; ``--rules instruction,role_marker,invisible,encoded``
+for the signature rules alone, ``--rules classifier`` for the model alone.
+
+    python bench/guard_quality.py --attacked 240 --benign 240 [--sets quality,held_out] [--rules ...] [--json out.json]
 """
 
 from __future__ import annotations
