@@ -139,14 +139,26 @@ def main() -> None:
         "--near-dup-chunks", type=int, default=1, help="chunks of each recipe with near-dup windows"
     )
     parser.add_argument("--max-chunks", type=int, default=0, help="stop after this many chunks (0: all)")
+    parser.add_argument(
+        "--recipes", default=",".join(STEPS), help="comma-separated recipes to check (default: all three)"
+    )
+    parser.add_argument(
+        "--ngram", type=int, default=13,
+        help="n-gram size; 5 asks whether a needle's key and value ('for amber fox is 1234567') were trained on",
+    )  # fmt: skip
     args = parser.parse_args()
     start = time.monotonic()
     items = load_items(EVAL_SPEC, "builtin")
-    thirteen = ContaminationScan(items, ContaminationConfig(near_dup=0.0))
-    near = ContaminationScan(items, ContaminationConfig())
-    chunks = plan(args.chunk_steps)
+    thirteen = ContaminationScan(items, ContaminationConfig(ngram=args.ngram, near_dup=0.0))
+    near = ContaminationScan(items, ContaminationConfig(ngram=args.ngram))
+    recipes = args.recipes.split(",")
+    unknown = set(recipes) - set(STEPS)
+    if unknown:
+        raise SystemExit(f"--recipes: unknown {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
+    chunks = [c for c in plan(args.chunk_steps) if c[0] in recipes]
+    extra = [] if args.ngram == 13 else [args.ngram]  # 13-gram checkpoints keep their fingerprint
     key = fingerprint(
-        [(i.id, i.text) for i in items], args.train_commit, args.chunk_steps, args.near_dup_chunks
+        [(i.id, i.text) for i in items], args.train_commit, args.chunk_steps, args.near_dup_chunks, *extra
     )
     out = OutDir(args.out)
     done: list[list[Any]] = []
