@@ -107,7 +107,8 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_run_resumes_and_matches_a_fresh_run(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_run_resumes_and_matches_a_fresh_run(tmp_path, workers):
     planted = make_planted(tmp_path, per_kind=1, negatives=5, buried_doc_words=3000)
     items = load_items(str(planted.items))
     config = ContaminationConfig(checkpoint_s=0.0)  # checkpoint after every document
@@ -120,11 +121,15 @@ def test_a_killed_run_resumes_and_matches_a_fresh_run(tmp_path):
 
     with pytest.raises(Killed):
         run_scan(
-            ContaminationScan(items, config), [planted.corpus], OutDir(tmp_path / "out"), kill_after_four
+            ContaminationScan(items, config),
+            [planted.corpus],
+            OutDir(tmp_path / "out"),
+            kill_after_four,
+            workers,
         )
     assert not (tmp_path / "out" / "findings.jsonl").exists()  # no report until the scan finishes
     resumed = ContaminationScan(items, config)
-    assert run_scan(resumed, [planted.corpus], OutDir(tmp_path / "out"))
+    assert run_scan(resumed, [planted.corpus], OutDir(tmp_path / "out"), workers=workers)
     assert resumed.counts["documents"] == len(planted.corpus.read_text().splitlines())
     assert {f["id"]: f for f in resumed.findings()} == scan_findings(
         items, [planted.corpus], tmp_path / "fresh"
