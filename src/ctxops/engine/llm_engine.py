@@ -1,7 +1,8 @@
 """The engine loop: requests in, one ``step()`` at a time, ``RequestOutput``s out.
 
 ``step()`` is schedule -> run the model -> prune the KV of prompts whose prefill just ended (with ``kv_press``,
-see :mod:`ctxops.engine.kv_press`) -> append sampled tokens, detokenize, apply stop rules -> report. The engine
+see :mod:`ctxops.engine.kv_press`) -> append sampled tokens, detokenize, apply stop rules
+(:mod:`ctxops.engine.output_processor`) -> report. The engine
 validates requests at the door (a prompt longer than ``max_model_len`` is refused at once, never queued) and owns
 the tokenizer, so the scheduler and model runner below it see token ids only. It knows nothing about HTTP.
 
@@ -25,7 +26,8 @@ from ctxops.engine.config import EngineConfig
 from ctxops.engine.kv_cache import CacheInfo, plan_cache
 from ctxops.engine.kv_head_policy import HeadPolicy
 from ctxops.engine.model_runner import ModelRunner
-from ctxops.engine.outputs import CompletionOutput, Logprob, RequestOutput
+from ctxops.engine.output_processor import OutputProcessor, make_output
+from ctxops.engine.outputs import RequestOutput
 from ctxops.engine.sampler import SampleFailure, SampleResult
 from ctxops.engine.sampling_params import SamplingParams
 from ctxops.engine.scheduler import ScheduledSequence, Scheduler
@@ -84,7 +86,9 @@ class LLMEngine:
         self.max_model_len = config.max_model_len or self.model_config.max_position_embeddings
         self.model_config.check_engine_support(self.max_model_len)
         self.tokenizer = Tokenizer(path)
-        self.eos_token_ids = eos_token_ids(path, self.model_config)
+        self.output = OutputProcessor(
+            self.tokenizer, eos_token_ids(path, self.model_config), self.max_model_len
+        )
         dtype = torch_dtype(config.dtype, self.model_config)
         self.head_policy = None
         if config.kv_head_policy is not None:
@@ -128,6 +132,15 @@ class LLMEngine:
             split,
         )
         self.sequences: dict[str, Sequence] = {}
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        """The token ids that end a request (unless ``ignore_eos``)."""
+        return self.output.eos_token_ids
+
+    @eos_token_ids.setter
+    def eos_token_ids(self, ids: tuple[int, ...]) -> None:
+        self.output.eos_token_ids = ids
 
     # ---- requests in ------------------------------------------------------------------------------------------
     def tokenize_prompt(self, prompt: Prompt) -> tuple[str | None, list[int]]:
@@ -196,7 +209,7 @@ class LLMEngine:
             return None
         self.scheduler.finish(seq, FinishReason.ABORT)
         self.runner.release(request_id)
-        return self.make_output(seq)
+        return make_output(seq)
 
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished()
@@ -212,7 +225,9 @@ class LLMEngine:
         if out.is_empty:
             return []
         banned = {
-            s.seq.request_id: self._banned_tokens(s.seq) for s in out.scheduled if s.seq.params.min_tokens
+            s.seq.request_id: self.output.banned_tokens(s.seq)
+            for s in out.scheduled
+            if s.seq.params.min_tokens
         }
         pressing = [  # prefills reaching the end of what their press covers
             s.seq
@@ -238,7 +253,7 @@ class LLMEngine:
             elif seq.request_id not in produced:
                 continue  # a prompt chunk: nothing to report yet
             if seq.is_finished or not only_finished:
-                outputs.append(self.make_output(seq))
+                outputs.append(make_output(seq))
             if seq.is_finished:
                 self.sequences.pop(seq.request_id, None)
                 self.runner.release(seq.request_id)
@@ -306,107 +321,17 @@ class LLMEngine:
             seq.error = reason
             self.scheduler.finish(seq, FinishReason.ERROR)
             self.runner.release(seq.request_id)
-            outputs.append(self.make_output(seq))
+            outputs.append(make_output(seq))
         self.sequences.clear()
         return outputs
 
-    def _banned_tokens(self, seq: Sequence) -> list[int]:
-        if seq.num_output_tokens >= seq.params.min_tokens:
-            return []
-        eos = [] if seq.params.ignore_eos else list(self.eos_token_ids)
-        return eos + list(seq.params.stop_token_ids)
-
     def _append(self, seq: Sequence, result: SampleResult, now: float) -> None:
-        seq.append_token(result.token_id)
-        if seq.metrics.first_token_time is None:
-            seq.metrics.first_token_time = now
-        seq.metrics.last_token_time = now
-        if seq.logprobs is not None:
-            self._record_logprobs(seq, result)
-        delta = self._detokenize(seq)
-        reason, stop = self._check_stop(seq, result.token_id, delta)
+        reason, stop = self.output.process(seq, result, now)
         if reason is not None:
             seq.stop_reason = stop
             self.scheduler.finish(seq, reason)
 
-    def _record_logprobs(self, seq: Sequence, result: SampleResult) -> None:
-        assert seq.logprobs is not None and result.logprob is not None
-        entry = {
-            result.token_id: Logprob(
-                result.logprob, result.rank or 1, self.tokenizer.decode([result.token_id])
-            )
-        }
-        for rank, (tid, lp) in enumerate(result.top_logprobs or [], start=1):
-            entry.setdefault(tid, Logprob(lp, rank, self.tokenizer.decode([tid])))
-        seq.logprobs.append(entry)
-        seq.cumulative_logprob += result.logprob
-
-    def _detokenize(self, seq: Sequence) -> str:
-        """Incremental detokenization over a small window, so long outputs stay linear in cost."""
-        skip = seq.params.skip_special_tokens
-        prefix = self.tokenizer.decode(seq.token_ids[seq.detok_prefix_offset : seq.detok_read_offset], skip)
-        full = self.tokenizer.decode(seq.token_ids[seq.detok_prefix_offset :], skip)
-        if len(full) > len(prefix) and not full.endswith("\ufffd"):
-            delta = full[len(prefix) :]
-            seq.detok_prefix_offset, seq.detok_read_offset = seq.detok_read_offset, seq.num_tokens
-            seq.text += delta
-            return delta
-        return ""
-
-    def _check_stop(
-        self, seq: Sequence, token: int, delta: str
-    ) -> tuple[FinishReason | None, str | int | None]:
-        params = seq.params
-        if seq.num_output_tokens >= params.min_tokens:
-            if token in params.stop_token_ids:
-                return FinishReason.STOP, token
-            if not params.ignore_eos and token in self.eos_token_ids:
-                return FinishReason.STOP, None
-            if delta and params.stop:
-                hit = self._find_stop_string(seq, len(delta))
-                if hit is not None:
-                    return FinishReason.STOP, hit
-        if params.max_tokens is not None and seq.num_output_tokens >= params.max_tokens:
-            return FinishReason.LENGTH, None
-        if seq.num_tokens >= self.max_model_len:
-            return FinishReason.LENGTH, None
-        return None, None
-
-    def _find_stop_string(self, seq: Sequence, delta_len: int) -> str | None:
-        longest = max(len(s) for s in seq.params.stop)
-        search_from = max(len(seq.text) - delta_len - longest + 1, 0)
-        for stop in seq.params.stop:
-            index = seq.text.find(stop, search_from)
-            if index != -1:
-                end = index + len(stop) if seq.params.include_stop_str_in_output else index
-                seq.text = seq.text[:end]
-                return stop
-        return None
-
     # ---- outputs ----------------------------------------------------------------------------------------------
-    def make_output(self, seq: Sequence) -> RequestOutput:
-        finished = seq.is_finished
-        text = seq.text if finished else seq.text.rstrip("\ufffd")
-        completion = CompletionOutput(
-            index=0,
-            text=text,
-            token_ids=list(seq.output_token_ids),
-            cumulative_logprob=seq.cumulative_logprob if seq.logprobs is not None else None,
-            logprobs=list(seq.logprobs) if seq.logprobs is not None else None,
-            finish_reason=seq.finish_reason.value if seq.finish_reason else None,
-            stop_reason=seq.stop_reason,
-            error=seq.error,
-        )
-        return RequestOutput(
-            request_id=seq.request_id,
-            prompt=seq.prompt,
-            prompt_token_ids=list(seq.prompt_token_ids),
-            outputs=[completion],
-            finished=finished,
-            num_cached_tokens=seq.num_cached_tokens,
-            metrics=seq.metrics,
-        )
-
     def stats(self) -> EngineStats:
         in_use, full = self._kv_bytes()
         return EngineStats(
