@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Protocol, TypeVar
 
 from ctxops.serve.circuit_breaker import (
     DEFAULT_COOLDOWN_S,
@@ -21,24 +20,12 @@ from ctxops.serve.circuit_breaker import (
     CircuitState,
 )
 from ctxops.serve.config import UpstreamSpec
+from ctxops.serve.router import Choice
 
 logger = logging.getLogger("ctxops.serve")
 AttemptHook = Callable[
     [str, str, bool], None
 ]  # (upstream name, outcome, circuit not closed) once per attempt
-
-
-class _HasUpstream(Protocol):
-    @property
-    def upstream(self) -> UpstreamSpec: ...
-
-
-class _HasArm(Protocol):
-    @property
-    def arm(self) -> _HasUpstream: ...
-
-
-C = TypeVar("C", bound=_HasArm)
 
 
 class UpstreamHealth:
@@ -53,7 +40,7 @@ class UpstreamHealth:
         )
         self.on_attempt: AttemptHook = lambda upstream, outcome, circuit_open: None
 
-    def healthy_first(self, plan: list[C]) -> list[C]:
+    def healthy_first(self, plan: list[Choice]) -> list[Choice]:
         """The plan with open breakers moved last, then upstreams at their ``max_concurrency`` (stable sort)."""
         return sorted(
             plan,
