@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 
 from guard_corpus import ATTACKS, BENIGN, DEV3, HELD_OUT, SEEN, document
+from guard_corpus_blind import BLIND_ATTACKS, BLIND_BENIGN, blind_rng
 from guard_corpus_sealed import SEALED_ATTACKS, SEALED_BENIGN, sealed_rng
 
 from ctxops.detect.injection import RULES, SIGNATURE_RULES, find_injections
@@ -188,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             "sealed held-out set (guard_corpus_sealed.py: committed before the 2 Dec 2026 change, run after it)",
             lambda: quality(args, SEALED_ATTACKS, snippets=SEALED_BENIGN, rng=sealed_rng(args.seed)),
         ),
+        "blind": (  # never in 'all': guard_corpus_blind.py is read by nobody tuning the detector, run once
+            "blind held-out set (guard_corpus_blind.py: written 2 Dec 2026 without reading the detector)",
+            lambda: quality(args, BLIND_ATTACKS, snippets=BLIND_BENIGN, rng=blind_rng(args.seed)),
+        ),
     }
-    chosen = list(sets) if args.sets == "all" else args.sets.split(",")
+    chosen = [s for s in sets if s != "blind"] if args.sets == "all" else args.sets.split(",")
     unknown = set(chosen) - set(sets)
     if unknown:
         parser.error(f"--sets: unknown {sorted(unknown)}; choose from {', '.join(sets)} or all")
