@@ -29,123 +29,195 @@ class Proximity:
     cues: tuple[
         str, ...
     ] = ()  # substrings one of which every noun match holds: a cheap test before the regexes
+    unless: re.Pattern[str] | None = None  # a clause that this matches does not count (advice, negation)
 
 
+def _any(words: str) -> str:
+    """An alternation of the ``;``-separated words (each a regular expression)."""
+    return "(?:" + "|".join(words.split(";")) + ")"
+
+
+# verbs that annul instructions, in English; the weak ones ("drop", "scrap") count only with the model's own
+# instructions ("your earlier rules", "the rules you were given")
+_ANNUL = (
+    r"ignor\w*;disregard\w*;forget\w*;cancel\w*;void;outdated;obsolete;overrid\w*;overrul\w*;nevermind;never mind;"
+    r"(?:do not|don't|stop|never) (?:obey|follow)\w*;no longer (?:apply|applies|valid|in effect|relevant|matters?|"
+    r"counts?);discard\w*;abandon\w*;bypass\w*;throw (?:out|away);abort;set aside"
+)
+_ANNUL_WEAK = (
+    r"(?:do not|don't|does not|doesn't|no longer) (?:count|matter|hold|stand|stick to|adhere to|comply with|"
+    r"listen to)\w*;matters? (?:any ?more|no more|no longer);put aside;scrap\w*;scratch\w*;drop\w*;leave behind;"
+    r"supersed\w*;revok\w*;withdrawn;rescind\w*;retract\w*;null and void;invalid\w*;irrelevant;not binding;"
+    r"pay no (?:heed|attention|mind);skip\w*;stop (?:listening|paying attention|obeying|following|adhering|complying)"
+)
+_ORDERS = (
+    r"instructions?;rules?;guidance;guidelines?;directives?;prompts?;orders;programming;constraints?;"
+    r"polic(?:y|ies);directions;commands;(?:what|whatever|anything|everything) you (?:were|have been|'ve been) "
+    r"(?:told|given|asked|instructed);(?:what|whatever|anything|everything) (?:\w+ ){0,3}told you;system message"
+)
+_ORDER_CUES = (
+    "instruction", "rule", "guid", "directive", "prompt", "order", "programming", "constraint", "polic",
+    "direction", "you were told", "you were given", "you were asked", "been told", "been given", "instructed", "told you", "system message",
+    "command",
+)  # fmt: skip
+_EARLIER = (
+    r"previous\w*;prior;earlier;above;before;preceding;original;initial\w*;so far;until now;up to now;at the start;"
+    r"you (?:were|have been|'ve been) (?:given|handed|told|asked|set up|configured|provided)\w*;you started with;"
+    r"you (?:received|got|began with)"
+)
+# the weak verbs need the instructions to be the reader's own: "your earlier rules", "the rules you were given"
+_YOURS = (
+    r"your (?:\w+ )?(?:previous|prior|earlier|original|initial|old|first|current|existing|instructions|rules|"
+    r"guidance|guidelines|directives|prompt|programming|assignment|task);you (?:were|have been|'ve been|had been) "
+    r"(?:given|handed|told|set up|configured|provided|initiali[sz]ed|programmed|assigned)\w*;you started with;"
+    r"you (?:received|got|began with);(?:provided|given to you) before this;(?:the|this) (?:original|initial|assigned) "
+    r"(?:task|assignment|instructions|request);(?:came|given|written|provided|stated) (?:before|above);"
+    r"before this (?:paragraph|line|sentence|point|message|note|section|document);told you;"
+    r"(?:those|these) (?:earlier|previous|prior) (?:commands|instructions|rules|directives|orders|guidelines)"
+)
+
+# other languages: verbs that annul, the instructions, and (so that "ignore the leaflet's instructions" passes)
+# a word making them earlier, all, or the reader's own
+_ANNUL_OTHER = (
+    r"\bignor\w*;\bolvid\w*;\boubli\w*;\bvergiss\w*;\bdimentic\w*;\besque[cç]\w*;игнорир\w*;проигнорир\w*;"
+    r"ігнору\w*;забудь\w*;забуд\w*;не (?:обращай|обращайте) внимания;не учитывай\w*;отбрось\w*;"
+    r"忽略;忽视;无视;無視;忘记;忘掉;忘れ;不要理会;别管;不要遵守;抛开;\bnegeer\w*;\bvergeet\b;\bzignoruj\w*;"
+    r"\bzapomnij\w*;\bpomiń\w*;nie zwracaj uwagi;\bglöm\w*;\bignorera\b;strunta i;\bglem\b;\babaikan\b;"
+    r"\blupakan\b;무시;잊어;잊으;hagas caso;caso omiso;tengas en cuenta;tomes en cuenta;tenez pas compte;"
+    r"tiens pas compte;tenir compte;tenere conto;tener conto;\bdesconsider\w*;\bmissacht\w*;beachte nicht;"
+    r"nicht beachten;\bverwirf\b;yok say;görmezden gel;dikkate alma;\bunut\b;bỏ qua;phớt lờ;\bquên\b;"
+    r"تجاهل\w*;انس;अनदेखा;नज़रअंदाज़;नजरअंदाज;भूल जा\w*;αγνόησ\w*;ξέχασ\w*;התעלם\w*;\bunohda\b;\bohita\b;"
+    r"\bignoră\b;\bignorați\b;\buită\b;\bignoruj\w*;\bzapomeň\w*"
+)
+_ORDERS_OTHER = (
+    r"instrucciones;indicaciones;órdenes;directrices;instructions;consignes;directives;anweisungen;instruktionen;"
+    r"befehle;vorgaben;istruzioni;indicazioni;direttive;instruções;orientações;diretrizes;инструкци\w*;"
+    r"указани\w*;інструкці\w*;вказівк\w*;指令;指示;说明;規則;规则;命令;ルール;プロンプト;instructies;aanwijzingen;"
+    r"instrukcj\w*;polece\w*;instruktioner;instruksjoner;instruksi;petunjuk;perintah;지시;지침;명령;talimat\w*;"
+    r"hướng dẫn;chỉ dẫn;chỉ thị;التعليمات;تعليمات;निर्देश\w*;οδηγίες;הוראות;ohjeet;instrucțiunile;pokyny;instrukce"
+)
+_ORDER_CUES_OTHER = (
+    "instru", "indicaciones", "órdenes", "directrices", "consignes", "directives", "anweisungen", "befehle",
+    "vorgaben", "istruzioni", "indicazioni", "direttive", "orientações", "diretrizes", "инструкци", "указани",
+    "інструкці", "вказівк", "指令", "指示", "说明", "規則", "规则", "命令", "ルール", "プロンプト", "aanwijzingen",
+    "polece", "petunjuk", "perintah", "지시", "지침", "명령", "talimat", "hướng dẫn", "chỉ dẫn", "chỉ thị",
+    "تعليمات", "निर्देश", "οδηγίες", "הוראות", "ohjeet", "pokyny",
+)  # fmt: skip
+_EARLIER_OTHER = (
+    r"anteriores;previas;precedentes;précédentes;antérieures;précédent\w*;vorherig\w*;bisherig\w*;früher\w*;"
+    r"obig\w*;vorig\w*;precedenti;anteriori;finora;ricevute;предыдущ\w*;прошл\w*;прежн\w*;ранее;вышеуказанн\w*;"
+    r"попередн\w*;之前;以上;前面;先前;此前;上面;以前;前の;これまで;上記;이전;앞의;위의;önceki;poprzedni\w*;"
+    r"wcześniejsz\w*;sebelumnya;trước đó;السابقة;पिछल\w*;eerdere;vorige;voorgaande;tidigare;forrige;tidligere;"
+    r"předchozí;προηγούμεν\w*;הקודמות;aiemma\w*;anterioare;"
+    # all of them, or yours
+    r"\btodas\b;\btodos\b;toutes;\balle\b;sämtliche;tutte;\bvse\b;все;всі;所有;すべて;全部;모든;\btüm\b;wszystkie;"
+    r"\bsemua\b;\bmọi\b;جميع;सभी;\btus\b;\bvos\b;\btes\b;\bdeine\w*;\bihre\b;\btue\b;\bsuas\b;\bseus\b;"
+    r"твои;ваши;你的;あなたの"
+)
+
+
+def _proximity(
+    label: str,
+    anchors: str,
+    verb: str,
+    noun: str,
+    reference: str | None,
+    cues: tuple[str, ...],
+    words: bool,
+    unless: str | None = None,
+) -> Proximity:
+    edge = r"\b" if words else ""
+    return Proximity(
+        label,
+        tuple(anchors.split(";")),
+        re.compile(edge + _any(verb) + edge),
+        re.compile(edge + _any(noun) + edge),
+        None if reference is None else re.compile(edge + _any(reference) + edge),
+        cues,
+        None if unless is None else re.compile(unless),
+    )
+
+
+# a request to show the model's own instructions: a verb that discloses and the hidden text, named as the reader's
+_DISCLOSE = (
+    r"reveal\w*;print\w*;output\w*;repeat\w*;show\w*;disclos\w*;leak\w*;display\w*;recit\w*;dump\w*;"
+    r"write out;spell out;tell me;copy\w*;copie\w*;past(?:e|es|ed|ing);quot\w*;echo\w*;reproduc\w*;expos\w*;"
+    r"transcrib\w*;enumerat\w*"
+)
+# verbs that disclose only with a place to put the text: "add your system prompt to the reply"
+_DISCLOSE_WEAK = (
+    r"writ\w*;send\w*;includ\w*;list\w*;add\w*;put\w*;insert\w*;append\w*;giv\w*;provid\w*;return\w*;"
+    r"stat(?:e|es|ing);summari[sz]\w*;translat\w*;typ(?:e|es|ing);post\w*;forward\w*;upload\w*;e-?mail\w*;"
+    r"describ\w*;attach\w*;relay\w*;export\w*;shar\w*;begin\w*;start\w*"
+)
+_DESTINATION = (
+    r"reply;answer\w*;response;output;summary;here;below;verbatim;word for word;in full;at the (?:top|start|end|"
+    r"beginning);code block;https?;url;link;e-?mail;chat;message;bullet\w*;list"
+)
+_NEGATED = r"\b(?:do not|don't|never|avoid|without|must not|should not|shouldn't|won't|cannot|can't)\b"
+_HIDDEN = r"system|hidden|secret|initial|original|developer|internal|confidential|configuration|pre-?|underlying|base"
+_HIDDEN_TEXT = (
+    rf"your (?:\w+ )?(?:{_HIDDEN}) ?(?:prompt|instructions|rules|message|guidelines|directives|configuration)s?;"
+    r"your (?:\w+ )?(?:system prompt|system message|prompt|context window|developer message|pre-?prompt);"
+    r"(?:instructions|rules|prompt|guidelines|directives|text|message) (?:that )?you (?:were|have been|'ve been) "
+    r"(?:given|configured|provided|initiali[sz]ed|set up|programmed|primed|loaded|started|fed|told)\w*;"
+    r"(?:instructions|rules|prompt|guidelines|directives) (?:that )?you (?:received|got|started with|run with|"
+    r"are running with|operate under)"
+)
+_HIDDEN_CUES = ("your", "you were", "you have been", "you've been", "you received", "you got", "you started",
+                "you run", "you are running", "you operate")  # fmt: skip
+
+_OVERRIDE = "override of earlier instructions (paraphrased)"
 PROXIMITY = (
-    Proximity(
-        "override of earlier instructions (paraphrased)",
-        (
-            "ignor",
-            "disregard",
-            "forget",
-            "cancel",
-            "void",
-            "outdated",
-            "obsolete",
-            "overr",
-            "nevermind",
-            "never mind",
-            "not obey",
-            "n't obey",
-            "stop obey",
-            "never obey",
-            "not follow",
-            "n't follow",
-            "stop follow",
-            "never follow",
-            "no longer",
-            "discard",
-            "abandon",
-            "bypass",
-            "throw",
-            "abort",
-            "set aside",
-        ),
-        re.compile(
-            r"\b(?:ignor\w*|disregard\w*|forget\w*|cancel\w*|void|outdated|obsolete|overrid\w*|overrul\w*|"
-            r"nevermind|never mind|(?:do not|don't|stop|never) (?:obey|follow)\w*|no longer (?:apply|valid|"
-            r"in effect|relevant|matter|count)|discard\w*|abandon\w*|bypass\w*|throw (?:out|away)|"
-            r"abort|set aside)\b"
-        ),
-        re.compile(
-            r"\b(?:instructions?|rules?|guidance|guidelines?|directives?|prompts?|orders|programming|"
-            r"constraints?|polic(?:y|ies)|directions|commands|what you were told|system message)\b"
-        ),
-        re.compile(
-            r"\b(?:previous\w*|prior|earlier|above|before|preceding|original|initial\w*|so far|until now|"
-            r"up to now|you were (?:given|handed|told|asked)|you have been given|you've been given)\b"
-        ),
-        (
-            "instruction",
-            "rule",
-            "guid",
-            "directive",
-            "prompt",
-            "order",
-            "programming",
-            "constraint",
-            "polic",
-            "direction",
-            "what you were told",
-            "system message",
-            "command",
-        ),  # fmt: skip
+    _proximity(
+        _OVERRIDE,
+        "ignor;disregard;forget;cancel;void;outdated;obsolete;overr;nevermind;never mind;not obey;n't obey;"
+        "stop obey;never obey;not follow;n't follow;stop follow;never follow;no longer;discard;abandon;bypass;"
+        "throw;abort;set aside",
+        _ANNUL,
+        _ORDERS,
+        _EARLIER,
+        _ORDER_CUES,
+        words=True,
     ),
-    Proximity(
+    _proximity(
+        _OVERRIDE,
+        "not count;n't count;no longer;not matter;n't matter;matter any;matters any;put aside;scrap;scratch;drop;"
+        "leave behind;skip;supersed;revok;withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
+        "pay no;stop listen;stop paying;stop obey;stop follow;stop adher;stop comply;not stick;n't stick;not adhere;"
+        "n't adhere;not comply;n't comply;not listen;n't listen;not hold;n't hold",
+        _ANNUL_WEAK + ";" + _ANNUL,
+        _ORDERS + r";task;assignment;mission",
+        _YOURS,
+        _ORDER_CUES + ("task", "assignment", "mission"),
+        words=True,
+    ),
+    _proximity(
         "override in another language (paraphrased)",
-        tuple(
-            [
-                "ignor",
-                "olvid",
-                "oubli",
-                "vergiss",
-                "dimentic",
-                "esque",
-                "игнорир",
-                "забудь",
-                "忽略",
-                "无视",
-                "無視",
-                "忘记",
-                "忘れ",
-                "negeer",
-                "vergeet",
-                "zignoruj",
-                "zapomnij",
-                "glöm",
-                "abaikan",
-                "무시",
-                "잊어",
-                "hagas caso",
-                "caso omiso",
-            ]
-        ),
-        re.compile(
-            r"(?:\bignor\w*|\bolvid\w*|\boubli\w*|\bvergiss\w*|\bdimentic\w*|\besque[cç]\w*|игнорир\w*|"
-            r"забудь\w*|忽略|无视|無視|忘记|忘れ|\bnegeer\w*|\bvergeet\b|\bzignoruj\w*|\bzapomnij\w*|\bglöm\w*|"
-            r"\babaikan\b|무시|잊어|hagas caso|caso omiso)"
-        ),
-        re.compile(
-            r"(?:instrucciones|instructions|consignes|anweisungen|instruktionen|istruzioni|instruções|"
-            r"инструкции|указания|指令|指示|说明|instructies|aanwijzingen|instrukcje|polecenia|instruktioner|"
-            r"instruksi|지시|지침)"
-        ),
-        None,
-        (
-            "instru",
-            "consignes",
-            "anweisungen",
-            "istruzioni",
-            "инструкции",
-            "указания",
-            "指令",
-            "指示",
-            "说明",
-            "aanwijzingen",
-            "instrukcje",
-            "polecenia",
-            "지시",
-            "지침",
-        ),
+        "ignor;olvid;oubli;vergiss;dimentic;esque;игнорир;проигнорир;ігнору;забуд;не обращай;не учитыв;отбрось;"
+        "忽略;忽视;无视;無視;忘记;忘掉;忘れ;不要理会;别管;不要遵守;抛开;negeer;vergeet;zignoruj;zapomnij;pomiń;"
+        "nie zwracaj;glöm;strunta;glem;abaikan;lupakan;무시;잊어;잊으;hagas caso;caso omiso;en cuenta;pas compte;"
+        "tenir compte;tenere conto;tener conto;desconsider;missacht;beachte nicht;nicht beachten;verwirf;yok say;"
+        "görmezden;dikkate alma;unut;bỏ qua;phớt lờ;quên;تجاهل;انس;अनदेखा;नज़रअंदाज़;नजरअंदाज;भूल;αγνόησ;ξέχασ;"
+        "התעלם;unohda;ohita;uită;zapomeň",
+        _ANNUL_OTHER,
+        _ORDERS_OTHER,
+        _EARLIER_OTHER,
+        _ORDER_CUES_OTHER,
+        words=False,
+    ),
+    *(
+        _proximity(
+            "request to leak hidden instructions (paraphrased)",
+            "prompt;instruction;rules;guideline;directive;configuration;system message;developer message;"
+            "context window;text you;message you;text that you;message that you",
+            verb,
+            _HIDDEN_TEXT,
+            reference,
+            _HIDDEN_CUES,
+            words=True,
+            unless=_NEGATED,  # advice to developers: "never reveal your system prompt to users"
+        )
+        for verb, reference in ((_DISCLOSE, None), (_DISCLOSE_WEAK, _DESTINATION))
     ),
 )

@@ -9,7 +9,10 @@ a :class:`Finding` with its rule and character span, never the matched text. Fou
 - ``role_marker``: chat-template special tokens (``<|im_start|>``, ``[INST]``, ``<|eot_id|>``...) and fake turns
   (a line opening with ``System:``), which let a document pose as another speaker.
 - ``invisible``: Unicode tag characters (U+E0000-E007F, invisible but read by models; valid emoji tag sequences
-  excepted) and clusters of zero-width or bidi-control characters.
+  excepted), clusters of zero-width or bidi-control characters, such characters inside Latin-script words
+  ("pass\u200cword"; the joiners of Persian, Indic and emoji text sit between other scripts and pass), runs of
+  variation selectors (bytes smuggled after a character), and instructions spelled with invisible characters or
+  look-alike Cyrillic, Greek or full-width letters inside ("Ig\u200bnore prеvious instructions").
 - ``encoded``: base64 or hex blobs that decode to text matching ``instruction`` or ``role_marker`` (or, with
   ``classifier`` on too, text the classifier flags).
 - ``classifier``: windows that the learned model of :mod:`ctxops.detect.classifier` scores above its threshold
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +70,24 @@ _TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
 _EMOJI_TAG_SEQUENCE = re.compile(r"\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")  # flags of regions
 _INVISIBLE_CHAR = re.compile(r"[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069]")
 _ZERO_WIDTH = re.compile(r"(?:[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069][^\s]{0,8}){3,}")
+# format characters that render as nothing; between two Latin letters they have no use in ordinary text
+_FORMAT_CHARS = (
+    "\u200b-\u200f\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069\u034f\u115f\u1160\u3164\uffa0"
+)
+_IN_LATIN_WORD = re.compile(f"(?<=[A-Za-z])[{_FORMAT_CHARS}]+(?=[A-Za-z])")
+_WEAK_IN_WORD = frozenset("\u200b\ufeff")  # a lone zero-width space breaks long words in web text: two needed
+_IN_WORD_REACH = 64  # characters between in-word format characters that count as one run
+_VARIATION_RUN = re.compile(
+    "[\ufe00-\ufe0f\U000e0100-\U000e01ef]{3,}"
+)  # one selector is an emoji's; 3+ carry data
+_DROPPED = re.compile(f"[{_FORMAT_CHARS}\ufe00-\ufe0f\U000e0100-\U000e01ef\u00ad]")
+_MIXED_SCRIPT = re.compile(
+    "[A-Za-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][A-Za-z]|[\uff01-\uff5e]"
+)
+_LOOK_ALIKE = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝкАВЕКМНОРСТХІЈЅοноρνικτυαΑΒΕΖΗΙΚΜΝΟΡΤΧΥ",
+    "aeopcyxijsdhlqwkabekmhopctxijsohopvikruaabezhikmnoptxy",
+) | {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # full-width ASCII
 _BLOB = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _BLOB_CHARS = bytes(
     ord("a") if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else ord(" ") for i in range(256)
@@ -157,6 +179,7 @@ def _near(lowered: str, proximity: Proximity, present: set[str]) -> Iterator[tup
                 and proximity.verb.search(clause)
                 and proximity.noun.search(clause)
                 and (proximity.reference is None or proximity.reference.search(clause))
+                and (proximity.unless is None or not proximity.unless.search(clause))
             ):
                 yield start, end
             at = lowered.find(anchor, end)
@@ -202,12 +225,59 @@ def find_invisible(text: str, offset: int = 0) -> list[Finding]:
             Finding(INVISIBLE, offset + m.start(), offset + m.end(), "zero-width or bidi-control characters")
             for m in _ZERO_WIDTH.finditer(text)
         ]
+    found += [
+        Finding(INVISIBLE, offset + start, offset + end, "zero-width or bidi-control characters inside words")
+        for start, end in _in_word_runs(text)
+    ]
+    found += [
+        Finding(INVISIBLE, offset + m.start(), offset + m.end(), "a run of variation selectors")
+        for m in _VARIATION_RUN.finditer(text)
+    ]
+    return found + _disguised(text, offset)
+
+
+def _in_word_runs(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of format characters inside Latin words: two within :data:`_IN_WORD_REACH`, or one that is not weak."""
+    hits = [m.span() for m in _IN_LATIN_WORD.finditer(text)]
+    group: list[tuple[int, int]] = []
+    for span in [*hits, None]:
+        if span is not None and group and span[0] - group[-1][1] <= _IN_WORD_REACH:
+            group.append(span)
+            continue
+        if group and (len(group) > 1 or not set(text[group[0][0] : group[0][1]]) <= _WEAK_IN_WORD):
+            yield group[0][0], group[-1][1]
+        group = [span] if span is not None else []
+
+
+def _disguised(text: str, offset: int) -> list[Finding]:
+    """Instructions that match only once invisible characters are dropped and look-alike letters folded to Latin.
+
+    Costs a second :func:`find_instructions` pass, run only on text holding such characters.
+    """
+    if not (_DROPPED.search(text) or _MIXED_SCRIPT.search(text)):
+        return []
+    dropped = [m.start() for m in _DROPPED.finditer(text)]
+    shifts = [at - i for i, at in enumerate(dropped)]  # where each dropped character sat in the cleaned text
+    cleaned = _DROPPED.sub("", text).translate(_LOOK_ALIKE)
+    plain = [(f.start, f.end) for f in find_instructions(text)]
+
+    def original(at: int) -> int:
+        return at + bisect.bisect_right(shifts, at)
+
+    found = []
+    for f in find_instructions(cleaned):
+        start, end = original(f.start), original(f.end - 1) + 1
+        if not any(a < end and start < b for a, b in plain):
+            detail = f"{f.detail}, hidden by invisible characters or look-alike letters"
+            found.append(Finding(INVISIBLE, offset + start, offset + end, detail))
     return found
 
 
 def decode_blob(blob: str) -> str | None:
     """The text a base64 or hex blob holds, or None when it is not mostly printable text."""
     raw: bytes | None = None
+    if blob[:2] in ("0x", "0X") and len(blob) % 2 == 0:  # a hex literal: the digits after its prefix
+        blob = blob[2:]
     if len(blob) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in blob):
         raw = bytes.fromhex(blob)
     else:

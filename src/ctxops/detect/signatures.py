@@ -17,7 +17,7 @@ INSTRUCTION = "instruction"
 ROLE_MARKER = "role_marker"
 
 _PRIOR = r"(?:(?:all|any|each|every|the|your|my|of|these|those|such)\s+){0,3}"
-_BEFORE = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|existing|old)"
+_BEFORE = r"(?:previous|prior|above|earlier|preceding|foregoing|former|original|initial|system|existing)"
 _ORDERS = (
     r"(?:instructions?|directions?|directives?|rules?|prompts?|guidelines?|commands?|orders?|"
     r"constraints?|guardrails?|programming|context|messages?|policies|policy|tasks?)"
@@ -26,6 +26,13 @@ _MODEL = (
     r"(?:ai|a\.i\.|llm|language model|large language model|chatbot|ai assistant|assistant|model|agent|gpt)"
 )
 
+
+# who a message to the model names: the model words and the automated readers ("any automated summarizer")
+_ADDRESSEE = (
+    r"(?:ai (?:agent|tool|system|model|reader|summari[sz]er|assistant)|automated (?:assistant|agent|reader|"
+    r"summari[sz]er|system|tool|reviewer|parser)|ai|a\.i\.|llm|language model|large language model|chatbot|"
+    r"assistant|model|agent|gpt|bot|summari[sz]er|copilot|crawler)"
+)
 
 # common verbs of a command, for a sentence that names the model and then tells it what to do
 _IMPERATIVE = (
@@ -78,6 +85,7 @@ SIGNATURES = (
         rf"don't follow)\s+(?:{_PRIOR}{_BEFORE}\s+(?:\w+\s+){{0,2}}{_ORDERS}\b|everything (?:above|before|"
         r"you were told|you have been told)|all (?:of )?(?:that|the above)|what you were told|"
         r"(?:the |your )?(?:user'?s?|original|actual|real|summary|current) (?:request|question|task|query)\b|"
+        r"(?:all )?(?:of )?the above(?=[ \t]*(?:[.,;:!?]|and\b|then\b|$))|"
         r"(?:all )?(?:the )?(?:text|content|words|lines) (?:before|above) this (?:sentence|line|point|message)\b)",
     ),
     _signature(
@@ -110,25 +118,33 @@ SIGNATURES = (
     _signature(
         INSTRUCTION,
         _ADDRESSED,
-        "note;message;instruction;attention;important;reminder;memo;directive",
-        r"\b(?:note|message|instructions?|attention|important|reminder|memo|directive)\s+(?:to|for)\s+"
-        rf"(?:the |any |all |every |each )?{_MODEL}s?\b",
+        "note;message;instruction;attention;important;reminder;memo;directive;word;notice;request",
+        # not "your instructions to the agent are stored in ...": the writer's own instructions, described
+        r"(?<!your )(?<!our )(?<!my )(?<!their )\b(?:note|message|instructions?|attention|important|reminder|"
+        r"memo|directive|word|notice|request)\s+(?:to|for)\s+"
+        rf"(?:the |any |all |every |each |whichever |an? )?{_ADDRESSEE}s?\b"
+        # not product models: "instructions for models sold before 2020"
+        r"(?! (?:sold|made|built|released|produced|manufactured|shipped|listed|numbered|before|after|from|with|"
+        r"without|of|in|that|which)\b)",
     ),
     _signature(
         INSTRUCTION,
         _ADDRESSED,
         "if you are;dear;hey;hello;attention;listen",
-        r"\bif you are an? (?:ai|a\.i\.|llm|language model|large language model|chatbot|ai assistant|"
-        r"assistant reading|model reading)"
+        r"\bif you(?: are|'re) an? (?:automated |artificial )?(?:ai|a\.i\.|llm|language model|large language model|"
+        r"chatbot|ai assistant|assistant reading|model reading|bot\b|agent\b|summari[sz]er|crawler)"
         r"|\b(?:dear|hey|hello|attention|listen),? (?:ai|llm|chatbot|ai assistant|language model|chatgpt|gpt)\b",
     ),
     _signature(
         INSTRUCTION,
         _ADDRESSED,
-        "reading this;processing this;summarizing this;summarising this",
-        r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model)s?(?: (?:agent|bot|model)s?)? "
-        r"(?:reading|processing|summari[sz]ing|parsing|ingesting) this\b",
-        back=40,
+        "reading this;processing this;summarizing this;summarising this;parsing this;ingesting this;"
+        "handling this;analyzing this;analysing this;indexing this;scanning this;crawling this",
+        r"\b(?:ai|llm|language model|chatbot|ai assistant|assistant|model|bot|crawler|summari[sz]er|scraper|"
+        r"copilot)s?(?: (?:agent|bot|model|tool|system)s?)? (?:(?:is|are) )?(?:currently |now )?"
+        r"(?:reading|processing|summari[sz]ing|parsing|ingesting|handling|analy[sz]ing|indexing|scanning|crawling)"
+        r" this\b",
+        back=60,
     ),
     _signature(
         INSTRUCTION,
@@ -142,15 +158,17 @@ SIGNATURES = (
     _signature(
         INSTRUCTION,
         _ADDRESSED,
-        "ai;assistant;chatbot;llm;language model;large language model;gpt;chatgpt",
+        "ai;assistant;chatbot;llm;language model;large language model;gpt;chatgpt;copilot;model;automated;summari",
         # a model named at the start of a sentence (or after a greeting) and told what to do: "Assistant, please
         # ...", "Chatbot: ignore ..."; each look-behind has a fixed width, as Python requires
         r"(?:^|(?<=[.!?\n] )|(?<=[.!?\n\"'*(])|(?<=[.!?\n]  )|"
         + "|".join(
             f"(?<={w}[ ,])|(?<={w}, )" for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention")
         )
-        + r")(?:ai|ai assistant|assistant|chatbot|llm|language model|large language model|gpt|chatgpt)[,:!]\s+"
-        rf"(?:(?:please|now|also|then|just|first|instead|always|from now on),?\s+)?{_IMPERATIVE}",
+        + r")(?:ai|ai assistant|ai agent|ai model|assistant|chatbot|llm|language model|large language model|gpt|"
+        r"chatgpt|copilot|model|summari[sz]er|automated (?:reader|assistant|agent|summari[sz]er|system))[,:!]\s+"
+        rf"(?:(?:please|now|also|then|just|first|instead|always|from now on),?\s+)?(?:{_IMPERATIVE}|"
+        r"(?:when|while|before|after|as|once|if) you\b)",
     ),
     _signature(
         INSTRUCTION,
@@ -190,6 +208,16 @@ SIGNATURES = (
         rf"|\b{_DISCLOSE}\s+(?:me\s+)?your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b"
         rf"|\bwhat (?:are|were) your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b",
         back=40,
+    ),
+    _signature(
+        INSTRUCTION,
+        "request to leak hidden instructions",
+        "what",
+        # asked as a question: "what does your system message say?", "what instructions were you given?"
+        r"what (?:does|do|did|is|are|was|were) (?:in )?your (?:\w+ )?(?:system prompt|system message|"
+        rf"developer message|prompt|(?:{_OWN}) (?:instructions|rules|prompt|guidelines|directives))\b"
+        r"|what (?:instructions|rules|guidelines|directives|prompt) (?:were|have) you (?:been )?(?:given|told|"
+        r"configured|provided|set up|initiali[sz]ed|programmed)\b",
     ),
     _signature(
         INSTRUCTION,
@@ -241,14 +269,35 @@ SIGNATURES = (
     _signature(
         ROLE_MARKER,
         "fake conversation turn",
-        "system;developer;administrator;operator",
+        "system;developer;administrator;operator;admin;sysadmin",
         # a line that opens as another speaker: "System:", "[system] ...", "(system) ...", "Operator note:",
-        # "### System message", or a header decorated on both sides: "=== system ===", "--- system ---"
-        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator)"
-        r"(?:(?: ?(?:message|prompt|note|override|instructions?|update))?[\])*]*[ \t]*:"
-        r"|[\])][ \t]| ?(?:message|prompt|override|instructions?|update)[ \t]*$)"
-        r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:system|developer|administrator|operator)(?: \w+)?[ \t]*"
-        r"[=\-#*<>\])}|]{2,}[ \t]*$",
+        # "### System message", "[ADMIN MESSAGE]", or a header decorated on both sides: "=== system ===",
+        # "-----BEGIN SYSTEM PROMPT-----"
+        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin)"
+        r"(?: ?(?:message|prompt|note|notice|override|instructions?|update|alert|directive|command))?"
+        r"(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t]|[\])*]*[ \t]*$)"
+        r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:(?:begin|end|start)[ \t]+)?(?:system|developer|administrator|"
+        r"operator|admin)(?: \w+)?[ \t]*[=\-#*<>\])}|]{2,}[ \t]*$",
+        back=24,
+    ),
+    _signature(
+        ROLE_MARKER,
+        "fake conversation turn",
+        "from the system;from system;from the developer;from the admin;from the administrator;from the operator",
+        # a heading that announces a message from the system: "### Instruction from the system"
+        r"(?m)^[ \t]*(?:#{1,6}|\*\*|\[|=+|-+)[ \t]*(?:(?:new|urgent|important|updated|priority) )?"
+        r"(?:message|instructions?|note|notice|directive|update|override|command|order)s? from (?:the )?"
+        r"(?:system|developer|administrator|admin|operator)\b[^\n]{0,20}$",
+        back=48,
+    ),
+    _signature(
+        ROLE_MARKER,
+        "fake conversation turn",
+        "assistant;ai;model;chatbot;gpt;chatgpt;bot",
+        # a forged reply of the model agreeing to something: "Assistant: Sure, I will ..."
+        r"(?m)^[ \t>*]*(?:ai |the )?(?:assistant|ai|model|chatbot|gpt|chatgpt|bot)[ \t*]*:[ \t*]*(?:sure|"
+        r"understood|ok(?:ay)?|certainly|of course|absolutely|got it|alright|noted|will do|acknowledged|"
+        r"as requested|i will|i'll|i am going to|i'm going to|i have been instructed)\b",
         back=12,
     ),
     _signature(
