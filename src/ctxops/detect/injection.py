@@ -31,6 +31,7 @@ import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 from ctxops.detect import classifier
 from ctxops.detect.clauses import PROXIMITY, Proximity
@@ -61,9 +62,20 @@ class Finding:
 _REACH = 240  # characters a match may extend past its anchor
 _BREAKS = bytes(i if chr(i).isalnum() or i == ord("'") or i >= 0x80 else ord(" ") for i in range(256))
 _ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in (*SIGNATURES, *PROXIMITY) for a in s.anchors}
-_CLAUSE_ENDS = ".!?;\n。！？"
+_CLAUSE_END = re.compile("[.!?;\n。！？]")
 _CLAUSE_CHARS = 200  # the longest clause looked at on each side of an anchor
-_FIRST_WORDS = tuple(sorted({w.encode() for w in _ANCHOR_FIRST_WORDS.values()}))
+# the later words of a multi-word anchor ("no longer", "set aside") must begin some word of the text too; only
+# words that survive the split into words can be checked that way (not "a.i." or markup)
+_ANCHOR_LATER_WORDS = {
+    a: tuple(w.encode() for w in a.split()[1:] if w.encode().translate(_BREAKS) == w.encode())
+    for a in _ANCHOR_FIRST_WORDS
+}
+_FIRST_WORDS = tuple(
+    sorted(
+        {w.encode() for w in _ANCHOR_FIRST_WORDS.values()}
+        | {w for ws in _ANCHOR_LATER_WORDS.values() for w in ws}
+    )
+)
 _FIRST_WORDS_BY_BYTE = {b: tuple(f for f in _FIRST_WORDS if f[0] == b) for b in {f[0] for f in _FIRST_WORDS}}
 
 _TAGS = re.compile(r"[\U000e0000-\U000e007f]+")
@@ -124,7 +136,11 @@ def _anchored(lowered: str) -> set[str]:
             firsts.update(f for f in candidates if w.startswith(f))
     firsts |= {f for w in words if len(w) > 24 for f in _FIRST_WORDS if f in w}  # unsegmented text, markup
     markup = {c for c in "<[" if c in lowered}  # special tokens are glued to words: search them directly
-    return {a for a, first in _ANCHOR_FIRST_WORDS.items() if first.encode() in firsts or a[0] in markup}
+    return {
+        a
+        for a, first in _ANCHOR_FIRST_WORDS.items()
+        if (first.encode() in firsts and all(w in firsts for w in _ANCHOR_LATER_WORDS[a])) or a[0] in markup
+    }
 
 
 _WORD_START = {a for s in SIGNATURES for a in s.anchors if a[0].isascii() and a[0].isalpha()}
@@ -162,20 +178,40 @@ def _matches(lowered: str, signature: Signature, present: set[str]) -> Iterator[
                         yield m
 
 
-def _near(lowered: str, proximity: Proximity, present: set[str]) -> Iterator[tuple[int, int]]:
-    """Clauses (start, end) holding the proximity signature's verb, noun and reference."""
+@cache
+def _cue_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(c) for c in cues))
+
+
+def _clause_ends(lowered: str) -> list[int]:
+    """Sorted positions of the characters that end a clause."""
+    return [m.start() for m in _CLAUSE_END.finditer(lowered)]
+
+
+def _near(
+    lowered: str, proximity: Proximity, present: set[str], ends: list[int]
+) -> Iterator[tuple[int, int]]:
+    """Clauses (start, end) holding the proximity signature's verb, noun and reference.
+
+    ``ends`` is :func:`_clause_ends` of ``lowered``; a clause reaches at most :data:`_CLAUSE_CHARS` either side.
+    """
+    cues = _cue_pattern(proximity.cues)
     for anchor in proximity.anchors:
         if anchor not in present:
             continue
         at = lowered.find(anchor)
         while at >= 0:
             lo = max(0, at - _CLAUSE_CHARS)
-            start = max(lowered.rfind(c, lo, at) for c in _CLAUSE_ENDS) + 1 or lo
-            ends = [e for e in (lowered.find(c, at, at + _CLAUSE_CHARS) for c in _CLAUSE_ENDS) if e >= 0]
-            end = min(ends, default=min(len(lowered), at + _CLAUSE_CHARS))
+            i = bisect.bisect_left(ends, at)
+            start = ends[i - 1] + 1 if i and ends[i - 1] >= lo else lo
+            end = (
+                ends[i]
+                if i < len(ends) and ends[i] < at + _CLAUSE_CHARS
+                else min(len(lowered), at + _CLAUSE_CHARS)
+            )
             clause = lowered[start:end]
             if (
-                any(cue in clause for cue in proximity.cues)
+                cues.search(clause)
                 and proximity.verb.search(clause)
                 and proximity.noun.search(clause)
                 and (proximity.reference is None or proximity.reference.search(clause))
@@ -197,8 +233,9 @@ def find_instructions(text: str, offset: int = 0) -> list[Finding]:
         for m in _matches(lowered, signature, present)
     ]
     phrases = [(f.start - offset, f.end - offset) for f in found if f.rule == INSTRUCTION]
+    ends = _clause_ends(lowered) if any(a in present for p in PROXIMITY for a in p.anchors) else []
     for proximity in PROXIMITY:  # only where no phrase matched: a phrase's span is the more precise
-        for start, end in _near(lowered, proximity, present):
+        for start, end in _near(lowered, proximity, present, ends):
             start += len(lowered[start:end]) - len(lowered[start:end].lstrip())
             if not any(a < end and start < b for a, b in phrases):
                 found.append(Finding(INSTRUCTION, offset + start, offset + end, proximity.label))
