@@ -47,6 +47,8 @@ _DISCLOSE = (
     r"(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me|share|copy|"
     r"quote|send)"
 )
+# advice, not a request: "never share your system prompt", "do not reveal your instructions"
+_NOT = r"(?<!never )(?<!not )(?<!n't )(?<!avoid )(?<!to never )"
 _OWN = r"(?:system|initial|original|hidden|secret|developer|full|exact|complete|internal|confidential)"
 
 
@@ -187,7 +189,8 @@ SIGNATURES = (
         "secret;you were given;you have been given;"
         "developer message;developer prompt;confidential;conversation so far;whole conversation;"
         "entire conversation;full conversation",
-        r"\b(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me|"
+        _NOT
+        + r"\b(?:reveal|print|output|repeat|show|disclose|leak|display|recite|dump|write out|spell out|tell me|"
         r"share|copy|quote|send)\s+"
         r"(?:me\s+)?(?:back\s+)?(?:your|the|all|any)\s+(?:\w+\s+){0,4}(?:system prompt|system message|"
         r"initial (?:prompt|instructions)|hidden (?:prompt|instructions)|secret (?:key|password|instructions|code)|"
@@ -203,9 +206,9 @@ SIGNATURES = (
         "your system;your hidden;your secret;your developer;your internal;your confidential;your full;your exact;"
         "your complete",
         # the model's own instructions as the object of a disclosure verb, or asked for outright
-        rf"\b{_DISCLOSE}\s+(?:me\s+)?your (?:{_OWN} )?(?:instructions|rules|prompt|guidelines|"
+        rf"{_NOT}\b{_DISCLOSE}\s+(?:me\s+)?your (?:{_OWN} )?(?:instructions|rules|prompt|guidelines|"
         r"directives) (?:above|verbatim|word for word|exactly|in full)\b"
-        rf"|\b{_DISCLOSE}\s+(?:me\s+)?your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b"
+        rf"|{_NOT}\b{_DISCLOSE}\s+(?:me\s+)?your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b"
         rf"|\bwhat (?:are|were) your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b",
         back=40,
     ),
