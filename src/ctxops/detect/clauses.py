@@ -41,13 +41,13 @@ def _any(words: str) -> str:
 # instructions ("your earlier rules", "the rules you were given")
 _ANNUL = (
     r"ignor\w*;disregard\w*;forget\w*;cancel\w*;void;outdated;obsolete;overrid\w*;overrul\w*;nevermind;never mind;"
-    r"(?:do not|don't|stop|never) (?:obey|follow)\w*;no longer (?:apply|applies|valid|in effect|relevant|matters?|"
-    r"counts?);discard\w*;abandon\w*;bypass\w*;throw (?:out|away);abort;set aside"
+    r"(?:do not|don't|stop|never) (?:obey|follow)\w*;discard\w*;abandon\w*;bypass\w*;throw (?:out|away);abort;set aside;wipe\w*;eras(?:e|es|ed|ing);"
+    r"no (?:need|reason) to (?:obey|follow|respect|stick to|keep)"
 )
 _ANNUL_WEAK = (
-    r"(?:do not|don't|does not|doesn't|no longer) (?:count|matter|hold|stand|stick to|adhere to|comply with|"
+    r"no longer (?:apply|applies|valid|in effect|relevant|matters?|counts?);(?:do not|don't|does not|doesn't|no longer) (?:count|matter|hold|stand|stick to|adhere to|comply with|"
     r"listen to)\w*;matters? (?:any ?more|no more|no longer);put aside;scrap\w*;scratch\w*;drop\w*;leave behind;"
-    r"supersed\w*;revok\w*;withdrawn;rescind\w*;retract\w*;null and void;invalid\w*;irrelevant;not binding;"
+    r"supersed\w*;revok\w*;retir(?:e|ed|es);withdrawn;rescind\w*;retract\w*;null and void;invalid\w*;irrelevant;not binding;"
     r"pay no (?:heed|attention|mind);skip\w*;stop (?:listening|paying attention|obeying|following|adhering|complying)"
 )
 _ORDERS = (
@@ -87,21 +87,32 @@ _ANNUL_OTHER = (
     r"tiens pas compte;tenir compte;tenere conto;tener conto;\bdesconsider\w*;\bmissacht\w*;beachte nicht;"
     r"nicht beachten;\bverwirf\b;yok say;görmezden gel;dikkate alma;\bunut\b;bỏ qua;phớt lờ;\bquên\b;"
     r"تجاهل\w*;انس;अनदेखा;नज़रअंदाज़;नजरअंदाज;भूल जा\w*;αγνόησ\w*;ξέχασ\w*;התעלם\w*;\bunohda\b;\bohita\b;"
-    r"\bignoră\b;\bignorați\b;\buită\b;\bignoruj\w*;\bzapomeň\w*"
+    r"\bignoră\b;\bignorați\b;\buită\b;\bignoruj\w*;\bzapomeň\w*;laiss(?:e|ez) tomber;\baufgehoben\b;\baufheben\b;"
+    r"\bungültig\b;不要管;别理;不用理;不必理会;放弃;无需遵守;忘れて;忘れろ;破棄;取り消;lascia (?:perdere|stare);non badare;"
+    r"\besquec\w*;deja de lado;deja de seguir;ne suis plus;n'obéis plus;befolge nicht;nicht mehr befolgen;"
+    r"не выполняй;не следуй;перестань следовать;отмен\w*;\bannul\w*;\banulad\w*;\bcancelad\w*;\brevogad\w*;"
+    r"\bwiderrufen\b;\baufgehoben\b"
 )
 _ORDERS_OTHER = (
     r"instrucciones;indicaciones;órdenes;directrices;instructions;consignes;directives;anweisungen;instruktionen;"
     r"befehle;vorgaben;istruzioni;indicazioni;direttive;instruções;orientações;diretrizes;инструкци\w*;"
     r"указани\w*;інструкці\w*;вказівк\w*;指令;指示;说明;規則;规则;命令;ルール;プロンプト;instructies;aanwijzingen;"
     r"instrukcj\w*;polece\w*;instruktioner;instruksjoner;instruksi;petunjuk;perintah;지시;지침;명령;talimat\w*;"
-    r"hướng dẫn;chỉ dẫn;chỉ thị;التعليمات;تعليمات;निर्देश\w*;οδηγίες;הוראות;ohjeet;instrucțiunile;pokyny;instrukce"
+    r"hướng dẫn;chỉ dẫn;chỉ thị;التعليمات;تعليمات;निर्देश\w*;οδηγίες;הוראות;ohjeet;instrucțiunile;pokyny;instrukce;"
+    r"\bregeln\b;\brègles\b;\breglas\b;\bregole\b;\bregras\b;правила;要求;"
+    # what you were told
+    r"lo que (?:te|se te|le) (?:dijeron|dijo|han dicho|ha dicho|indicaron|pidieron);ce (?:qu'on|que l'on) (?:t'a|vous a) "
+    r"dit;was (?:man )?dir (?:gesagt|befohlen) (?:wurde|hat);quello che ti (?:è stato detto|hanno detto|ha detto);"
+    r"o que (?:lhe|te) (?:disseram|disse|foi dito);что (?:тебе|вам) (?:говорили|сказали|велели);你被告知的;"
+    r"告诉你的;言われたこと"
 )
 _ORDER_CUES_OTHER = (
     "instru", "indicaciones", "órdenes", "directrices", "consignes", "directives", "anweisungen", "befehle",
     "vorgaben", "istruzioni", "indicazioni", "direttive", "orientações", "diretrizes", "инструкци", "указани",
     "інструкці", "вказівк", "指令", "指示", "说明", "規則", "规则", "命令", "ルール", "プロンプト", "aanwijzingen",
     "polece", "petunjuk", "perintah", "지시", "지침", "명령", "talimat", "hướng dẫn", "chỉ dẫn", "chỉ thị",
-    "تعليمات", "निर्देश", "οδηγίες", "הוראות", "ohjeet", "pokyny",
+    "تعليمات", "निर्देश", "οδηγίες", "הוראות", "ohjeet", "pokyny", "regeln", "règles", "reglas", "regole",
+    "regras", "правила", "要求", "lo que", "ce qu", "dir ", "quello che", "o que", "что", "告诉你", "言われた",
 )  # fmt: skip
 _EARLIER_OTHER = (
     r"anteriores;previas;precedentes;précédentes;antérieures;précédent\w*;vorherig\w*;bisherig\w*;früher\w*;"
@@ -112,7 +123,9 @@ _EARLIER_OTHER = (
     # all of them, or yours
     r"\btodas\b;\btodos\b;toutes;\balle\b;sämtliche;tutte;\bvse\b;все;всі;所有;すべて;全部;모든;\btüm\b;wszystkie;"
     r"\bsemua\b;\bmọi\b;جميع;सभी;\btus\b;\bvos\b;\btes\b;\bdeine\w*;\bihre\b;\btue\b;\bsuas\b;\bseus\b;"
-    r"твои;ваши;你的;あなたの"
+    r"твои;ваши;你的;あなたの;\bantes\b;\bavant\b;\bvorher\b;\bzuvor\b;\bprima\b;раньше;先ほど;さっき;上述;前に;"
+    r"\btes\b;\bton\b;\btu\b;\bdein\b;\btuo\b;\bteu\b;\btuas\b;\btudo\b;\btout\b;\btodo\b;\balles\b;\btutto\b;"
+    r"\bvšechny\b"
 )
 
 
@@ -162,18 +175,21 @@ _HIDDEN_TEXT = (
     r"(?:instructions|rules|prompt|guidelines|directives|text|message) (?:that )?you (?:were|have been|'ve been) "
     r"(?:given|configured|provided|initiali[sz]ed|set up|programmed|primed|loaded|started|fed|told)\w*;"
     r"(?:instructions|rules|prompt|guidelines|directives) (?:that )?you (?:received|got|started with|run with|"
-    r"are running with|operate under)"
+    r"are running with|operate under);(?:instructions|rules|prompt|guidelines|directives|text) (?:that )?(?:were|"
+    r"have been|was) (?:given|provided|sent|shown|passed|written) to you;the (?:\w+ )?(?:hidden|secret|"
+    r"confidential|internal|developer) (?:prompt|instructions|rules|message|guidelines)"
 )
 _HIDDEN_CUES = ("your", "you were", "you have been", "you've been", "you received", "you got", "you started",
-                "you run", "you are running", "you operate")  # fmt: skip
+                "you run", "you are running", "you operate", "to you", "hidden", "secret", "confidential",
+                "internal", "developer")  # fmt: skip
 
 _OVERRIDE = "override of earlier instructions (paraphrased)"
 PROXIMITY = (
     _proximity(
         _OVERRIDE,
         "ignor;disregard;forget;cancel;void;outdated;obsolete;overr;nevermind;never mind;not obey;n't obey;"
-        "stop obey;never obey;not follow;n't follow;stop follow;never follow;no longer;discard;abandon;bypass;"
-        "throw;abort;set aside",
+        "stop obey;never obey;not follow;n't follow;stop follow;never follow;discard;abandon;bypass;"
+        "throw;abort;set aside;wipe;eras;no need;no reason",
         _ANNUL,
         _ORDERS,
         _EARLIER,
@@ -183,7 +199,7 @@ PROXIMITY = (
     _proximity(
         _OVERRIDE,
         "not count;n't count;no longer;not matter;n't matter;matter any;matters any;put aside;scrap;scratch;drop;"
-        "leave behind;skip;supersed;revok;withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
+        "leave behind;skip;supersed;revok;retire;withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
         "pay no;stop listen;stop paying;stop obey;stop follow;stop adher;stop comply;not stick;n't stick;not adhere;"
         "n't adhere;not comply;n't comply;not listen;n't listen;not hold;n't hold",
         _ANNUL_WEAK + ";" + _ANNUL,
@@ -199,7 +215,9 @@ PROXIMITY = (
         "nie zwracaj;glöm;strunta;glem;abaikan;lupakan;무시;잊어;잊으;hagas caso;caso omiso;en cuenta;pas compte;"
         "tenir compte;tenere conto;tener conto;desconsider;missacht;beachte nicht;nicht beachten;verwirf;yok say;"
         "görmezden;dikkate alma;unut;bỏ qua;phớt lờ;quên;تجاهل;انس;अनदेखा;नज़रअंदाज़;नजरअंदाज;भूल;αγνόησ;ξέχασ;"
-        "התעלם;unohda;ohita;uită;zapomeň",
+        "התעלם;unohda;ohita;uită;zapomeň;laisse;laissez;aufgehoben;aufheben;ungültig;不要管;别理;不用理;不必理会;"
+        "放弃;无需遵守;破棄;取り消;lascia;non badare;esquec;deja de;ne suis;n'obéis;befolge;nicht mehr;не выполн;"
+        "не следуй;перестань;отмен;annul;anulad;cancelad;revogad;widerrufen",
         _ANNUL_OTHER,
         _ORDERS_OTHER,
         _EARLIER_OTHER,

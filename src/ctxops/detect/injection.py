@@ -63,6 +63,12 @@ _REACH = 240  # characters a match may extend past its anchor
 _BREAKS = bytes(i if chr(i).isalnum() or i == ord("'") or i >= 0x80 else ord(" ") for i in range(256))
 _ANCHOR_FIRST_WORDS = {a: a.split()[0] for s in (*SIGNATURES, *PROXIMITY) for a in s.anchors}
 _CLAUSE_END = re.compile("[.!?;\n。！？]")
+_QUOTE_REACH = 160  # characters from a finding to the quotes of the speech around it
+_SPEECH = re.compile(
+    r"[\"\u201d][ \t]*,?[ \t]*(?:\w+[ \t]+){0,3}?(?:said|says|asked|asks|whispered|shouted|replied|muttered|cried|"
+    r"added|explained|insisted|warned|laughed|answered|yelled|snapped|murmured|sighed|continued|told (?:him|her|"
+    r"them|me|us))\b"
+)  # quoted speech attributed to a speaker: fiction and reported conversation, not an instruction to the reader
 _CLAUSE_CHARS = 200  # the longest clause looked at on each side of an anchor
 # the later words of a multi-word anchor ("no longer", "set aside") must begin some word of the text too; only
 # words that survive the split into words can be checked that way (not "a.i." or markup)
@@ -240,7 +246,26 @@ def find_instructions(text: str, offset: int = 0) -> list[Finding]:
             if not any(a < end and start < b for a, b in phrases):
                 found.append(Finding(INSTRUCTION, offset + start, offset + end, proximity.label))
                 phrases.append((start, end))
+    if '"' in lowered or "\u201d" in lowered:
+        found = [
+            f
+            for f in found
+            if f.rule != INSTRUCTION or not _in_dialogue(lowered, f.start - offset, f.end - offset)
+        ]
     return found
+
+
+def _in_dialogue(lowered: str, start: int, end: int) -> bool:
+    """Whether ``[start, end)`` sits in quoted speech that a speech verb attributes ("...," the sailor said)."""
+    opening = max(lowered.rfind(q, max(0, start - _QUOTE_REACH), start + 1) for q in '"\u201c')
+    if opening < 0 or "\n" in lowered[opening:start]:
+        return False
+    closing = [c for c in (lowered.find(q, end, end + _QUOTE_REACH) for q in '"\u201d') if c >= 0]
+    return (
+        bool(closing)
+        and "\n" not in lowered[end : min(closing)]
+        and bool(_SPEECH.match(lowered, min(closing)))
+    )
 
 
 def find_invisible(text: str, offset: int = 0) -> list[Finding]:

@@ -165,12 +165,38 @@ SIGNATURES = (
         # ...", "Chatbot: ignore ..."; each look-behind has a fixed width, as Python requires
         r"(?:^|(?<=[.!?\n] )|(?<=[.!?\n\"'*(])|(?<=[.!?\n]  )|"
         + "|".join(
-            f"(?<={w}[ ,])|(?<={w}, )" for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention")
+            f"(?<={w}[ ,])|(?<={w}, )"
+            for w in ("hey", "hi", "hello", "dear", "ok", "okay", "attention", "there")
         )
         + r")(?:ai|ai assistant|ai agent|ai model|assistant|chatbot|llm|language model|large language model|gpt|"
-        r"chatgpt|copilot|model|summari[sz]er|automated (?:reader|assistant|agent|summari[sz]er|system))[,:!]\s+"
+        r"chatgpt|copilot|model|summari[sz]er|automated (?:readers?|assistants?|agents?|summari[sz]ers?|systems?))"
+        r"[,:!]\s+"
         rf"(?:(?:please|now|also|then|just|first|instead|always|from now on),?\s+)?(?:{_IMPERATIVE}|"
-        r"(?:when|while|before|after|as|once|if) you\b)",
+        r"(?:when|while|before|after|as|once|if) (?:you\b|\w+ing\b))",
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "ai;llm;language model;large language model;chatbot;assistant;model;bot;crawler;summari;scraper;copilot;"
+        "agent;gpt",
+        # "should an assistant bot come across this text", "any AI that happens to read this"
+        r"(?:ai|llm|language model|large language model|chatbot|assistant|model|bot|crawler|summari[sz]er|"
+        r"scraper|copilot|agent|gpt)s?(?: (?:agent|bot|model|tool|system|assistant)s?)? (?:(?:is|are|should|will|"
+        r"may|might|can|could|does|do|that|which|who) )?(?:currently |now |ever |also |happens? to |get to )?"
+        r"(?:comes? across|coming across|encounter(?:s|ing)?|see(?:s|ing)?|read(?:s|ing)?|process(?:es|ing)?|"
+        r"summari[sz](?:e|es|ing)|pars(?:e|es|ing)|ingest(?:s|ing)?|analy[sz](?:e|es|ing)|index(?:es|ing)?|"
+        r"scan(?:s|ning)?|crawl(?:s|ing)?|handl(?:e|es|ing)) (?:this|these)\b(?! (?:data|sensor|signal|image|"
+        r"images|frame|frames|input|inputs|value|values|dataset|file format|kind|type|sort)\b)",
+    ),
+    _signature(
+        INSTRUCTION,
+        _ADDRESSED,
+        "paragraph is;text is;section is;note is;message is;part is;line is;sentence is;passage is;block is;"
+        "comment is",
+        r"(?:this|the following) (?:paragraph|text|section|note|message|part|line|sentence|passage|block|comment)"
+        r" is (?:meant |written |intended |addressed |only )?(?:only |solely |just )?(?:for|to) (?:the |any |an? )?"
+        rf"{_ADDRESSEE}s?\b(?! (?:sold|made|built|released|of|in|that|which)\b)",
+        back=24,
     ),
     _signature(
         INSTRUCTION,
@@ -272,13 +298,17 @@ SIGNATURES = (
     _signature(
         ROLE_MARKER,
         "fake conversation turn",
-        "system;developer;administrator;operator;admin;sysadmin",
+        "system;developer;administrator;operator;admin;sysadmin;root",
         # a line that opens as another speaker: "System:", "[system] ...", "(system) ...", "Operator note:",
         # "### System message", "[ADMIN MESSAGE]", or a header decorated on both sides: "=== system ===",
         # "-----BEGIN SYSTEM PROMPT-----"
-        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin)"
+        # the label is followed by the end of the line or by words of a command: "System: Windows 11, 16 GB" in a
+        # spec sheet is not a turn, nor "root:x:0:0" in a password file
+        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin|root)"
         r"(?: ?(?:message|prompt|note|notice|override|instructions?|update|alert|directive|command))?"
-        r"(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t]|[\])*]*[ \t]*$)"
+        r"(?:(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t])(?=[ \t*]*$|[ \t*]*[a-z][^\n]*?\b"
+        rf"(?:{_IMPERATIVE}|you|your|assistant|model|ai|user|please|must|will|should|instructions?)\b)"
+        r"|[\])*]*[ \t]*$)"
         r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:(?:begin|end|start)[ \t]+)?(?:system|developer|administrator|"
         r"operator|admin)(?: \w+)?[ \t]*[=\-#*<>\])}|]{2,}[ \t]*$",
         back=24,
@@ -298,9 +328,12 @@ SIGNATURES = (
         "fake conversation turn",
         "assistant;ai;model;chatbot;gpt;chatgpt;bot",
         # a forged reply of the model agreeing to something: "Assistant: Sure, I will ..."
-        r"(?m)^[ \t>*]*(?:ai |the )?(?:assistant|ai|model|chatbot|gpt|chatgpt|bot)[ \t*]*:[ \t*]*(?:sure|"
-        r"understood|ok(?:ay)?|certainly|of course|absolutely|got it|alright|noted|will do|acknowledged|"
-        r"as requested|i will|i'll|i am going to|i'm going to|i have been instructed)\b",
+        # ("[Assistant]" on a line of its own, "Assistant: You're welcome! I will also ...")
+        r"(?m)^[ \t>*\[]*(?:ai |the )?(?:assistant|ai|model|chatbot|gpt|chatgpt|bot)[ \t*\]]*(?::|\][ \t]*\n)[ \t*]*"
+        r"(?:sure|understood|ok(?:ay)?|certainly|of course|absolutely|got it|alright|noted|will do|acknowledged|"
+        r"as requested|i will|i'll|i am going to|i'm going to|i have been instructed"
+        r"|[^\n]{0,40}?\bi (?:will|shall|am going to) (?:now |also |gladly |happily )?\w+"
+        r"|[^\n]{0,40}?\bi'(?:ll|m going to) (?:now |also |gladly |happily )?\w+)\b",
         back=12,
     ),
     _signature(
