@@ -306,7 +306,7 @@ SIGNATURES = (
         # spec sheet is not a turn, nor "root:x:0:0" in a password file
         r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin|root)"
         r"(?: ?(?:message|prompt|note|notice|override|instructions?|update|alert|directive|command))?"
-        r"(?:(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t])(?=[ \t*]*$|[ \t*]*[a-z][^\n]*?\b"
+        r"(?:(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t])(?=[ \t*]*$|[ \t*]*(?=[a-z])[^\n.!?]{0,120}?\b"
         rf"(?:{_IMPERATIVE}|you|your|assistant|model|ai|user|please|must|will|should|instructions?)\b)"
         r"|[\])*]*[ \t]*$)"
         r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:(?:begin|end|start)[ \t]+)?(?:system|developer|administrator|"
