@@ -7,6 +7,7 @@ module knows rows, not statistics and not HTTP.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,8 +22,9 @@ from ctxops.store.schema import REQUEST_COLUMNS, requests
 _UPDATED = [c for c in REQUEST_COLUMNS if c != "request_id"]
 
 
-def _upsert(store: Store) -> sa.Insert:
-    insert = (sqlite if store.is_sqlite else postgresql).insert(requests)
+@functools.cache  # built once per dialect: building it costs more than writing one row
+def _upsert(is_sqlite: bool) -> sa.Insert:
+    insert = (sqlite if is_sqlite else postgresql).insert(requests)
     return insert.on_conflict_do_update(
         index_elements=["request_id"], set_={c: insert.excluded[c] for c in _UPDATED}
     )
@@ -34,7 +36,7 @@ def insert_requests(store: Store, rows: Sequence[dict[str, Any]]) -> None:
         return
     full = [{c: row.get(c) for c in REQUEST_COLUMNS} for row in rows]
     with store.engine.begin() as conn:
-        conn.execute(_upsert(store), full)
+        conn.execute(_upsert(store.is_sqlite), full)
 
 
 def read_requests(

@@ -9,10 +9,10 @@ This module knows error codes and one HTTP call, not the routes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import httpx
-
+from ctxops.serve.backends.http_client import HTTPClient, HTTPFailure
 from ctxops.serve.config import UpstreamSpec
 from ctxops.serve.errors import APIError
 from ctxops.serve.routes import Policy
@@ -39,7 +39,7 @@ def failure_kind(error: APIError) -> str:
 
 
 async def count_prompt(
-    client: httpx.AsyncClient,
+    client: HTTPClient,
     request: Any,
     upstream: UpstreamSpec,
     model: str | None,
@@ -56,7 +56,7 @@ async def count_prompt(
     body["model"] = model
     try:
         url = upstream.url.removesuffix("/v1") + "/tokenize"
-        response = await client.post(url, json=body, headers=headers, timeout=5.0)
-        return int(response.json()["count"]) if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        status, raw = await client.fetch("POST", url, body, headers, timeout=5.0)
+        return int(json.loads(raw)["count"]) if status == 200 else None
+    except (HTTPFailure, ValueError, KeyError, TypeError):
         return None

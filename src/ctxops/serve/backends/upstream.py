@@ -39,17 +39,24 @@ aborted streams log the tokens relayed so far (the parsing and counting live in
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
-import httpx
-
 from ctxops.serve.backends.base import Backend, GenerationRequest
 from ctxops.serve.backends.ensemble import ensemble_answer
 from ctxops.serve.backends.fallback import count_prompt, failure_kind, falls_back
+from ctxops.serve.backends.http_client import (
+    ConnectFailed,
+    HTTPClient,
+    HTTPFailure,
+    Response,
+    ResponseTimeout,
+)
 from ctxops.serve.backends.upstream_health import UpstreamHealth
 from ctxops.serve.backends.upstream_stream import Tally, counted_usage, read_chunks
 from ctxops.serve.backends.upstream_tokenizer import forward_tokenizer
@@ -67,8 +74,6 @@ from ctxops.serve.schemas import DetokenizeRequest, TokenizeRequest
 logger = logging.getLogger("ctxops.serve")
 _PATHS = {Endpoint.CHAT: "/chat/completions", Endpoint.COMPLETIONS: "/completions"}
 _KEEPALIVE_S = 2.0  # idle pooled connections are closed before an upstream's keep-alive (5 s in uvicorn) ends
-# the request never left the gateway
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class _Refused(Exception):
@@ -80,12 +85,23 @@ class _Refused(Exception):
 
 
 def discover_model(upstream: UpstreamSpec, timeout_s: float = 10.0) -> str:
-    """The first model id an upstream lists at ``GET {url}/models`` (blocking; for startup)."""
+    """The first model id an upstream lists at ``GET {url}/models`` (blocking; for startup, before any loop runs)."""
     key = upstream.api_key
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(f"{upstream.url}/models", timeout=timeout_s, headers=headers)
-    response.raise_for_status()
-    return response.json()["data"][0]["id"]
+
+    async def ask() -> tuple[int, bytes]:
+        client = HTTPClient(timeout_s)
+        try:
+            return await client.fetch("GET", f"{upstream.url}/models", headers=headers)
+        finally:
+            await client.aclose()
+
+    status, raw = asyncio.run(ask())
+    if status != 200:
+        raise upstream_error(
+            f"GET {upstream.url}/models answered {status}: {relayed_error(status, raw).message}"
+        )
+    return json.loads(raw)["data"][0]["id"]
 
 
 class UpstreamBackend(Backend):
@@ -111,7 +127,7 @@ class UpstreamBackend(Backend):
         self.health = UpstreamHealth(failure_threshold, cooldown_s)  # breakers and in-flight counts per URL
         self.in_flight = self.health.in_flight
         self.timeout_s = timeout_s
-        self.client: httpx.AsyncClient | None = None
+        self.client: HTTPClient | None = None
         self.upstream_models = {
             u.url: u.model for u in upstreams if u.model
         }  # url -> the upstream's model id
@@ -120,9 +136,7 @@ class UpstreamBackend(Backend):
 
     async def start(self) -> None:
         """Open the connection pool (upstreams are not required to be up yet)."""
-        timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0))
-        limits = httpx.Limits(max_connections=None, keepalive_expiry=_KEEPALIVE_S)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        self.client = HTTPClient(self.timeout_s, min(self.timeout_s, 5.0), keepalive_s=_KEEPALIVE_S)
         await self.discover(self.upstreams)
 
     async def discover(self, upstreams: Iterable[UpstreamSpec]) -> None:
@@ -133,11 +147,11 @@ class UpstreamBackend(Backend):
                 self.upstream_models[upstream.url] = upstream.model
             elif upstream.url not in self.upstream_models:
                 try:
-                    response = await self.client.get(
-                        f"{upstream.url}/models", timeout=5.0, headers=self._headers(upstream)
+                    _, raw = await self.client.fetch(
+                        "GET", f"{upstream.url}/models", headers=self._headers(upstream), timeout=5.0
                     )
-                    self.upstream_models[upstream.url] = response.json()["data"][0]["id"]
-                except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+                    self.upstream_models[upstream.url] = json.loads(raw)["data"][0]["id"]
+                except (HTTPFailure, ValueError, KeyError, IndexError, TypeError) as exc:
                     logger.warning(
                         "%s: cannot list its models (%s); forwarding the client's model name",
                         upstream.name,
@@ -267,26 +281,25 @@ class UpstreamBackend(Backend):
             record.arm, record.version = choice.arm.name, choice.arm.version
             record.route_reason = f"fallback:{why}" if why else choice.reason
 
-    async def _send(self, upstream: UpstreamSpec, endpoint: Endpoint, body: dict[str, Any]) -> httpx.Response:
+    async def _send(self, upstream: UpstreamSpec, endpoint: Endpoint, body: dict[str, Any]) -> Response:
         """POST the request and wait for the response headers; a 200 response whose body is still to be read.
 
         Raises :class:`_Refused` when the upstream certainly did not run the request, :class:`APIError` otherwise.
         """
         assert self.client is not None
-        request = self.client.build_request(
-            "POST", upstream.url + _PATHS[endpoint], json=body, headers=self._headers(upstream)
-        )
         try:
-            response = await self.client.send(request, stream=True)
-        except _NOT_SENT as exc:
-            raise _Refused(f"{type(exc).__name__}: {exc}", unhealthy=True) from exc
-        except httpx.TimeoutException as exc:
+            response = await self.client.request(
+                "POST", upstream.url + _PATHS[endpoint], body, self._headers(upstream)
+            )
+        except ConnectFailed as exc:  # the request never left the gateway
+            raise _Refused(str(exc), unhealthy=True) from exc
+        except ResponseTimeout as exc:
             raise upstream_error(
                 f"upstream {upstream.name} sent no answer within {self.timeout_s:g} s (not retried elsewhere: "
                 "it may still be running the request)",
                 status=504,
             ) from exc
-        except httpx.HTTPError as exc:
+        except HTTPFailure as exc:
             raise upstream_error(
                 f"upstream {upstream.name} dropped the connection before answering ({type(exc).__name__}: {exc})"
             ) from exc
@@ -305,7 +318,7 @@ class UpstreamBackend(Backend):
     async def _relay(
         self,
         upstream: UpstreamSpec,
-        response: httpx.Response,
+        response: Response,
         endpoint: Endpoint,
         record: RequestRecord,
         probe: bool,
@@ -320,12 +333,12 @@ class UpstreamBackend(Backend):
                 async with aclosing(read_chunks(response, record, tally, self.model_name)) as chunks:
                     async for item in chunks:
                         yield item
-            except httpx.TimeoutException as exc:
+            except ResponseTimeout as exc:
                 outcome, healthy = "failed", False
                 raise upstream_error(
                     f"upstream {upstream.name} sent nothing for {self.timeout_s:g} s mid-answer", status=504
                 ) from exc
-            except (httpx.HTTPError, ValueError) as exc:
+            except (HTTPFailure, ValueError) as exc:
                 outcome, healthy = "failed", False
                 raise upstream_error(
                     f"upstream {upstream.name} broke the stream mid-answer ({type(exc).__name__}: {exc})"
@@ -354,19 +367,18 @@ class UpstreamBackend(Backend):
         outcome, healthy = "aborted", None  # unless it ends first: the client went away
         self.in_flight[upstream.url] += 1
         try:
-            response = await self.client.post(
-                upstream.url + _PATHS[endpoint], json=sent, headers=self._headers(upstream)
+            status, raw = await self.client.fetch(
+                "POST", upstream.url + _PATHS[endpoint], sent, self._headers(upstream)
             )
-            status = response.status_code
             if status == 200:
                 outcome, healthy = "ok", True
-                return response.json()
+                return json.loads(raw)
             # 429: refused unrun (no verdict); another 4xx: it answered; a 5xx: it failed
             outcome, healthy = (
                 ("rejected", None if status == 429 else True) if status < 500 else ("failed", False)
             )
-            raise relayed_error(status, response.content)
-        except httpx.HTTPError:
+            raise relayed_error(status, raw)
+        except HTTPFailure:
             outcome, healthy = "failed", False
             raise
         finally:

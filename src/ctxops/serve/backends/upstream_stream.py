@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from ctxops.serve.backends.http_client import Response
 from ctxops.serve.errors import upstream_error
 from ctxops.serve.request_log import RequestRecord
 from ctxops.serve.responses import Chunk, Endpoint, is_usage_chunk, usage_chunk
@@ -33,16 +32,16 @@ class Tally:
 
 
 async def read_chunks(
-    response: httpx.Response, record: RequestRecord, tally: Tally, model_name: str
+    response: Response, record: RequestRecord, tally: Tally, model_name: str
 ) -> AsyncIterator[Chunk]:
     """Parse the upstream's SSE stream into chunks, noting timings, usage and counts."""
     last_token = None
     lines = response.aiter_lines()
     async for line in lines:
-        if not line.startswith("data:"):
+        if not line.startswith(b"data:"):
             continue
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             async for _ in lines:  # read to the body's end: a response closed unread takes its connection
                 pass  # with it, and the next request would pay a new TCP connect (keep-alive lost)
             return

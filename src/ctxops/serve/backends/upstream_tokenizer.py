@@ -7,18 +7,19 @@ breakers; a 4xx is the client's mistake and goes back as the upstream worded it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
+from ctxops.serve.backends.http_client import HTTPClient, HTTPFailure
 from ctxops.serve.config import UpstreamSpec
 from ctxops.serve.errors import relayed_error, upstream_error
 
 
 async def forward_tokenizer(
-    client: httpx.AsyncClient,
+    client: HTTPClient,
     path: str,
     request: BaseModel,
     order: list[UpstreamSpec],
@@ -35,16 +36,16 @@ async def forward_tokenizer(
         body = request.model_dump(exclude_unset=True)
         body["model"] = models.get(upstream.url) or body.get("model") or default_model
         try:
-            response = await client.post(
-                upstream.url.removesuffix("/v1") + path, json=body, headers=headers(upstream)
+            status, raw = await client.fetch(
+                "POST", upstream.url.removesuffix("/v1") + path, body, headers(upstream)
             )
-        except httpx.HTTPError as exc:
+        except HTTPFailure as exc:
             failures.append(f"{upstream.name}: {type(exc).__name__}")
             continue
-        if response.status_code >= 500:
-            failures.append(f"{upstream.name}: answered {response.status_code}")
+        if status >= 500:
+            failures.append(f"{upstream.name}: answered {status}")
             continue
-        if response.status_code >= 400:
-            raise relayed_error(response.status_code, response.content)
-        return response.json()
+        if status >= 400:
+            raise relayed_error(status, raw)
+        return json.loads(raw)
     raise upstream_error("every upstream failed: " + "; ".join(failures))
