@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from ctxops.serve.admin import RoutesAdmin
 from ctxops.serve.auth import KeyStore
@@ -115,6 +115,10 @@ class Server:
         )  # a gateway with routes: GET/PUT /admin/routes
         self._openapi: dict[str, Any] | None = None
         self.app = self._build_app()
+        self._fast_routes = {
+            "/v1/chat/completions": self.chat_completions,
+            "/v1/completions": self.completions,
+        }
 
     # ---- app and lifecycle ------------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:
@@ -139,6 +143,23 @@ class Server:
             app.add_middleware(BrowserKeyGate, keys=self.keys, prefixes=(self.pages.prefix,))
         app.state.server = self
         return app
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry uvicorn runs: ``app``, except that the two generation routes go straight to their handlers.
+
+        FastAPI's middleware, routing and dependency layers cost about 0.3 ms of CPU per request (15% of what a
+        gateway spends forwarding one); these handlers read and validate their own bodies and answer every error
+        themselves, so nothing of those layers is used. A crash inside one still becomes a 500 error object.
+        """
+        handler = self._fast_routes.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await handler(Request(scope, receive))
+        except Exception as exc:
+            response = self._as_api_error(exc).response()
+        await response(scope, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:

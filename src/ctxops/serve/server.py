@@ -83,8 +83,8 @@ def run(config: ServerConfig, backend: Backend, pages: Pages | None = None) -> i
     _configure_logging()
     app_server = Server(config, backend, on_fatal=fatal, pages=pages)
     uv_config = uvicorn.Config(
-        app_server.app, host=config.host, port=config.port, log_level="info", access_log=False,
-        timeout_graceful_shutdown=_CANCEL_AFTER_DRAIN_S, lifespan="on",
+        app_server.asgi, host=config.host, port=config.port, log_level="info", access_log=False,
+        timeout_graceful_shutdown=_CANCEL_AFTER_DRAIN_S, lifespan="on", interface="asgi3",
     )  # fmt: skip
     uv = _DrainingUvicorn(uv_config, app_server, config.drain_timeout)
     uv.run()
