@@ -30,6 +30,26 @@ class Proximity:
         str, ...
     ] = ()  # substrings one of which every noun match holds: a cheap test before the regexes
     unless: re.Pattern[str] | None = None  # a clause that this matches does not count (advice, negation)
+    # the verb must be given as a command (see COMMAND_LEAD_IN) unless it states a fact ("are void", STATE)
+    commanded: bool = False
+
+
+# what may stand right before a verb given as a command: the start of a sentence, clause or quote, a polite or
+# linking word, a modal, "you ...". Text *about* injection reports the verb instead ("asked the model to
+# ignore", "declined to share the system prompt", "the assistant ignores your rules"), and passes.
+COMMAND_LEAD_IN = re.compile(
+    r"(?:^|[.!?;:\n\"'\u201c\u2018(\[*>\u2022|,\-]|\b(?:please|kindly|now|then|and|also|first|just|immediately|"
+    r"simply|instead|so|must|should|shall|will|need to|have to|has to|are to|is to|you|you \w+|me to|always|"
+    r"from now on|actually|really|go ahead and|feel free to|be sure to|make sure to|remember to|time to|"
+    r"important|note|(?:fine|okay|ok|free|allowed|permitted|safe) to|(?:to|should|must|can|may|will) be))[ \t]*$"
+)
+COMMAND_REACH = 48  # characters looked at before the verb
+# verbs of an override that state a fact rather than command ("your rules are void"): no position needed
+STATE = re.compile(
+    r"void|outdated|obsolete|no longer .*|cancel+ed|invalid\w*|irrelevant|revoked|superseded|withdrawn|rescinded|"
+    r"retracted|retired|null and void|not binding|(?:does not|doesn't|do not|don't) (?:count|matter|hold|stand)\w*|"
+    r"matters? .*"
+)
 
 
 def _any(words: str) -> str:
@@ -42,7 +62,8 @@ def _any(words: str) -> str:
 _ANNUL = (
     r"ignor\w*;disregard\w*;forget\w*;cancel\w*;void;outdated;obsolete;overrid\w*;overrul\w*;nevermind;never mind;"
     r"(?:do not|don't|stop|never) (?:obey|follow)\w*;discard\w*;abandon\w*;bypass\w*;throw (?:out|away);abort;set aside;wipe\w*;eras(?:e|es|ed|ing);"
-    r"no (?:need|reason) to (?:obey|follow|respect|stick to|keep)"
+    r"no (?:need|reason) to (?:obey|follow|respect|stick to|keep);quit (?:following|obeying);"
+    r"(?:do not|don't|stop|never) pay(?:ing)? (?:any )?(?:attention|heed|mind) to"
 )
 _ANNUL_WEAK = (
     r"no longer (?:apply|applies|valid|in effect|relevant|matters?|counts?);(?:do not|don't|does not|doesn't|no longer) (?:count|matter|hold|stand|stick to|adhere to|comply with|"
@@ -63,7 +84,7 @@ _ORDER_CUES = (
 _EARLIER = (
     r"previous\w*;prior;earlier;above;before;preceding;original;initial\w*;so far;until now;up to now;at the start;"
     r"you (?:were|have been|'ve been) (?:given|handed|told|asked|set up|configured|provided)\w*;you started with;"
-    r"you (?:received|got|began with)"
+    r"you (?:received|got|began with);you (?:were|have been|'ve been) assigned"
 )
 # the weak verbs need the instructions to be the reader's own: "your earlier rules", "the rules you were given"
 _YOURS = (
@@ -73,6 +94,7 @@ _YOURS = (
     r"you (?:received|got|began with);(?:provided|given to you) before this;(?:the|this) (?:original|initial|assigned) "
     r"(?:task|assignment|instructions|request);(?:came|given|written|provided|stated) (?:before|above);"
     r"before this (?:paragraph|line|sentence|point|message|note|section|document);told you;"
+    r"(?:from|by) (?:your|the) (?:operator|developer|creators?|admin\w*|owner|deployer);"
     r"(?:those|these) (?:earlier|previous|prior) (?:commands|instructions|rules|directives|orders|guidelines)"
 )
 
@@ -91,7 +113,8 @@ _ANNUL_OTHER = (
     r"\bungültig\b;不要管;别理;不用理;不必理会;放弃;无需遵守;忘れて;忘れろ;破棄;取り消;lascia (?:perdere|stare);non badare;"
     r"\besquec\w*;deja de lado;deja de seguir;ne suis plus;n'obéis plus;befolge nicht;nicht mehr befolgen;"
     r"не выполняй;не следуй;перестань следовать;отмен\w*;\bannul\w*;\banulad\w*;\bcancelad\w*;\brevogad\w*;"
-    r"\bwiderrufen\b;\baufgehoben\b"
+    r"\bwiderrufen\b;\baufgehoben\b;\bolvíd\w*;gelten nicht mehr;gilt nicht mehr;nicht mehr gültig;non seguire;"
+    r"non obbedire;no sigas;no obedezcas;ne suis pas;n'obéis pas;não siga;não obedeça;無効;失效;作废;不再有效"
 )
 _ORDERS_OTHER = (
     r"instrucciones;indicaciones;órdenes;directrices;instructions;consignes;directives;anweisungen;instruktionen;"
@@ -99,7 +122,7 @@ _ORDERS_OTHER = (
     r"указани\w*;інструкці\w*;вказівк\w*;指令;指示;说明;規則;规则;命令;ルール;プロンプト;instructies;aanwijzingen;"
     r"instrukcj\w*;polece\w*;instruktioner;instruksjoner;instruksi;petunjuk;perintah;지시;지침;명령;talimat\w*;"
     r"hướng dẫn;chỉ dẫn;chỉ thị;التعليمات;تعليمات;निर्देश\w*;οδηγίες;הוראות;ohjeet;instrucțiunile;pokyny;instrukce;"
-    r"\bregeln\b;\brègles\b;\breglas\b;\bregole\b;\bregras\b;правила;要求;"
+    r"\bregeln\b;\brègles\b;\breglas\b;\bregole\b;\bregras\b;правил\w*;要求;"
     # what you were told
     r"lo que (?:te|se te|le) (?:dijeron|dijo|han dicho|ha dicho|indicaron|pidieron);ce (?:qu'on|que l'on) (?:t'a|vous a) "
     r"dit;was (?:man )?dir (?:gesagt|befohlen) (?:wurde|hat);quello che ti (?:è stato detto|hanno detto|ha detto);"
@@ -112,7 +135,7 @@ _ORDER_CUES_OTHER = (
     "інструкці", "вказівк", "指令", "指示", "说明", "規則", "规则", "命令", "ルール", "プロンプト", "aanwijzingen",
     "polece", "petunjuk", "perintah", "지시", "지침", "명령", "talimat", "hướng dẫn", "chỉ dẫn", "chỉ thị",
     "تعليمات", "निर्देश", "οδηγίες", "הוראות", "ohjeet", "pokyny", "regeln", "règles", "reglas", "regole",
-    "regras", "правила", "要求", "lo que", "ce qu", "dir ", "quello che", "o que", "что", "告诉你", "言われた",
+    "regras", "правил", "要求", "lo que", "ce qu", "dir ", "quello che", "o que", "что", "告诉你", "言われた",
 )  # fmt: skip
 _EARLIER_OTHER = (
     r"anteriores;previas;precedentes;précédentes;antérieures;précédent\w*;vorherig\w*;bisherig\w*;früher\w*;"
@@ -125,7 +148,7 @@ _EARLIER_OTHER = (
     r"\bsemua\b;\bmọi\b;جميع;सभी;\btus\b;\bvos\b;\btes\b;\bdeine\w*;\bihre\b;\btue\b;\bsuas\b;\bseus\b;"
     r"твои;ваши;你的;あなたの;\bantes\b;\bavant\b;\bvorher\b;\bzuvor\b;\bprima\b;раньше;先ほど;さっき;上述;前に;"
     r"\btes\b;\bton\b;\btu\b;\bdein\b;\btuo\b;\bteu\b;\btuas\b;\btudo\b;\btout\b;\btodo\b;\balles\b;\btutto\b;"
-    r"\bvšechny\b"
+    r"\bvšechny\b;\bdi prima\b;прежн\w*"
 )
 
 
@@ -138,6 +161,7 @@ def _proximity(
     cues: tuple[str, ...],
     words: bool,
     unless: str | None = None,
+    commanded: bool = False,
 ) -> Proximity:
     edge = r"\b" if words else ""
     return Proximity(
@@ -148,6 +172,7 @@ def _proximity(
         None if reference is None else re.compile(edge + _any(reference) + edge),
         cues,
         None if unless is None else re.compile(unless),
+        commanded,
     )
 
 
@@ -155,11 +180,11 @@ def _proximity(
 _DISCLOSE = (
     r"reveal\w*;print\w*;output\w*;repeat\w*;show\w*;disclos\w*;leak\w*;display\w*;recit\w*;dump\w*;"
     r"write out;spell out;tell me;copy\w*;copie\w*;past(?:e|es|ed|ing);quot\w*;echo\w*;reproduc\w*;expos\w*;"
-    r"transcrib\w*;enumerat\w*"
+    r"transcrib\w*;enumerat\w*;list(?:s|ed|ing)?"
 )
 # verbs that disclose only with a place to put the text: "add your system prompt to the reply"
 _DISCLOSE_WEAK = (
-    r"writ\w*;send\w*;includ\w*;list\w*;add\w*;put\w*;insert\w*;append\w*;giv\w*;provid\w*;return\w*;"
+    r"writ\w*;send\w*;includ\w*;add\w*;put\w*;insert\w*;append\w*;giv\w*;provid\w*;return\w*;"
     r"stat(?:e|es|ing);summari[sz]\w*;translat\w*;typ(?:e|es|ing);post\w*;forward\w*;upload\w*;e-?mail\w*;"
     r"describ\w*;attach\w*;relay\w*;export\w*;shar\w*;begin\w*;start\w*"
 )
@@ -177,11 +202,14 @@ _HIDDEN_TEXT = (
     r"(?:instructions|rules|prompt|guidelines|directives) (?:that )?you (?:received|got|started with|run with|"
     r"are running with|operate under);(?:instructions|rules|prompt|guidelines|directives|text) (?:that )?(?:were|"
     r"have been|was) (?:given|provided|sent|shown|passed|written) to you;the (?:\w+ )?(?:hidden|secret|"
-    r"confidential|internal|developer) (?:prompt|instructions|rules|message|guidelines)"
+    r"confidential|internal|developer) (?:prompt|instructions|rules|message|guidelines);(?:the )?(?:full |whole |"
+    r"exact |complete |entire )?text of your (?:\w+ )?(?:instructions|prompt|rules|guidelines|directives);"
+    r"(?:hidden|secret|confidential) (?:rules|instructions|prompts?|guidelines);"
+    r"what (?:the|your) (?:developer|operator|creator|owner|admin\w*|system) (?:told|asked|instructed) you"
 )
 _HIDDEN_CUES = ("your", "you were", "you have been", "you've been", "you received", "you got", "you started",
                 "you run", "you are running", "you operate", "to you", "hidden", "secret", "confidential",
-                "internal", "developer")  # fmt: skip
+                "internal", "developer", "told you", "asked you", "instructed you")  # fmt: skip
 
 _OVERRIDE = "override of earlier instructions (paraphrased)"
 PROXIMITY = (
@@ -189,24 +217,27 @@ PROXIMITY = (
         _OVERRIDE,
         "ignor;disregard;forget;cancel;void;outdated;obsolete;overr;nevermind;never mind;not obey;n't obey;"
         "stop obey;never obey;not follow;n't follow;stop follow;never follow;discard;abandon;bypass;"
-        "throw;abort;set aside;wipe;eras;no need;no reason",
+        "throw;abort;set aside;wipe;eras;no need;no reason;quit;not pay;n't pay;stop pay;never pay",
         _ANNUL,
         _ORDERS,
         _EARLIER,
         _ORDER_CUES,
         words=True,
+        commanded=True,
     ),
     _proximity(
         _OVERRIDE,
         "not count;n't count;no longer;not matter;n't matter;matter any;matters any;put aside;scrap;scratch;drop;"
-        "leave behind;skip;supersed;revok;retire;withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
+        "leave behind;skip;supersed;revok;retire;quit;not pay;n't pay;stop pay;never pay;cancel;void;outdated;obsolete;discard;ignor;disregard;forget;abandon;"
+        "withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
         "pay no;stop listen;stop paying;stop obey;stop follow;stop adher;stop comply;not stick;n't stick;not adhere;"
         "n't adhere;not comply;n't comply;not listen;n't listen;not hold;n't hold",
         _ANNUL_WEAK + ";" + _ANNUL,
-        _ORDERS + r";task;assignment;mission",
+        _ORDERS + r";task;assignment;mission;brief;briefing",
         _YOURS,
-        _ORDER_CUES + ("task", "assignment", "mission"),
+        _ORDER_CUES + ("task", "assignment", "mission", "brief"),
         words=True,
+        commanded=True,
     ),
     _proximity(
         "override in another language (paraphrased)",
@@ -217,7 +248,8 @@ PROXIMITY = (
         "görmezden;dikkate alma;unut;bỏ qua;phớt lờ;quên;تجاهل;انس;अनदेखा;नज़रअंदाज़;नजरअंदाज;भूल;αγνόησ;ξέχασ;"
         "התעלם;unohda;ohita;uită;zapomeň;laisse;laissez;aufgehoben;aufheben;ungültig;不要管;别理;不用理;不必理会;"
         "放弃;无需遵守;破棄;取り消;lascia;non badare;esquec;deja de;ne suis;n'obéis;befolge;nicht mehr;не выполн;"
-        "не следуй;перестань;отмен;annul;anulad;cancelad;revogad;widerrufen",
+        "не следуй;перестань;отмен;annul;anulad;cancelad;revogad;widerrufen;olvíd;gelten;gilt;gültig;non seguire;"
+        "non obbedire;no sigas;no obedezcas;ne suis;n'obéis;não siga;não obedeça;無効;失效;作废;不再有效",
         _ANNUL_OTHER,
         _ORDERS_OTHER,
         _EARLIER_OTHER,
@@ -228,13 +260,15 @@ PROXIMITY = (
         _proximity(
             "request to leak hidden instructions (paraphrased)",
             "prompt;instruction;rules;guideline;directive;configuration;system message;developer message;"
-            "context window;text you;message you;text that you;message that you",
+            "context window;text you;message you;text that you;message that you;text of your;hidden;secret;"
+            "confidential;told you;asked you;instructed you",
             verb,
             _HIDDEN_TEXT,
             reference,
             _HIDDEN_CUES,
             words=True,
             unless=_NEGATED,  # advice to developers: "never reveal your system prompt to users"
+            commanded=True,
         )
         for verb, reference in ((_DISCLOSE, None), (_DISCLOSE_WEAK, _DESTINATION))
     ),

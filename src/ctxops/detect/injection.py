@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ctxops.detect import classifier
-from ctxops.detect.clauses import PROXIMITY, Proximity
+from ctxops.detect.clauses import COMMAND_LEAD_IN, COMMAND_REACH, PROXIMITY, STATE, Proximity
 from ctxops.detect.signatures import INSTRUCTION, ROLE_MARKER, SIGNATURES, Signature
 
 INVISIBLE = "invisible"
@@ -195,11 +195,12 @@ def _clause_ends(lowered: str) -> list[int]:
 
 
 def _near(
-    lowered: str, proximity: Proximity, present: set[str], ends: list[int]
+    lowered: str, proximity: Proximity, present: set[str], ends: list[int], text: str
 ) -> Iterator[tuple[int, int]]:
     """Clauses (start, end) holding the proximity signature's verb, noun and reference.
 
-    ``ends`` is :func:`_clause_ends` of ``lowered``; a clause reaches at most :data:`_CLAUSE_CHARS` either side.
+    ``ends`` is :func:`_clause_ends` of ``lowered`` (the lower-cased ``text``); a clause reaches at most
+    :data:`_CLAUSE_CHARS` either side.
     """
     cues = _cue_pattern(proximity.cues)
     for anchor in proximity.anchors:
@@ -218,13 +219,33 @@ def _near(
             clause = lowered[start:end]
             if (
                 cues.search(clause)
-                and proximity.verb.search(clause)
+                and _verb_given(lowered, text, proximity, start, clause)
                 and proximity.noun.search(clause)
                 and (proximity.reference is None or proximity.reference.search(clause))
                 and (proximity.unless is None or not proximity.unless.search(clause))
             ):
                 yield start, end
             at = lowered.find(anchor, end)
+
+
+def _commanded(lowered: str, text: str, at: int) -> bool:
+    """Whether the verb at ``at`` stands where a command's verb does.
+
+    That is: capitalised ("Ignore", "IGNORE"), or after a sentence start, "please", "you must" ... (``lowered``
+    is ``text`` lower-cased, offsets aligned).
+    """
+    return text[at].isupper() or COMMAND_LEAD_IN.search(lowered, max(0, at - COMMAND_REACH), at) is not None
+
+
+def _verb_given(lowered: str, text: str, proximity: Proximity, start: int, clause: str) -> bool:
+    """Whether the clause holds the proximity's verb (given as a command or stating a fact, where that is asked)."""
+    if not proximity.commanded:
+        return proximity.verb.search(clause) is not None
+    return any(
+        (STATE.fullmatch(m.group()) or _commanded(lowered, text, start + m.start()))
+        and not clause.startswith("-", m.end())  # a compound: "ignore-previous-instructions attacks"
+        for m in proximity.verb.finditer(clause)
+    )
 
 
 def find_instructions(text: str, offset: int = 0) -> list[Finding]:
@@ -237,11 +258,12 @@ def find_instructions(text: str, offset: int = 0) -> list[Finding]:
         Finding(signature.rule, offset + m.start(), offset + m.end(), signature.label)
         for signature in SIGNATURES
         for m in _matches(lowered, signature, present)
+        if not signature.commanded or _commanded(lowered, text, m.start())
     ]
     phrases = [(f.start - offset, f.end - offset) for f in found if f.rule == INSTRUCTION]
     ends = _clause_ends(lowered) if any(a in present for p in PROXIMITY for a in p.anchors) else []
     for proximity in PROXIMITY:  # only where no phrase matched: a phrase's span is the more precise
-        for start, end in _near(lowered, proximity, present, ends):
+        for start, end in _near(lowered, proximity, present, ends, text):
             start += len(lowered[start:end]) - len(lowered[start:end].lstrip())
             if not any(a < end and start < b for a, b in phrases):
                 found.append(Finding(INSTRUCTION, offset + start, offset + end, proximity.label))

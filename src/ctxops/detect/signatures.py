@@ -65,10 +65,15 @@ class Signature:
     anchors: tuple[str, ...]
     pattern: re.Pattern[str]
     back: int = 0
+    commanded: bool = (
+        False  # the match opens with a verb that must be given as a command (clauses.COMMAND_LEAD_IN)
+    )
 
 
-def _signature(rule: str, label: str, anchors: str, pattern: str, back: int = 0) -> Signature:
-    return Signature(rule, label, tuple(anchors.split(";")), re.compile(pattern), back)
+def _signature(
+    rule: str, label: str, anchors: str, pattern: str, back: int = 0, commanded: bool = False
+) -> Signature:
+    return Signature(rule, label, tuple(anchors.split(";")), re.compile(pattern), back, commanded)
 
 
 _OVERRIDE, _ADDRESSED, _ROLE, _FORCED = (
@@ -89,6 +94,7 @@ SIGNATURES = (
         r"(?:the |your )?(?:user'?s?|original|actual|real|summary|current) (?:request|question|task|query)\b|"
         r"(?:all )?(?:of )?the above(?=[ \t]*(?:[.,;:!?]|and\b|then\b|$))|"
         r"(?:all )?(?:the )?(?:text|content|words|lines) (?:before|above) this (?:sentence|line|point|message)\b)",
+        commanded=True,
     ),
     _signature(
         INSTRUCTION,
@@ -126,16 +132,24 @@ SIGNATURES = (
         r"memo|directive|word|notice|request)\s+(?:to|for)\s+"
         rf"(?:the |any |all |every |each |whichever |an? )?{_ADDRESSEE}s?\b"
         # not product models: "instructions for models sold before 2020"
-        r"(?! (?:sold|made|built|released|produced|manufactured|shipped|listed|numbered|before|after|from|with|"
-        r"without|of|in|that|which)\b)",
+        r"(?:(?<!model)(?<!models)|(?! (?:sold|made|built|released|produced|manufactured|shipped|listed|numbered|"
+        r"before|after|from|with|without|of|in|that|which)\b))"
+        # and what follows is the message: a colon or dash, or a command ("... was filtered" is a report)
+        r"(?=[^.\n]{0,60}?(?:[:\-\u2013\u2014]|\b(?:must|should|please|need to|needs to|is to|are to|has to|"
+        r"have to|shall|will)\b))",
     ),
     _signature(
         INSTRUCTION,
         _ADDRESSED,
-        "if you are;dear;hey;hello;attention;listen",
+        "if you are;if you're;dear;hey;hello;hi;attention;listen;if this;if the",
         r"\bif you(?: are|'re) an? (?:automated |artificial )?(?:ai|a\.i\.|llm|language model|large language model|"
         r"chatbot|ai assistant|assistant reading|model reading|bot\b|agent\b|summari[sz]er|crawler)"
-        r"|\b(?:dear|hey|hello|attention|listen),? (?:ai|llm|chatbot|ai assistant|language model|chatgpt|gpt)\b",
+        r"|\b(?:dear|hey|hello|hi|attention|listen),? (?:all |any |every )?(?:ai|llm|chatbot|ai assistant|"
+        r"language model|chatgpt|gpt|claude|gemini|copilot|bard|llama|ai (?:systems?|models?|agents?|tools?))\b"
+        # "if this page is being read by an AI"
+        r"|\bif (?:this|the) (?:document|page|text|e-?mail|message|article|file|content|post|review|note) is being "
+        r"(?:read|processed|summari[sz]ed|parsed|analy[sz]ed|scanned|indexed|crawled|reviewed) by an? (?:ai|llm|"
+        r"language model|chatbot|model|bot|assistant|agent|automated)",
     ),
     _signature(
         INSTRUCTION,
@@ -224,6 +238,7 @@ SIGNATURES = (
         r"developer (?:message|prompt)|confidential (?:instructions|prompt|rules)|conversation so far|"
         r"(?:whole|entire|full) conversation)",
         back=96,
+        commanded=True,
     ),
     _signature(
         INSTRUCTION,
@@ -237,6 +252,7 @@ SIGNATURES = (
         rf"|{_NOT}\b{_DISCLOSE}\s+(?:me\s+)?your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b"
         rf"|\bwhat (?:are|were) your {_OWN} (?:instructions|rules|prompt|guidelines|directives)\b",
         back=40,
+        commanded=True,
     ),
     _signature(
         INSTRUCTION,
@@ -298,16 +314,17 @@ SIGNATURES = (
     _signature(
         ROLE_MARKER,
         "fake conversation turn",
-        "system;developer;administrator;operator;admin;sysadmin;root",
+        "system;developer;administrator;operator;admin;sysadmin;root;sys",
         # a line that opens as another speaker: "System:", "[system] ...", "(system) ...", "Operator note:",
         # "### System message", "[ADMIN MESSAGE]", or a header decorated on both sides: "=== system ===",
         # "-----BEGIN SYSTEM PROMPT-----"
         # the label is followed by the end of the line or by words of a command: "System: Windows 11, 16 GB" in a
         # spec sheet is not a turn, nor "root:x:0:0" in a password file
-        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin|root)"
+        r"(?m)^[ \t>#*\[(=\-<{|]*(?:system|developer|administrator|operator|admin|sysadmin|root|sys)"
         r"(?: ?(?:message|prompt|note|notice|override|instructions?|update|alert|directive|command))?"
         r"(?:(?:[\])*]*[ \t]*:|[\])*]*[\])][ \t])(?=[ \t*]*$|[ \t*]*(?=[a-z])[^\n.!?]{0,120}?\b"
-        rf"(?:{_IMPERATIVE}|you|your|assistant|model|ai|user|please|must|will|should|instructions?)\b)"
+        rf"(?:{_IMPERATIVE}|you|your|assistant|model|ai|user|please|must|will|should|instructions?|override|mode|"
+        r"enabled|activated|active)\b)"
         r"|[\])*]*[ \t]*$)"
         r"|^[ \t]*[=\-#*<>\[({|]{2,}[ \t]*(?:(?:begin|end|start)[ \t]+)?(?:system|developer|administrator|"
         r"operator|admin)(?: \w+)?[ \t]*[=\-#*<>\])}|]{2,}[ \t]*$",
@@ -318,9 +335,9 @@ SIGNATURES = (
         "fake conversation turn",
         "from the system;from system;from the developer;from the admin;from the administrator;from the operator",
         # a heading that announces a message from the system: "### Instruction from the system"
-        r"(?m)^[ \t]*(?:#{1,6}|\*\*|\[|=+|-+)[ \t]*(?:(?:new|urgent|important|updated|priority) )?"
+        r"(?m)^[ \t]*(?:#{1,6}|\*\*|\[|\(|=+|-+)?[ \t]*(?:(?:a|an|new|urgent|important|updated|priority) )?"
         r"(?:message|instructions?|note|notice|directive|update|override|command|order)s? from (?:the )?"
-        r"(?:system|developer|administrator|admin|operator)\b[^\n]{0,20}$",
+        r"(?:system|developer|administrator|admin|operator)\b(?:[^\n]{0,20}$|[ \t]*[:\])])",
         back=48,
     ),
     _signature(
