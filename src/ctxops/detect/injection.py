@@ -99,6 +99,7 @@ _VARIATION_RUN = re.compile(
     "[\ufe00-\ufe0f\U000e0100-\U000e01ef]{3,}"
 )  # one selector is an emoji's; 3+ carry data
 _DROPPED = re.compile(f"[{_FORMAT_CHARS}\ufe00-\ufe0f\U000e0100-\U000e01ef\u00ad]")
+_LOOK_ALIKE_CHAR = re.compile("[\u0370-\u04ff\uff01-\uff5e]")  # a cheap test before _MIXED_SCRIPT
 _MIXED_SCRIPT = re.compile(
     "[A-Za-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][A-Za-z]|[\uff01-\uff5e]"
 )
@@ -309,15 +310,30 @@ def find_invisible(text: str, offset: int = 0) -> list[Finding]:
             Finding(INVISIBLE, offset + m.start(), offset + m.end(), "zero-width or bidi-control characters")
             for m in _ZERO_WIDTH.finditer(text)
         ]
-    found += [
-        Finding(INVISIBLE, offset + start, offset + end, "zero-width or bidi-control characters inside words")
-        for start, end in _in_word_runs(text)
-    ]
+    beside_latin = _beside_latin(text)
+    if beside_latin:
+        found += [
+            Finding(
+                INVISIBLE, offset + start, offset + end, "zero-width or bidi-control characters inside words"
+            )
+            for start, end in _in_word_runs(text)
+        ]
     found += [
         Finding(INVISIBLE, offset + m.start(), offset + m.end(), "a run of variation selectors")
         for m in _VARIATION_RUN.finditer(text)
     ]
-    return found + _disguised(text, offset)
+    return found + _disguised(text, offset, beside_latin)
+
+
+def _beside_latin(text: str) -> bool:
+    """Whether a character :func:`_disguised` drops sits beside a Latin letter (Persian's joiners do not)."""
+    for m in _DROPPED.finditer(text):
+        at = m.start()
+        if (at and text[at - 1].isascii() and text[at - 1].isalpha()) or (
+            at + 1 < len(text) and text[at + 1].isascii() and text[at + 1].isalpha()
+        ):
+            return True
+    return False
 
 
 def _in_word_runs(text: str) -> Iterator[tuple[int, int]]:
@@ -333,12 +349,12 @@ def _in_word_runs(text: str) -> Iterator[tuple[int, int]]:
         group = [span] if span is not None else []
 
 
-def _disguised(text: str, offset: int) -> list[Finding]:
+def _disguised(text: str, offset: int, beside_latin: bool) -> list[Finding]:
     """Instructions that match only once invisible characters are dropped and look-alike letters folded to Latin.
 
     Costs a second :func:`find_instructions` pass, run only on text holding such characters.
     """
-    if not (_DROPPED.search(text) or _MIXED_SCRIPT.search(text)):
+    if not (beside_latin or (_LOOK_ALIKE_CHAR.search(text) and _MIXED_SCRIPT.search(text))):
         return []
     dropped = [m.start() for m in _DROPPED.finditer(text)]
     shifts = [at - i for i, at in enumerate(dropped)]  # where each dropped character sat in the cleaned text
