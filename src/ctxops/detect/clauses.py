@@ -1,9 +1,12 @@
-"""Clause rules for :mod:`ctxops.detect.injection`: overrides found by co-occurrence, not by phrase.
+"""Clause rules for :mod:`ctxops.detect.injection`: overrides and leak requests found by co-occurrence.
 
 A phrase list misses paraphrases ("your previous guidance is outdated; disregard it"). A clause rule asks for the
 ingredients of an override in one clause (the text between sentence ends around an anchor): a verb that annuls, the
-instructions, and (in English) a word placing them earlier. Measured against benign instruction-like documents in
-``bench/guard_quality.py``. This module is data; it knows no text and no actions.
+instructions, and a word placing them earlier or making them the reader's own (in ~25 languages); or, for a leak,
+a verb that discloses and the reader's hidden instructions. Where asked, the verb must stand where a command's verb
+does (:data:`COMMAND_LEAD_IN`), so text reporting an attack passes. Measured against benign instruction-like
+documents in ``bench/guard_quality.py`` and ``bench/guard_corpus_dev{4,5,6}.py``. This module is data; it knows no
+text and no actions.
 """
 
 from __future__ import annotations
