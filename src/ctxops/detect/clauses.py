@@ -50,7 +50,7 @@ COMMAND_REACH = 48  # characters looked at before the verb
 # verbs of an override that state a fact rather than command ("your rules are void"): no position needed
 STATE = re.compile(
     r"void|outdated|obsolete|no longer .*|cancel+ed|invalid\w*|irrelevant|revoked|superseded|withdrawn|rescinded|"
-    r"retracted|retired|null and void|not binding|(?:does not|doesn't|do not|don't) (?:count|matter|hold|stand)\w*|"
+    r"retracted|retired|expired|lapsed|null and void|not binding|(?:does not|doesn't|do not|don't) (?:count|matter|hold|stand)\w*|"
     r"matters? .*"
 )
 
@@ -65,23 +65,25 @@ def _any(words: str) -> str:
 _ANNUL = (
     r"ignor\w*;disregard\w*;forget\w*;cancel\w*;void;outdated;obsolete;overrid\w*;overrul\w*;nevermind;never mind;"
     r"(?:do not|don't|stop|never) (?:obey|follow)\w*;discard\w*;abandon\w*;bypass\w*;throw (?:out|away);abort;set aside;wipe\w*;eras(?:e|es|ed|ing);"
-    r"no (?:need|reason) to (?:obey|follow|respect|stick to|keep);quit (?:following|obeying);"
+    r"no (?:need|reason) to (?:obey|follow|respect|stick to|keep);quit (?:following|obeying);let go of;"
+    r"(?:do not|don't|never) (?:bother|worry) (?:with|about);"
     r"(?:do not|don't|stop|never) pay(?:ing)? (?:any )?(?:attention|heed|mind) to"
 )
 _ANNUL_WEAK = (
     r"no longer (?:apply|applies|valid|in effect|relevant|matters?|counts?);(?:do not|don't|does not|doesn't|no longer) (?:count|matter|hold|stand|stick to|adhere to|comply with|"
     r"listen to)\w*;matters? (?:any ?more|no more|no longer);put aside;scrap\w*;scratch\w*;drop\w*;leave behind;"
-    r"supersed\w*;revok\w*;retir(?:e|ed|es);withdrawn;rescind\w*;retract\w*;null and void;invalid\w*;irrelevant;not binding;"
+    r"supersed\w*;revok\w*;retir(?:e|ed|es);expired;lapsed;withdrawn;rescind\w*;retract\w*;null and void;invalid\w*;irrelevant;not binding;"
     r"pay no (?:heed|attention|mind);skip\w*;stop (?:listening|paying attention|obeying|following|adhering|complying)"
 )
 _ORDERS = (
     r"instructions?;rules?;guidance;guidelines?;directives?;prompts?;orders;programming;constraints?;"
     r"polic(?:y|ies);directions;commands;(?:what|whatever|anything|everything) you (?:were|have been|'ve been) "
-    r"(?:told|given|asked|instructed);(?:what|whatever|anything|everything) (?:\w+ ){0,3}told you;system message"
+    r"(?:told|given|asked|instructed);(?:what|whatever|anything|everything) (?:\w+ ){0,3}told you;system message;what (?:the|your) (?:system prompt|"
+    r"instructions|rules|prompt) (?:says?|said|tells? you)"
 )
 _ORDER_CUES = (
     "instruction", "rule", "guid", "directive", "prompt", "order", "programming", "constraint", "polic",
-    "direction", "you were told", "you were given", "you were asked", "been told", "been given", "instructed", "told you", "system message",
+    "direction", "you were told", "you were given", "you were asked", "been told", "been given", "instructed", "told you", "system message", "system prompt",
     "command",
 )  # fmt: skip
 _EARLIER = (
@@ -98,6 +100,7 @@ _YOURS = (
     r"(?:task|assignment|instructions|request);(?:came|given|written|provided|stated) (?:before|above);"
     r"before this (?:paragraph|line|sentence|point|message|note|section|document);told you;"
     r"(?:from|by) (?:your|the) (?:operator|developer|creators?|admin\w*|owner|deployer);"
+    r"what (?:the|your) (?:system prompt|instructions|rules|prompt) (?:says?|said);"
     r"(?:those|these) (?:earlier|previous|prior) (?:commands|instructions|rules|directives|orders|guidelines)"
 )
 
@@ -116,7 +119,7 @@ _ANNUL_OTHER = (
     r"\bungültig\b;不要管;别理;不用理;不必理会;放弃;无需遵守;忘れて;忘れろ;破棄;取り消;lascia (?:perdere|stare);non badare;"
     r"\besquec\w*;deja de lado;deja de seguir;ne suis plus;n'obéis plus;befolge nicht;nicht mehr befolgen;"
     r"не выполняй;не следуй;перестань следовать;отмен\w*;\bannul\w*;\banulad\w*;\bcancelad\w*;\brevogad\w*;"
-    r"\bwiderrufen\b;\baufgehoben\b;\bolvíd\w*;gelten nicht mehr;gilt nicht mehr;nicht mehr gültig;non seguire;"
+    r"\bwiderrufen\b;\baufgehoben\b;\bolvíd\w*;gelten(?: \w+){0,4} nicht\b;gilt(?: \w+){0,4} nicht\b;gilt nicht mehr;nicht mehr gültig;non seguire;"
     r"non obbedire;no sigas;no obedezcas;ne suis pas;n'obéis pas;não siga;não obedeça;無効;失效;作废;不再有效"
 )
 _ORDERS_OTHER = (
@@ -125,7 +128,7 @@ _ORDERS_OTHER = (
     r"указани\w*;інструкці\w*;вказівк\w*;指令;指示;说明;規則;规则;命令;ルール;プロンプト;instructies;aanwijzingen;"
     r"instrukcj\w*;polece\w*;instruktioner;instruksjoner;instruksi;petunjuk;perintah;지시;지침;명령;talimat\w*;"
     r"hướng dẫn;chỉ dẫn;chỉ thị;التعليمات;تعليمات;निर्देश\w*;οδηγίες;הוראות;ohjeet;instrucțiunile;pokyny;instrukce;"
-    r"\bregeln\b;\brègles\b;\breglas\b;\bregole\b;\bregras\b;правил\w*;要求;"
+    r"\bregeln\b;\brègles\b;\breglas\b;\bregole\b;\bregras\b;правил\w*;要求;设定;设置;规定;設定;"
     # what you were told
     r"lo que (?:te|se te|le) (?:dijeron|dijo|han dicho|ha dicho|indicaron|pidieron);ce (?:qu'on|que l'on) (?:t'a|vous a) "
     r"dit;was (?:man )?dir (?:gesagt|befohlen) (?:wurde|hat);quello che ti (?:è stato detto|hanno detto|ha detto);"
@@ -138,7 +141,7 @@ _ORDER_CUES_OTHER = (
     "інструкці", "вказівк", "指令", "指示", "说明", "規則", "规则", "命令", "ルール", "プロンプト", "aanwijzingen",
     "polece", "petunjuk", "perintah", "지시", "지침", "명령", "talimat", "hướng dẫn", "chỉ dẫn", "chỉ thị",
     "تعليمات", "निर्देश", "οδηγίες", "הוראות", "ohjeet", "pokyny", "regeln", "règles", "reglas", "regole",
-    "regras", "правил", "要求", "lo que", "ce qu", "dir ", "quello che", "o que", "что", "告诉你", "言われた",
+    "regras", "правил", "要求", "设定", "设置", "规定", "設定", "lo que", "ce qu", "dir ", "quello che", "o que", "что", "告诉你", "言われた",
 )  # fmt: skip
 _EARLIER_OTHER = (
     r"anteriores;previas;precedentes;précédentes;antérieures;précédent\w*;vorherig\w*;bisherig\w*;früher\w*;"
@@ -151,7 +154,8 @@ _EARLIER_OTHER = (
     r"\bsemua\b;\bmọi\b;جميع;सभी;\btus\b;\bvos\b;\btes\b;\bdeine\w*;\bihre\b;\btue\b;\bsuas\b;\bseus\b;"
     r"твои;ваши;你的;あなたの;\bantes\b;\bavant\b;\bvorher\b;\bzuvor\b;\bprima\b;раньше;先ほど;さっき;上述;前に;"
     r"\btes\b;\bton\b;\btu\b;\bdein\b;\btuo\b;\bteu\b;\btuas\b;\btudo\b;\btout\b;\btodo\b;\balles\b;\btutto\b;"
-    r"\bvšechny\b;\bdi prima\b;прежн\w*"
+    r"\bvšechny\b;\bdi prima\b;прежн\w*;recibi\w*;reçu\w*;\berhalten\w*;recebi\w*;получ\w*;收到;受け取っ;"
+    r"\bgeçmiş\w*;지금까지;그동안;hasta ahora;jusqu'ici;bisher\b;até agora;до этого;到目前为止;これまでの"
 )
 
 
@@ -183,7 +187,7 @@ def _proximity(
 _DISCLOSE = (
     r"reveal\w*;print\w*;output\w*;repeat\w*;show\w*;disclos\w*;leak\w*;display\w*;recit\w*;dump\w*;"
     r"write out;spell out;tell me;copy\w*;copie\w*;past(?:e|es|ed|ing);quot\w*;echo\w*;reproduc\w*;expos\w*;"
-    r"transcrib\w*;enumerat\w*;list(?:s|ed|ing)?"
+    r"transcrib\w*;enumerat\w*;list(?:s|ed|ing)?;write down"
 )
 # verbs that disclose only with a place to put the text: "add your system prompt to the reply"
 _DISCLOSE_WEAK = (
@@ -200,7 +204,7 @@ _HIDDEN = r"system|hidden|secret|initial|original|developer|internal|confidentia
 _HIDDEN_TEXT = (
     rf"your (?:\w+ )?(?:{_HIDDEN}) ?(?:prompt|instructions|rules|message|guidelines|directives|configuration)s?;"
     r"your (?:\w+ )?(?:system prompt|system message|prompt|context window|developer message|pre-?prompt);"
-    r"(?:instructions|rules|prompt|guidelines|directives|text|message) (?:that )?you (?:were|have been|'ve been) "
+    r"(?:instructions?|rules?|prompt|guidelines?|directives?|text|message) (?:that )?you (?:were|have been|'ve been) "
     r"(?:given|configured|provided|initiali[sz]ed|set up|programmed|primed|loaded|started|fed|told)\w*;"
     r"(?:instructions|rules|prompt|guidelines|directives) (?:that )?you (?:received|got|started with|run with|"
     r"are running with|operate under);(?:instructions|rules|prompt|guidelines|directives|text) (?:that )?(?:were|"
@@ -208,11 +212,12 @@ _HIDDEN_TEXT = (
     r"confidential|internal|developer) (?:prompt|instructions|rules|message|guidelines);(?:the )?(?:full |whole |"
     r"exact |complete |entire )?text of your (?:\w+ )?(?:instructions|prompt|rules|guidelines|directives);"
     r"(?:hidden|secret|confidential) (?:rules|instructions|prompts?|guidelines);"
-    r"what (?:the|your) (?:developer|operator|creator|owner|admin\w*|system) (?:told|asked|instructed) you"
+    r"what (?:the|your) (?:developer|operator|creator|owner|admin\w*|system) (?:told|asked|instructed) you;"
+    r"(?:the )?(?:words|text|everything|lines) above(?: this)?(?: \w+){0,2} (?:starting|beginning) with"
 )
 _HIDDEN_CUES = ("your", "you were", "you have been", "you've been", "you received", "you got", "you started",
                 "you run", "you are running", "you operate", "to you", "hidden", "secret", "confidential",
-                "internal", "developer", "told you", "asked you", "instructed you")  # fmt: skip
+                "internal", "developer", "told you", "asked you", "instructed you", "above")  # fmt: skip
 
 _OVERRIDE = "override of earlier instructions (paraphrased)"
 PROXIMITY = (
@@ -220,7 +225,8 @@ PROXIMITY = (
         _OVERRIDE,
         "ignor;disregard;forget;cancel;void;outdated;obsolete;overr;nevermind;never mind;not obey;n't obey;"
         "stop obey;never obey;not follow;n't follow;stop follow;never follow;discard;abandon;bypass;"
-        "throw;abort;set aside;wipe;eras;no need;no reason;quit;not pay;n't pay;stop pay;never pay",
+        "throw;abort;set aside;wipe;eras;no need;no reason;quit;not pay;n't pay;stop pay;never pay;let go;not bother;"
+        "don't bother;never bother;not worry;don't worry",
         _ANNUL,
         _ORDERS,
         _EARLIER,
@@ -231,7 +237,7 @@ PROXIMITY = (
     _proximity(
         _OVERRIDE,
         "not count;n't count;no longer;not matter;n't matter;matter any;matters any;put aside;scrap;scratch;drop;"
-        "leave behind;skip;supersed;revok;retire;quit;not pay;n't pay;stop pay;never pay;cancel;void;outdated;obsolete;discard;ignor;disregard;forget;abandon;"
+        "leave behind;skip;supersed;revok;retire;expired;lapsed;let go;not bother;don't bother;quit;not pay;n't pay;stop pay;never pay;cancel;void;outdated;obsolete;discard;ignor;disregard;forget;abandon;"
         "withdrawn;rescind;retract;null and void;invalid;irrelevant;not binding;"
         "pay no;stop listen;stop paying;stop obey;stop follow;stop adher;stop comply;not stick;n't stick;not adhere;"
         "n't adhere;not comply;n't comply;not listen;n't listen;not hold;n't hold",
@@ -263,7 +269,7 @@ PROXIMITY = (
         _proximity(
             "request to leak hidden instructions (paraphrased)",
             "prompt;instruction;rules;guideline;directive;configuration;system message;developer message;"
-            "context window;text you;message you;text that you;message that you;text of your;hidden;secret;"
+            "context window;text you;message you;text that you;message that you;words above;text above;everything above;text of your;hidden;secret;"
             "confidential;told you;asked you;instructed you",
             verb,
             _HIDDEN_TEXT,

@@ -141,11 +141,15 @@ SIGNATURES = (
     _signature(
         INSTRUCTION,
         _ADDRESSED,
-        "if you are;if you're;dear;hey;hello;hi;attention;listen;if this;if the",
-        r"\bif you(?: are|'re) an? (?:automated |artificial )?(?:ai|a\.i\.|llm|language model|large language model|"
+        "if you are;if you're;if you happen;if you might;if you may;dear;hey;hello;hi;attention;listen;if this;if the;"
+        "ai;llm;language;chatbot;assistant",
+        r"\bif you(?: are|'re| happen to be| might be| may be) an? (?:automated |artificial )?(?:ai|a\.i\.|llm|language model|large language model|"
         r"chatbot|ai assistant|assistant reading|model reading|bot\b|agent\b|summari[sz]er|crawler)"
         r"|\b(?:dear|hey|hello|hi|attention|listen),? (?:all |any |every )?(?:ai|llm|chatbot|ai assistant|"
         r"language model|chatgpt|gpt|claude|gemini|copilot|bard|llama|ai (?:systems?|models?|agents?|tools?))\b"
+        # "AI models, listen up:"
+        r"|\b(?:ai|llm|language|chatbot|assistant)s?(?: (?:models?|agents?|systems?|assistants?|tools?))?,? "
+        r"(?:listen up|listen carefully|pay attention|take note|heads up)\b"
         # "if this page is being read by an AI"
         r"|\bif (?:this|the) (?:document|page|text|e-?mail|message|article|file|content|post|review|note) is being "
         r"(?:read|processed|summari[sz]ed|parsed|analy[sz]ed|scanned|indexed|crawled|reviewed) by an? (?:ai|llm|"
