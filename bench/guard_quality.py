@@ -31,6 +31,10 @@ from collections import defaultdict
 
 from guard_corpus import ATTACKS, BENIGN, DEV3, HELD_OUT, SEEN, document
 from guard_corpus_blind import BLIND_ATTACKS, BLIND_BENIGN, blind_rng
+from guard_corpus_dev4 import DEV4_ATTACKS, DEV4_BENIGN, dev4_rng
+from guard_corpus_dev5 import DEV5_ATTACKS, DEV5_BENIGN, dev5_rng
+from guard_corpus_dev6 import DEV6_ATTACKS, DEV6_BENIGN, dev6_rng
+from guard_corpus_dev7 import DEV7_ATTACKS, DEV7_BENIGN, dev7_rng
 from guard_corpus_sealed import SEALED_ATTACKS, SEALED_BENIGN, sealed_rng
 
 from ctxops.detect.injection import RULES, SIGNATURE_RULES, find_injections
@@ -189,12 +193,51 @@ def main(argv: list[str] | None = None) -> int:
             "sealed held-out set (guard_corpus_sealed.py: committed before the 2 Dec 2026 change, run after it)",
             lambda: quality(args, SEALED_ATTACKS, snippets=SEALED_BENIGN, rng=sealed_rng(args.seed)),
         ),
+        **{
+            f"dev{n}": (
+                description,
+                lambda attacks=attacks, benign=benign, rng=rng: quality(
+                    args, attacks, snippets=benign, rng=rng(args.seed)
+                ),
+            )
+            for n, description, attacks, benign, rng in (
+                (4, "fourth development set (guard_corpus_dev4.py)", DEV4_ATTACKS, DEV4_BENIGN, dev4_rng),
+                (
+                    5,
+                    "fifth set (guard_corpus_dev5.py; committed before its first run)",
+                    DEV5_ATTACKS,
+                    DEV5_BENIGN,
+                    dev5_rng,
+                ),
+                (
+                    6,
+                    "sixth set (guard_corpus_dev6.py; committed before its first run)",
+                    DEV6_ATTACKS,
+                    DEV6_BENIGN,
+                    dev6_rng,
+                ),
+                (
+                    7,
+                    "seventh set (guard_corpus_dev7.py; committed before its first run)",
+                    DEV7_ATTACKS,
+                    DEV7_BENIGN,
+                    dev7_rng,
+                ),
+            )
+        },
         "blind": (  # never in 'all': guard_corpus_blind.py is read by nobody tuning the detector, run once
             "blind held-out set (guard_corpus_blind.py: written 2 Dec 2026 without reading the detector)",
             lambda: quality(args, BLIND_ATTACKS, snippets=BLIND_BENIGN, rng=blind_rng(args.seed)),
         ),
     }
-    chosen = [s for s in sets if s != "blind"] if args.sets == "all" else args.sets.split(",")
+    not_in_all = {
+        "blind",
+        "dev4",
+        "dev5",
+        "dev6",
+        "dev7",
+    }  # the later sets run by name (as their own scripts do)
+    chosen = [s for s in sets if s not in not_in_all] if args.sets == "all" else args.sets.split(",")
     unknown = set(chosen) - set(sets)
     if unknown:
         parser.error(f"--sets: unknown {sorted(unknown)}; choose from {', '.join(sets)} or all")
